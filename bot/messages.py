@@ -1,0 +1,89 @@
+"""Front-end-neutral messages: what the bot says, before Slack or the shell draws it.
+
+Text uses a small subset of Slack mrkdwn (``*bold*``, ```code```, ``<@U…>`` mentions,
+``<#C…>`` channels). Anything a user typed goes through ``escape`` first, so a
+parameter like ``<!channel>`` is shown, never executed as a mention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ButtonAction(StrEnum):
+    """Action ids of every button; the Slack layer routes on these."""
+
+    APPROVE = "opsbot_approve"
+    REJECT = "opsbot_reject"
+    CANCEL = "opsbot_cancel"
+    INCIDENT_ROLLBACK = "opsbot_incident_rollback"
+    INCIDENT_ACK = "opsbot_incident_ack"
+
+
+@dataclass(frozen=True)
+class Button:
+    action: ButtonAction
+    label: str
+    value: str
+    style: str | None = None  # "primary" | "danger" | None
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message: a fallback ``text`` (notifications, screen readers) and structured parts."""
+
+    text: str
+    title: str | None = None
+    sections: tuple[str, ...] = ()
+    fields: tuple[tuple[str, str], ...] = ()
+    buttons: tuple[Button, ...] = ()
+    context: tuple[str, ...] = ()
+
+    @classmethod
+    def plain(cls, text: str) -> Message:
+        return cls(text=text, sections=(text,))
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """Where a posted message lives, so it can be updated or replied to in a thread."""
+
+    channel: str
+    ts: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"channel": self.channel, "ts": self.ts}
+
+    @classmethod
+    def from_dict(cls, value: dict[str, str] | None) -> MessageRef | None:
+        if not value or "channel" not in value or "ts" not in value:
+            return None
+        return cls(channel=str(value["channel"]), ts=str(value["ts"]))
+
+
+@dataclass
+class LongText:
+    """Output too long for a message: sent as a file, with a short preview in the thread."""
+
+    title: str
+    content: str
+    preview_lines: list[str] = field(default_factory=list)
+
+
+def escape(value: object) -> str:
+    """Make user-supplied text inert in mrkdwn: ``&``, ``<``, ``>`` are Slack's control characters."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code(value: object) -> str:
+    """Inline code, escaped; backticks inside are replaced so they cannot end the span."""
+    return "`" + escape(value).replace("`", "ˋ") + "`"
+
+
+def mention(user_id: str) -> str:
+    return f"<@{escape(user_id)}>" if user_id else "someone"
+
+
+def channel_link(channel: str) -> str:
+    return f"<#{escape(channel)}>"

@@ -1,0 +1,277 @@
+"""The core's front door: one code path for Slack and the shell.
+
+``parse`` is pure and fast (it runs before Slack's 3-second ack); ``handle_command`` and
+``handle_click`` run in the worker pool, may call backends and Slack, and never raise:
+every error becomes a private reply a person can act on, and every decision is audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from bot.audit.events import AuditEvent, EventType
+from bot.backends import Backends
+from bot.catalog import Catalog
+from bot.errors import ApprovalExpired, OpsbotError, RequestNotFound, UsageError
+from bot.groups import GroupDirectory
+from bot.invocation import Click, Invocation
+from bot.lifecycle import Actor, approve, cancel, params_hash, plan_hash, reject, votes_of
+from bot.messages import ButtonAction, Message, MessageRef, escape
+from bot.notifier import Notifier, Replier
+from bot.policy import Subject, evaluate
+from bot.runner import Runner
+from bot.states import RequestState
+from bot.steps import build_plan, is_mutating, make_context, prepare_steps, target_of
+from bot.store import audit as audit_store
+from bot.store import locks as lock_store
+from bot.store import requests as request_store
+from bot.store.database import Database
+from bot.store.models import RequestRow
+from bot.views import lock_text, request_message
+from commands.parser import CommandRequest, parse_command
+
+logger = logging.getLogger(__name__)
+
+BuiltinHandler = Callable[[CommandRequest, Invocation, Replier], None]
+
+
+class Operations:
+    """Turns invocations and clicks into policy decisions, requests, runs and messages."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        database: Database,
+        groups: GroupDirectory,
+        backends: Backends,
+        runner: Runner,
+        notifier: Notifier,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.catalog = catalog
+        self.database = database
+        self.groups = groups
+        self.backends = backends
+        self.runner = runner
+        self.notifier = notifier
+        self.clock = clock
+        self.builtins: dict[str, BuiltinHandler] = {}
+
+    # -- entry points -------------------------------------------------------------------
+
+    def parse(self, text: str) -> CommandRequest:
+        """Pure parse for the ack path; raises ``UsageError`` only."""
+        return parse_command(text, self.catalog.commands, self.catalog.config)
+
+    def handle_command(self, invocation: Invocation, reply: Replier, parsed: CommandRequest | None = None) -> None:
+        """Run a typed command to its end; never raises."""
+        self._guarded(reply, self._command, invocation, reply, parsed)
+
+    def handle_click(self, click: Click, reply: Replier) -> None:
+        """Act on a button press; never raises."""
+        self._guarded(reply, self._click, click, reply)
+
+    # -- commands -----------------------------------------------------------------------
+
+    def _command(self, invocation: Invocation, reply: Replier, parsed: CommandRequest | None) -> None:
+        if parsed is None:
+            try:
+                parsed = self.parse(invocation.text)
+            except UsageError:
+                self._audit(_plain_event(EventType.COMMAND_REJECTED, invocation, outcome="usage", text=invocation.text[:300]))
+                raise
+        if parsed.builtin:
+            handler = self.builtins.get(parsed.command)
+            if handler is None:
+                raise UsageError(f"`{parsed.command}` is not available in this deployment.")
+            handler(parsed, invocation, reply)
+            return
+        self._request_runbook(parsed, invocation, reply)
+
+    def _request_runbook(self, parsed: CommandRequest, invocation: Invocation, reply: Replier) -> None:
+        runbook = self.catalog.runbooks[parsed.command]
+        service, env = parsed.service, parsed.env
+        if service is None or env is None:
+            raise UsageError(f"`{runbook.name}` needs a service and an environment.")
+        now = self.clock()
+        target = target_of(self.catalog, service, env)
+        steps = prepare_steps(self.catalog, runbook, target, parsed.params)
+        base_event = AuditEvent(
+            event=EventType.COMMAND_RECEIVED, actor_id=invocation.actor.user_id, actor_name=invocation.actor.name,
+            channel=invocation.channel, runbook=runbook.name, service=service, env=env, params=dict(parsed.params),
+            outcome="received", details={"text": invocation.text[:500]},
+        )  # fmt: skip
+        decision = evaluate(
+            self.catalog.config, self.groups, command=runbook.name, runbook=runbook, service=service, env=env,
+            params=parsed.params, subject=Subject(invocation.actor.user_id, invocation.channel), now=now,
+        )  # fmt: skip
+        if not decision.allowed:
+            self._audit(base_event, _with(base_event, EventType.DENIED, "denied", reason=decision.reason, rule=decision.rule or ""))
+            raise OpsbotError(f"Denied: {decision.reason}")
+        mutating = is_mutating(steps)
+        if mutating:
+            self._refuse_if_locked(base_event, service, env, now)
+        ctx = make_context(
+            request_id=0, service=service, env=env, target=target, actor_id=invocation.actor.user_id,
+            actor_name=invocation.actor.name, backends=self.backends, progress=lambda _line: None,
+        )  # fmt: skip
+        try:
+            plan = [change.as_dict() for change in build_plan(steps, ctx)]
+        except OpsbotError as error:
+            self._audit(base_event, _with(base_event, EventType.COMMAND_REJECTED, "plan_failed", reason=error.user_message))
+            raise OpsbotError(f"Could not plan `{runbook.name}` for {service}/{env}: {error.user_message}") from error
+        approval = decision.approval
+        needs_approval = mutating and approval.count > 0
+        row = self._create_request(invocation, parsed, runbook.name, target.kind, plan, approval, needs_approval, decision.rule, now, env)
+        ref = self.notifier.post(invocation.channel, request_message(row, target=target.describe(), now=now))
+        if ref is not None:
+            with self.database.transaction() as session:
+                request_store.set_fields(session, row.id, self.clock(), message_ref=ref.as_dict())
+        if not needs_approval:
+            self.runner.submit(row.id)
+
+    def _create_request(
+        self, invocation: Invocation, parsed: CommandRequest, runbook: str, kind: str, plan: list[dict[str, Any]],
+        approval: Any, needs_approval: bool, rule: str | None, now: datetime, env: str,
+    ) -> RequestRow:  # fmt: skip
+        params = dict(parsed.params)
+        state = RequestState.PENDING_APPROVAL if needs_approval else RequestState.APPROVED
+        with self.database.transaction() as session:
+            row = request_store.create_request(
+                session, runbook=runbook, service=parsed.service, env=env, target_kind=kind, params=params,
+                params_hash=params_hash(params), plan=plan, plan_hash=plan_hash(plan), state=str(state),
+                requester_id=invocation.actor.user_id, requester_name=invocation.actor.name, channel=invocation.channel,
+                approvals_required=approval.count if needs_approval else 0,
+                approver_groups=list(approval.approvers) if needs_approval else [],
+                policy_reason=approval.describe(env) if needs_approval else f"no approval needed ({rule})",
+                expires_at=now + approval.expires_in if needs_approval else None, created_at=now, updated_at=now,
+            )  # fmt: skip
+            actor = Actor(invocation.actor.user_id, invocation.actor.name)
+            from bot.lifecycle import request_event
+
+            events = [
+                request_event(row, EventType.COMMAND_RECEIVED, actor, outcome="received", text=invocation.text[:500], rule=rule or ""),
+                request_event(
+                    row,
+                    EventType.APPROVAL_REQUESTED if needs_approval else EventType.APPROVED,
+                    actor,
+                    outcome="pending" if needs_approval else "no_approval_needed",
+                    policy=row.policy_reason,
+                    plan=plan,
+                ),
+            ]
+            audit_store.append_events(session, events, now)
+            return row
+
+    def _refuse_if_locked(self, base_event: AuditEvent, service: str, env: str, now: datetime) -> None:
+        with self.database.reading() as session:
+            lock = lock_store.current(session, service=service, env=env, now=now)
+        if lock is not None:
+            text = lock_text(lock, now)
+            self._audit(base_event, _with(base_event, EventType.LOCK_REFUSED, "locked", reason=text))
+            raise OpsbotError(text)
+
+    # -- clicks -------------------------------------------------------------------------
+
+    def _click(self, click: Click, reply: Replier) -> None:
+        if click.action in (ButtonAction.INCIDENT_ROLLBACK, ButtonAction.INCIDENT_ACK):
+            handler = self.builtins.get(str(click.action))
+            if handler is None:
+                raise UsageError("Incident buttons are not available in this deployment.")
+            handler(CommandRequest(command=str(click.action), params={"value": click.value}, builtin=True), _click_invocation(click), reply)
+            return
+        request_id = _request_id(click.value)
+        now = self.clock()
+        try:
+            if click.action == ButtonAction.APPROVE:
+                outcome = approve(self.database, self.groups, request_id=request_id, actor=click.actor, shown=click.value, now=now)
+                self.refresh(outcome.request)
+                if outcome.approved_now:
+                    self.runner.submit(outcome.request.id)
+                else:
+                    reply.private(Message.plain(f"Approved. #{request_id} has {outcome.approvals} of {outcome.required} approvals."))
+            elif click.action == ButtonAction.REJECT:
+                self.refresh(reject(self.database, self.groups, request_id=request_id, actor=click.actor, shown=click.value, now=now))
+            elif click.action == ButtonAction.CANCEL:
+                row = cancel(self.database, self.groups, request_id=request_id, actor=click.actor, now=now)
+                self.refresh(row)
+                if row.state == RequestState.RUNNING:
+                    reply.private(Message.plain(f"Stopping #{request_id}: the current step is being cancelled."))
+        except ApprovalExpired:
+            self.refresh_by_id(request_id)
+            raise
+
+    def refresh(self, row: RequestRow) -> None:
+        """Redraw a request's message from the database."""
+        ref = MessageRef.from_dict(row.message_ref)
+        if ref is None:
+            return
+        try:
+            target = target_of(self.catalog, row.service, row.env).describe()
+        except KeyError:
+            target = ""
+        self.notifier.update(ref, request_message(row, votes=votes_of(self.database, row.id), target=target, now=self.clock()))
+
+    def refresh_by_id(self, request_id: int) -> None:
+        with self.database.reading() as session:
+            row = request_store.get_request(session, request_id)
+        if row is not None:
+            self.refresh(row)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _audit(self, *events: AuditEvent) -> None:
+        with self.database.transaction() as session:
+            audit_store.append_events(session, list(events), self.clock())
+
+    def _guarded(self, reply: Replier, function: Callable[..., None], *args: Any) -> None:
+        try:
+            function(*args)
+        except OpsbotError as error:
+            reply.private(_error_message(error))
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            logger.exception("unhandled error (error id %s)", error_id)
+            reply.private(
+                Message.plain(
+                    f"Something went wrong on our side (error id {error_id}). Nothing further was changed; "
+                    "tell the platform team this id, they can find it in the logs."
+                )
+            )
+
+
+def _error_message(error: OpsbotError) -> Message:
+    text = escape(error.user_message)
+    if isinstance(error, UsageError) and error.usage:
+        text += f"\nUsage: `/ops {escape(error.usage)}`"
+    return Message.plain(text)
+
+
+def _request_id(value: str) -> int:
+    head = value.split(":", 1)[0]
+    if not head.isdigit() or len(head) > 10:
+        raise RequestNotFound("That button does not belong to a request opsbot knows; it may come from another app.")
+    return int(head)
+
+
+def _plain_event(event: EventType, invocation: Invocation, *, outcome: str, **details: Any) -> AuditEvent:
+    return AuditEvent(
+        event=event, actor_id=invocation.actor.user_id, actor_name=invocation.actor.name, channel=invocation.channel,
+        outcome=outcome, details=details,
+    )  # fmt: skip
+
+
+def _with(base: AuditEvent, event: EventType, outcome: str, **details: Any) -> AuditEvent:
+    return AuditEvent(
+        event=event, actor_id=base.actor_id, actor_name=base.actor_name, channel=base.channel, runbook=base.runbook,
+        service=base.service, env=base.env, params=base.params, outcome=outcome, details={**base.details, **details},
+    )  # fmt: skip
+
+
+def _click_invocation(click: Click) -> Invocation:
+    return Invocation(actor=click.actor, channel=click.channel, text="")

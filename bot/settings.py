@@ -1,0 +1,104 @@
+"""Process settings from the environment, read once at start and passed down.
+
+Why a ``*_FILE`` variant for every setting: Kubernetes mounts Secrets as files, and
+a token in a file never shows up in ``kubectl describe pod`` or ``/proc/*/environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+class Settings(BaseSettings):
+    """Every environment variable opsbot reads; see the README's configuration reference."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
+
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default=DEFAULT_SLACK_API_URL, alias="SLACK_API_URL")
+    config_path: Path = Field(default=Path("opsbot.yaml"), alias="OPSBOT_CONFIG")
+    database_url: SecretStr = Field(default=SecretStr("sqlite:///opsbot.db"), alias="OPSBOT_DATABASE_URL")
+    runbooks_dir: Path = Field(default=Path("runbooks"), alias="OPSBOT_RUNBOOKS_DIR")
+    host: str = Field(default="0.0.0.0", alias="OPSBOT_HOST")  # noqa: S104 - a server in a pod listens on all interfaces
+    port: int = Field(default=3000, ge=1, le=65535, alias="OPSBOT_PORT")
+    workers: int = Field(default=2, ge=1, le=64, alias="OPSBOT_WORKERS")
+    runner_threads: int = Field(default=8, ge=1, le=256, alias="OPSBOT_RUNNER_THREADS")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="OPSBOT_LOG_LEVEL")
+    log_format: Literal["json", "text"] = Field(default="json", alias="OPSBOT_LOG_FORMAT")
+    instance_id: str = Field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}", alias="OPSBOT_INSTANCE_ID")
+    run_scheduler: bool = Field(default=True, alias="OPSBOT_SCHEDULER")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit arguments win, then ``NAME``, then ``NAME_FILE``."""
+        return (init_settings, env_settings, FileVariableSource(settings_cls))
+
+    def safe_summary(self) -> dict[str, str]:
+        """Settings as they may appear in logs: secrets say only whether they are set."""
+        summary: dict[str, str] = {}
+        for name, value in self:
+            if isinstance(value, SecretStr):
+                summary[name] = "set" if value.get_secret_value() else "unset"
+            elif value is None:
+                summary[name] = "unset"
+            else:
+                summary[name] = str(value)
+        summary["database_url"] = redact_database_url(self.database_url.get_secret_value())
+        return summary
+
+
+class FileVariableSource(PydanticBaseSettingsSource):
+    """Reads ``<ALIAS>_FILE`` variables: the value is the file's content, stripped."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        alias = field.alias or field_name
+        path = _environ_case_insensitive(f"{alias}_FILE")
+        if path is None:
+            return None, field_name, False
+        try:
+            return Path(path).read_text(encoding="utf-8").strip(), field_name, False
+        except OSError as error:
+            raise ValueError(f"{alias}_FILE={path}: cannot read the file ({error.strerror})") from None
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                values[field.alias or key] = value
+        return values
+
+
+def redact_database_url(url: str) -> str:
+    """``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or "@" not in rest:
+        return url
+    credentials, _, location = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{location}"
+
+
+def _environ_case_insensitive(name: str) -> str | None:
+    wanted = name.upper()
+    for key, value in os.environ.items():
+        if key.upper() == wanted:
+            return value
+    return None

@@ -1,0 +1,100 @@
+"""Engine and transactions for SQLite and PostgreSQL.
+
+Why ``BEGIN IMMEDIATE`` on SQLite: a deferred transaction that reads, then writes, can
+fail with "database is locked" when another writer slipped in between; taking the write
+lock up front makes every opsbot transaction serializable and the retries unnecessary.
+Why ``pool_pre_ping``: a PostgreSQL restart must cost one failed check, not a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class Database:
+    """One engine per process; ``transaction()`` is the only way the code writes."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = _sqlite_engine(url, echo=echo, immediate=True)
+            # Readers (verify, export, tail) must not take SQLite's write lock: WAL lets them run beside writers.
+            self.read_engine = _sqlite_engine(url, echo=echo, immediate=False)
+        else:
+            self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1_800, echo=echo)
+            self.read_engine = self.engine
+        self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False, autoflush=False)
+        self._read_sessions = sessionmaker(bind=self.read_engine, expire_on_commit=False, autoflush=False)
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        session = self._sessions()
+        try:
+            with session.begin():
+                yield session
+        finally:
+            session.close()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only; on SQLite it never blocks writers."""
+        session = self._read_sessions()
+        try:
+            with session.begin():
+                yield session
+                session.rollback()
+        finally:
+            session.close()
+
+    def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query (used by /readyz)."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        self.read_engine.dispose()
+
+
+def _sqlite_engine(url: str, *, echo: bool, immediate: bool) -> Engine:
+    parsed = make_url(url)
+    if parsed.database in (None, "", ":memory:"):
+        raise ValueError("opsbot needs a SQLite file (sqlite:///path/opsbot.db): an in-memory database is lost on exit")
+    engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    event.listen(engine, "connect", _configure_sqlite_connection)
+    event.listen(engine, "begin", _begin_immediate if immediate else _begin_deferred)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit BEGIN is deferred).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _begin_immediate(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _begin_deferred(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")

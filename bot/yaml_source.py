@@ -1,0 +1,132 @@
+"""Safe YAML loading that remembers where every value came from.
+
+Why: ``opsbot validate`` must say ``file:line: field.path: message``, so we keep the
+composed node tree next to the data. Why the limits: runbooks arrive by pull request,
+and a YAML "billion laughs" file (aliases of aliases) would expand to gigabytes in
+``yaml.safe_load``; we count the expanded size on the node graph before constructing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MAX_FILE_BYTES = 1_000_000
+MAX_EXPANDED_NODES = 100_000
+
+
+class YamlProblem(Exception):
+    """A file that cannot be loaded at all; ``line`` is 1-based when known."""
+
+    def __init__(self, path: Path, line: int | None, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+        self.message = message
+
+    def __str__(self) -> str:
+        return format_problem(self.path, self.line, None, self.message)
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """Parsed data plus its node tree, to map a field path back to a line."""
+
+    path: Path
+    data: Any
+    root: yaml.Node | None
+
+    def line_of(self, location: Sequence[str | int]) -> int | None:
+        """1-based line of the deepest node on ``location`` that exists in the file."""
+        node = self.root
+        line = node.start_mark.line + 1 if node is not None else None
+        for key in location:
+            node = _child(node, key)
+            if node is None:
+                break
+            line = node.start_mark.line + 1
+        return line
+
+
+def load_yaml_file(path: Path) -> YamlDocument:
+    """Read, size-check and parse one YAML file; raises ``YamlProblem`` with a line."""
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise YamlProblem(path, None, f"cannot read the file ({error.strerror})") from None
+    if size > MAX_FILE_BYTES:
+        raise YamlProblem(path, None, f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,} bytes")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise YamlProblem(path, None, f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+    return parse_yaml_text(text, path)
+
+
+def parse_yaml_text(text: str, path: Path) -> YamlDocument:
+    """Parse YAML text with the safe loader after checking its expanded size."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        line = error.problem_mark.line + 1 if error.problem_mark is not None else None
+        raise YamlProblem(path, line, f"YAML syntax error: {error.problem}") from None
+    except yaml.YAMLError as error:
+        raise YamlProblem(path, None, f"YAML error: {error}") from None
+    if root is None:
+        return YamlDocument(path=path, data=None, root=None)
+    expanded = _expanded_size(root, {})
+    if expanded > MAX_EXPANDED_NODES:
+        raise YamlProblem(
+            path,
+            root.start_mark.line + 1,
+            f"document expands to more than {MAX_EXPANDED_NODES:,} values (aliases of aliases?); refusing to load it",
+        )
+    try:
+        data = yaml.SafeLoader(text).get_single_data()
+    except yaml.MarkedYAMLError as error:
+        line = error.problem_mark.line + 1 if error.problem_mark is not None else None
+        raise YamlProblem(path, line, f"YAML error: {error.problem}") from None
+    return YamlDocument(path=path, data=data, root=root)
+
+
+def format_problem(path: Path | str, line: int | None, field: str | None, message: str) -> str:
+    """The one format every validation problem is printed in."""
+    where = f"{path}:{line}" if line is not None else f"{path}"
+    return f"{where}: {field}: {message}" if field else f"{where}: {message}"
+
+
+def _child(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(key):
+                return value_node
+        return None
+    if isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
+        child: yaml.Node = node.value[key]
+        return child
+    return None
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Count values as the constructor would produce them: shared (aliased) nodes count each time."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = MAX_EXPANDED_NODES + 1  # a cycle counts as too big
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            total += _expanded_size(item, memo)
+            if total > MAX_EXPANDED_NODES:
+                break
+    elif isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            total += _expanded_size(key_node, memo) + _expanded_size(value_node, memo)
+            if total > MAX_EXPANDED_NODES:
+                break
+    memo[id(node)] = total
+    return total

@@ -1,0 +1,164 @@
+"""Parse ``/ops`` text into a typed ``CommandRequest`` for a runbook or a built-in.
+
+The parser is pure and total: whatever the text, it returns a request or raises
+``UsageError`` (checked with hypothesis), so the Slack layer can call it before the ack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bot.config import OpsbotConfig
+from bot.errors import UsageError
+from commands.matching import Mismatch, match_usage
+from commands.spec import CommandSpec
+from commands.suggest import did_you_mean, known_list
+from commands.tokenize import Token, tokenize
+from commands.usage import compile_usage, required_slots, slots
+from commands.values import ParamValue, convert_value, default_env
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    """A command that parsed: its name and typed parameter values."""
+
+    command: str
+    params: dict[str, ParamValue] = field(default_factory=dict)
+    builtin: bool = False
+
+    @property
+    def service(self) -> str | None:
+        value = self.params.get("service")
+        return value if isinstance(value, str) else None
+
+    @property
+    def env(self) -> str | None:
+        value = self.params.get("env")
+        return value if isinstance(value, str) else None
+
+
+def parse_command(text: str, specs: Mapping[str, CommandSpec], config: OpsbotConfig) -> CommandRequest:
+    """Parse ``text`` (without the ``/ops`` prefix) against the known commands."""
+    tokens = tokenize(text)
+    if not tokens:
+        return CommandRequest(command="help", builtin=True)
+    name = tokens[0].text.lower()
+    spec = specs.get(name)
+    if spec is None:
+        raise _unknown_command(tokens[0].text, specs)
+    return parse_arguments(spec, tokens[1:], config)
+
+
+def parse_arguments(spec: CommandSpec, tokens: list[Token], config: OpsbotConfig) -> CommandRequest:
+    """Bind ``key=value``/``--key value`` and positional words, then type-check every value."""
+    elements = compile_usage(spec.usage)
+    named, positional = _split_named(spec, tokens)
+    bound, mismatch = match_usage(elements, positional, frozenset(named))
+    if bound is None:
+        raise _mismatch_error(spec, positional, mismatch, frozenset(named))
+    raw = {**bound, **named}
+    missing = [slot for slot in required_slots(elements) if slot not in raw]
+    if missing:
+        raise UsageError(f"Missing {', '.join(missing)}.", usage=spec.usage)
+    try:
+        params = _typed(spec, raw, config, slots(elements))
+    except UsageError as error:
+        raise UsageError(error.user_message, usage=error.usage or spec.usage) from None
+    return CommandRequest(command=spec.name, params=params, builtin=spec.builtin)
+
+
+def _split_named(spec: CommandSpec, tokens: list[Token]) -> tuple[dict[str, str], list[Token]]:
+    """Separate ``key=value`` and ``--key value`` (for declared keys) from positional words."""
+    named: dict[str, str] = {}
+    positional: list[Token] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        key, value = _named_pair(spec, tokens, index)
+        if key is None:
+            positional.append(token)
+            index += 1
+            continue
+        if key in named:
+            raise UsageError(f"{key} is given twice.", usage=spec.usage)
+        if value is None:
+            raise UsageError(f"--{key} needs a value after it.", usage=spec.usage)
+        named[key] = value
+        index += 1 if "=" in token.text else 2
+    return named, positional
+
+
+def _named_pair(spec: CommandSpec, tokens: list[Token], index: int) -> tuple[str | None, str | None]:
+    token = tokens[index]
+    if token.quoted:
+        return None, None
+    text = token.text
+    if text.startswith("--") and len(text) > 2:
+        key = text[2:].replace("-", "_").lower()
+        if "=" in key:
+            key, _, value = key.partition("=")
+            return _declared(spec, key), text.split("=", 1)[1]
+        if _usage_has_flag(spec, text):
+            return None, None
+        declared = _declared(spec, key)
+        following = tokens[index + 1].text if index + 1 < len(tokens) else None
+        return declared, following
+    if "=" in text and not text.startswith("="):
+        key, _, value = text.partition("=")
+        return _declared(spec, key.lower()), value
+    return None, None
+
+
+def _usage_has_flag(spec: CommandSpec, flag: str) -> bool:
+    return flag.lower() in spec.usage.lower().split()
+
+
+def _declared(spec: CommandSpec, key: str) -> str:
+    if key in spec.parameters:
+        return key
+    suggestion = did_you_mean(key, spec.parameters)
+    hint = f" Did you mean {suggestion}?" if suggestion else ""
+    allowed = known_list(spec.parameters) if spec.parameters else "none"
+    raise UsageError(f"{spec.name} has no parameter {key!r}.{hint} Parameters: {allowed}.", usage=spec.usage)
+
+
+def _typed(spec: CommandSpec, raw: dict[str, str], config: OpsbotConfig, order: list[str]) -> dict[str, ParamValue]:
+    """Convert in usage order so ``env`` is checked against the already known ``service``."""
+    values: dict[str, ParamValue] = {}
+    service: str | None = None
+    names = order + [name for name in spec.parameters if name not in order]
+    names.sort(key=lambda name: 0 if spec.parameters.get(name) and spec.parameters[name].type == "service" else 1)
+    for name in names:
+        parameter = spec.parameters.get(name)
+        if parameter is None:
+            continue
+        if name in raw:
+            value = convert_value(name, parameter, raw[name], config, service)
+        elif parameter.type == "env":
+            # ``default: "*"`` marks an optional env filter (history): absent means every env.
+            value = None if parameter.default == "*" else default_env(parameter, config, service)
+        else:
+            value = parameter.default
+        if parameter.type == "service" and isinstance(value, str):
+            service = value
+        values[name] = value
+    return values
+
+
+def _unknown_command(word: str, specs: Mapping[str, CommandSpec]) -> UsageError:
+    suggestion = did_you_mean(word, specs)
+    hint = f" Did you mean `{suggestion}`?" if suggestion else ""
+    return UsageError(f"Unknown command {word!r}.{hint} Commands: {known_list(specs)}. Try `help`.")
+
+
+def _mismatch_error(spec: CommandSpec, tokens: list[Token], mismatch: Mismatch, prebound: frozenset[str]) -> UsageError:
+    needed = [slot for slot in required_slots(compile_usage(spec.usage)) if slot not in prebound]
+    if len(tokens) < len(needed) and mismatch.position >= len(tokens):
+        missing = needed[len(tokens) :]
+        return UsageError(f"Missing {', '.join(missing)}.", usage=spec.usage)
+    position = max(mismatch.position, 0)
+    expected = " or ".join(sorted(mismatch.expected)) or "something else"
+    if position < len(tokens):
+        return UsageError(f"Did not understand {tokens[position].text!r} here; expected {expected}.", usage=spec.usage)
+    return UsageError(f"The command ended early; expected {expected}.", usage=spec.usage)
