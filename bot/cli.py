@@ -45,6 +45,12 @@ def validate(config_path: Path | None, runbooks_dir: Path | None) -> None:
     )
 
 
+from bot.cli_db import audit, db  # noqa: E402 - subcommand groups register after main exists
+
+main.add_command(db)
+main.add_command(audit)
+
+
 def fail(error: OpsbotError) -> None:
     """Print an opsbot error for a terminal user and exit 1."""
     if isinstance(error, ConfigError):

@@ -38,6 +38,8 @@ class LoadResult:
     config_document: YamlDocument | None = None
     runbooks: list[LoadedRunbook] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    broken_runbook_names: set[str] = field(default_factory=set)
+    """Names of runbooks that failed to load, so references to them are not reported twice."""
 
     def raise_for_problems(self) -> None:
         if self.problems:
@@ -75,6 +77,8 @@ def load_runbooks(directory: Path, result: LoadResult) -> None:
             continue
         runbook = _validate(Runbook, document, result.problems)
         if runbook is None:
+            name = document.data.get("name")
+            result.broken_runbook_names.add(name if isinstance(name, str) else path.stem)
             continue
         if runbook.name in seen:
             message = f"runbook {runbook.name!r} is already defined in {seen[runbook.name]}"

@@ -26,7 +26,8 @@ def cross_check(result: LoadResult, registry: ActionRegistry) -> None:
     for loaded in result.runbooks:
         _check_runbook(loaded, registry, result)
     if result.config is not None and result.config_document is not None:
-        _check_config(result.config, result.config_document, {item.runbook.name for item in result.runbooks}, result)
+        names = {item.runbook.name for item in result.runbooks} | result.broken_runbook_names
+        _check_config(result.config, result.config_document, names, result)
 
 
 def _check_runbook(loaded: LoadedRunbook, registry: ActionRegistry, result: LoadResult) -> None:

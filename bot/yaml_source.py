@@ -45,10 +45,11 @@ class YamlDocument:
         node = self.root
         line = node.start_mark.line + 1 if node is not None else None
         for key in location:
-            node = _child(node, key)
-            if node is None:
+            found = _child(node, key)
+            if found is None:
                 break
-            line = node.start_mark.line + 1
+            # A mapping entry is reported at its key's line, where a reader looks for it.
+            line, node = found[0].start_mark.line + 1, found[1]
         return line
 
 
@@ -99,15 +100,16 @@ def format_problem(path: Path | str, line: int | None, field: str | None, messag
     return f"{where}: {field}: {message}" if field else f"{where}: {message}"
 
 
-def _child(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
+def _child(node: yaml.Node | None, key: str | int) -> tuple[yaml.Node, yaml.Node] | None:
+    """(node marking the position, child node) for ``key`` under ``node``."""
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(key):
-                return value_node
+                return key_node, value_node
         return None
     if isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
         child: yaml.Node = node.value[key]
-        return child
+        return child, child
     return None
 
 

@@ -55,9 +55,9 @@ class Database:
         """A session for reads only; on SQLite it never blocks writers."""
         session = self._read_sessions()
         try:
+            # Ends with a (read-only) commit: a rollback would expire the rows we hand back.
             with session.begin():
                 yield session
-                session.rollback()
         finally:
             session.close()
 

@@ -1,0 +1,1 @@
+"""``opsbot shell``: a text front end on the same code path as Slack (Errbot's text mode, Hubot's shell)."""

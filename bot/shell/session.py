@@ -1,0 +1,176 @@
+"""The shell's loop: read a line, act as the current user, print what Slack would have shown.
+
+Scripted use (stdin is not a terminal) waits for each command's background work before
+reading the next line, so a transcript is deterministic: the tests drive ``opsbot demo``
+exactly like this.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+from dataclasses import dataclass
+from typing import TextIO
+
+from bot.app import OpsbotApp
+from bot.invocation import Click, Invocation
+from bot.lifecycle import Actor
+from bot.messages import Button, Message, MessageRef
+from bot.shell.render import render_message
+
+SHELL_HELP = """\
+Shell commands:
+  /ops <command>      run an opsbot command (the /ops is optional)
+  /as <user>          act as another user (a Slack user id or a name from users: in the config)
+  /in <channel>       type in another channel
+  /click <n>          press button n
+  /wait               wait for running work to finish
+  /users              list the users the config knows
+  /quit               leave (also Ctrl-D)"""
+
+
+@dataclass
+class _ButtonTarget:
+    button: Button
+    message: MessageRef
+
+
+class ShellNotifier:
+    """Prints messages; remembers buttons so ``/click n`` can press them."""
+
+    def __init__(self, output: TextIO, name_of: dict[str, str]) -> None:
+        self._output = output
+        self._names = name_of
+        self._lock = threading.Lock()
+        self._ts = itertools.count(1)
+        self._button_numbers = itertools.count(1)
+        self.buttons: dict[int, _ButtonTarget] = {}
+        self._last_text: dict[MessageRef, str] = {}
+
+    def post(self, channel: str, message: Message, *, thread: MessageRef | None = None) -> MessageRef | None:
+        ref = MessageRef(channel=channel, ts=f"{next(self._ts)}.000")
+        where = f"[#{channel}{' thread' if thread else ''}]"
+        self._print(ref, message, where)
+        return ref
+
+    def update(self, ref: MessageRef, message: Message) -> None:
+        self._print(ref, message, f"[#{ref.channel} updated]")
+
+    def upload(self, channel: str, title: str, content: str, *, thread: MessageRef | None = None) -> None:
+        with self._lock:
+            self._write([f"[#{channel} file] {title} ({len(content)} characters)", *content.splitlines()[:40]])
+
+    def private(self, message: Message) -> None:
+        with self._lock:
+            lines = render_message(message, self.name, [])
+            self._write([f"(only you) {lines[0]}", *lines[1:]])
+
+    def name(self, user_id: str) -> str:
+        return self._names.get(user_id, user_id)
+
+    def _print(self, ref: MessageRef, message: Message, where: str) -> None:
+        with self._lock:
+            key = message.text + "".join(message.sections) + "".join(text for _, text in message.fields)
+            if self._last_text.get(ref) == key:
+                return
+            self._last_text[ref] = key
+            numbers = [next(self._button_numbers) for _ in message.buttons]
+            for number, button in zip(numbers, message.buttons, strict=True):
+                self.buttons[number] = _ButtonTarget(button, ref)
+            lines = render_message(message, self.name, numbers)
+            self._write([f"{where} {lines[0]}", *(f"    {line}" for line in lines[1:])])
+
+    def _write(self, lines: list[str]) -> None:
+        self._output.write("\n".join(lines) + "\n")
+        self._output.flush()
+
+
+class ShellReplier:
+    """Private replies go to the same terminal, marked as such."""
+
+    def __init__(self, notifier: ShellNotifier) -> None:
+        self._notifier = notifier
+
+    def private(self, message: Message) -> None:
+        self._notifier.private(message)
+
+
+class ShellSession:
+    """One person at a terminal, able to become anyone the config knows."""
+
+    def __init__(self, app: OpsbotApp, notifier: ShellNotifier, *, user: str, channel: str, output: TextIO) -> None:
+        self.app = app
+        self.notifier = notifier
+        self.output = output
+        self.channel = channel
+        self.actor = self._actor(user)
+        self.replier = ShellReplier(notifier)
+
+    def run(self, source: TextIO) -> None:
+        interactive = source.isatty()
+        while True:
+            if interactive:
+                self.output.write(f"{self.actor.name}@#{self.channel}> ")
+                self.output.flush()
+            line = source.readline()
+            if not line:
+                break
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if not interactive:
+                self.output.write(f"{self.actor.name}@#{self.channel}> {line}\n")
+            if not self.handle(line):
+                break
+            if not interactive:
+                self.app.runner.wait_idle(timeout=300)
+
+    def handle(self, line: str) -> bool:
+        """Act on one line; False means quit."""
+        word, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if word in ("/quit", "/exit"):
+            return False
+        if word == "/help":
+            self._say(SHELL_HELP)
+        elif word == "/as":
+            self.actor = self._actor(rest)
+            self._say(f"You are now {self.actor.name} ({self.actor.user_id}).")
+        elif word == "/in":
+            self.channel = rest.lstrip("#") or self.channel
+            self._say(f"You are now in #{self.channel}.")
+        elif word == "/click":
+            self._click(rest)
+        elif word == "/wait":
+            self.app.runner.wait_idle(timeout=600)
+        elif word == "/users":
+            users = self.app.catalog.config.users
+            self._say("\n".join(f"{name} ({user_id})" for user_id, name in users.items()) or "No users in the config.")
+        else:
+            text = rest if word == "/ops" else line
+            self.app.operations.handle_command(Invocation(self.actor, self.channel, text), self.replier)
+        return True
+
+    def _click(self, number_text: str) -> None:
+        if not number_text.isdigit() or int(number_text) not in self.notifier.buttons:
+            self._say(f"There is no button {number_text!r}; buttons are numbered in [brackets].")
+            return
+        target = self.notifier.buttons[int(number_text)]
+        click = Click(self.actor, target.message.channel, target.button.action, target.button.value, target.message)
+        self.app.operations.handle_click(click, self.replier)
+
+    def _actor(self, wanted: str) -> Actor:
+        users = self.app.catalog.config.users
+        for user_id, name in users.items():
+            if wanted in (user_id, name):
+                return Actor(user_id=user_id, name=name)
+        return Actor(user_id=wanted or "U0LOCAL", name=wanted or "local")
+
+    def _say(self, text: str) -> None:
+        self.output.write(text + "\n")
+        self.output.flush()
+
+
+def default_output() -> TextIO:
+    return sys.stdout

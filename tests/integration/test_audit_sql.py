@@ -1,0 +1,178 @@
+"""The audit log on SQLite and PostgreSQL: appends chain, tampering is found and named."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from bot.audit.events import AuditEvent, EventType
+from bot.cli import main
+from bot.store import audit as audit_store
+from bot.store.database import Database
+from bot.store.migrate import upgrade
+from tests.conftest import REPO
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def append(database: Database, count: int, *, service: str = "checkout") -> None:
+    for index in range(count):
+        with database.transaction() as session:
+            event = AuditEvent(
+                event=EventType.COMMAND_RECEIVED, actor_id="U0ALICE", actor_name="alice", channel="C0OPS", request_id=index + 1,
+                runbook="deploy", service=service, env="production", params={"version": f"1.{index}", "token": "xoxb-secret-1"},
+                outcome="received", details={"n": index},
+            )  # fmt: skip
+            audit_store.append_events(session, [event], NOW)
+
+
+def verify_cli(database_url: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["audit", "verify"], env={"OPSBOT_DATABASE_URL": database_url})
+    return result.exit_code, result.output
+
+
+def test_untouched_log_verifies(database: Database, database_url: str) -> None:
+    append(database, 5)
+    code, output = verify_cli(database_url)
+    assert code == 0, output
+    assert output.startswith("OK: 5 events, chain intact")
+
+
+def test_secrets_are_redacted_before_hashing(database: Database) -> None:
+    append(database, 1)
+    with database.reading() as session:
+        row = audit_store.tail(session, limit=1)[0]
+    assert "xoxb" not in row.params
+    assert '"token":"[redacted]"' in row.params
+
+
+def test_edited_row_is_named(database: Database, database_url: str) -> None:
+    append(database, 5)
+    with database.engine.begin() as connection:
+        connection.execute(text('UPDATE audit_events SET params = \'{"version":"9.9"}\' WHERE seq = 3'))
+    code, output = verify_cli(database_url)
+    assert code == 1
+    assert "audit row seq=3: content does not match its hash (the row was edited)" in output
+
+
+def test_deleted_row_is_named(database: Database, database_url: str) -> None:
+    append(database, 5)
+    with database.engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_events WHERE seq = 2"))
+    code, output = verify_cli(database_url)
+    assert code == 1
+    assert "audit row seq=3: rows 2..2 are missing (deleted?)" in output
+
+
+def test_deleted_last_row_is_found_through_the_head(database: Database, database_url: str) -> None:
+    append(database, 5)
+    with database.engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_events WHERE seq = 5"))
+    code, output = verify_cli(database_url)
+    assert code == 1
+    assert "audit row seq=5: the head says the chain ends at seq 5, but the last row is 4" in output
+
+
+def test_inserted_forged_row_is_named(database: Database, database_url: str) -> None:
+    append(database, 5)
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO audit_events (seq, at, event, actor_id, actor_name, channel, request_id, runbook, service, env, "
+                "params, outcome, details, prev_hash, hash) SELECT 6, at, 'approved', 'U0EVE', 'eve', channel, request_id, runbook, "
+                "service, env, params, 'approved', details, hash, :forged FROM audit_events WHERE seq = 5"
+            ),
+            {"forged": "f" * 64},
+        )
+    code, output = verify_cli(database_url)
+    assert code == 1
+    assert "audit row seq=6: content does not match its hash" in output
+
+
+def test_renumbered_insert_in_the_middle_is_named(database: Database, database_url: str) -> None:
+    append(database, 3)
+    with database.engine.begin() as connection:
+        connection.execute(text("UPDATE audit_events SET seq = seq + 10 WHERE seq >= 2"))
+    code, output = verify_cli(database_url)
+    assert code == 1
+    assert "audit row seq=12: rows 2..11 are missing" in output
+
+
+def test_threads_appending_keep_one_chain(database: Database) -> None:
+    threads = [threading.Thread(target=append, args=(database, 25), kwargs={"service": f"s{index}"}) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    report = audit_store.verify(database)
+    assert report.broken is None
+    assert report.rows == 200
+
+
+def test_tail_filters_by_service(database: Database) -> None:
+    append(database, 3, service="checkout")
+    append(database, 2, service="payments")
+    with database.reading() as session:
+        rows = audit_store.tail(session, limit=10, service="payments")
+    assert [row.service for row in rows] == ["payments", "payments"]
+    assert rows[0].seq < rows[1].seq
+
+
+def test_export_jsonl_and_csv(database: Database, database_url: str) -> None:
+    append(database, 3)
+    jsonl = CliRunner().invoke(main, ["audit", "export", "--format", "jsonl"], env={"OPSBOT_DATABASE_URL": database_url})
+    assert jsonl.exit_code == 0
+    lines = jsonl.output.strip().splitlines()
+    assert len(lines) == 3 and '"hash"' in lines[0]
+    csv_out = CliRunner().invoke(main, ["audit", "export", "--format", "csv"], env={"OPSBOT_DATABASE_URL": database_url})
+    assert csv_out.output.splitlines()[0].startswith("seq,at,event")
+    assert len(csv_out.output.strip().splitlines()) == 4
+
+
+APPENDER = """
+import sys
+from datetime import UTC, datetime
+from bot.audit.events import AuditEvent, EventType
+from bot.store import audit as audit_store
+from bot.store.database import Database
+database = Database(sys.argv[1])
+for index in range(int(sys.argv[2])):
+    with database.transaction() as session:
+        audit_store.append_events(session, [AuditEvent(event=EventType.STEP_PROGRESS, actor_id=sys.argv[3], details={"i": index})],
+                                  datetime.now(UTC))
+"""
+
+
+@pytest.mark.postgres
+def test_two_processes_append_one_valid_chain_on_postgresql(postgres_url: str) -> None:
+    database = Database(postgres_url)
+    upgrade(database)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    processes = [
+        subprocess.Popen([sys.executable, "-c", APPENDER, postgres_url, "1000", f"P{index}"], env=env, cwd=REPO) for index in range(2)
+    ]
+    assert [process.wait(timeout=240) for process in processes] == [0, 0]
+    report = audit_store.verify(database)
+    assert report.broken is None
+    assert report.rows == 2000
+    with database.reading() as session:
+        counts = dict(session.execute(text("SELECT actor_id, count(*) FROM audit_events GROUP BY actor_id")).all())
+    assert counts == {"P0": 1000, "P1": 1000}
+    database.dispose()
+
+
+def test_db_upgrade_twice_is_a_noop_and_models_match(database_url: str) -> None:
+    env = {"OPSBOT_DATABASE_URL": database_url}
+    first = CliRunner().invoke(main, ["db", "upgrade"], env=env)
+    second = CliRunner().invoke(main, ["db", "upgrade"], env=env)
+    check = CliRunner().invoke(main, ["db", "check"], env=env)
+    assert first.output.startswith("Schema upgraded from empty to")
+    assert second.output.startswith("Schema already at")
+    assert check.exit_code == 0 and "agree" in check.output

@@ -1,0 +1,150 @@
+"""`opsbot validate`: exit 0 on the shipped files, and file:line: field: message for each mistake."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+from tests.conftest import EXAMPLE_CONFIG, RUNBOOKS
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    shutil.copy(EXAMPLE_CONFIG, tmp_path / "opsbot.yaml")
+    shutil.copytree(RUNBOOKS, tmp_path / "runbooks")
+    return tmp_path
+
+
+def validate(workdir: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["validate", "--config", str(workdir / "opsbot.yaml"), "--runbooks", str(workdir / "runbooks")])
+    return result.exit_code, result.output
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def line_of(path: Path, needle: str) -> int:
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(needle)
+
+
+def test_shipped_config_and_runbooks_are_valid(workdir: Path) -> None:
+    code, output = validate(workdir)
+    assert code == 0, output
+    assert output.startswith("OK: ") and "5 runbooks" in output
+
+
+def test_misspelt_step_action_names_file_line_and_field(workdir: Path) -> None:
+    runbook = workdir / "runbooks" / "deploy.yaml"
+    edit(runbook, "action: kubernetes.set_image", "action: kubernetes.set_imag")
+    code, output = validate(workdir)
+    assert code == 1
+    line = line_of(runbook, "kubernetes.set_imag")
+    assert f"{runbook}:{line}: steps[0].action: unknown action 'kubernetes.set_imag'; did you mean kubernetes.set_image?" in output
+
+
+def test_replicas_max_below_min_is_reported(workdir: Path) -> None:
+    runbook = workdir / "runbooks" / "scale.yaml"
+    edit(runbook, "max: 100", "max: -1")
+    code, output = validate(workdir)
+    assert code == 1
+    assert f"{runbook}:{line_of(runbook, 'replicas:')}: parameters.replicas: max (-1) is below min (0)" in output
+
+
+def test_unknown_env_in_policy_is_reported(workdir: Path) -> None:
+    config = workdir / "opsbot.yaml"
+    edit(
+        config,
+        "envs: [staging]\n      allow: {groups: [developers, platform-oncall]}",
+        "envs: [stagin]\n      allow: {groups: [developers, platform-oncall]}",
+    )
+    code, output = validate(workdir)
+    assert code == 1
+    assert f"{config}:{line_of(config, 'envs: [stagin]')}: policy.rules[2].envs[0]: unknown env 'stagin'; did you mean staging?" in output
+
+
+def test_unknown_env_in_runbook_approval_is_reported(workdir: Path) -> None:
+    runbook = workdir / "runbooks" / "restart.yaml"
+    edit(runbook, "approval:\n  production:", "approval:\n  prodution:")
+    code, output = validate(workdir)
+    assert code == 1
+    assert f"{runbook}:{line_of(runbook, 'prodution:')}: approval.prodution: unknown env 'prodution'" in output
+
+
+def test_yaml_syntax_error_names_the_line(workdir: Path) -> None:
+    runbook = workdir / "runbooks" / "status.yaml"
+    runbook.write_text(runbook.read_text().replace("usage: status {service} [in {env}]", "usage: [status {service}"))
+    code, output = validate(workdir)
+    assert code == 1
+    assert f"{runbook}:" in output and "YAML syntax error" in output
+
+
+def test_unknown_top_level_key_is_reported(workdir: Path) -> None:
+    config = workdir / "opsbot.yaml"
+    config.write_text(config.read_text() + "\npolicyy:\n  rules: []\n")
+    code, output = validate(workdir)
+    assert code == 1
+    assert f"{config}:{line_of(config, 'policyy:')}: policyy: unknown key" in output
+
+
+def test_unknown_approver_group_is_reported(workdir: Path) -> None:
+    runbook = workdir / "runbooks" / "deploy.yaml"
+    edit(runbook, "approvers: [platform-oncall]", "approvers: [platform-on-call]")
+    code, output = validate(workdir)
+    assert code == 1
+    assert (
+        "approval.production.approvers[0]: group 'platform-on-call' is not declared under groups; did you mean platform-oncall?" in output
+    )
+
+
+def test_every_problem_is_listed_not_just_the_first(workdir: Path) -> None:
+    edit(workdir / "runbooks" / "deploy.yaml", "action: kubernetes.set_image", "action: kubernetes.set_imag")
+    edit(workdir / "runbooks" / "scale.yaml", "max: 100", "max: -1")
+    code, output = validate(workdir)
+    assert code == 1
+    assert "2 problem(s) found." in output
+
+
+def test_yaml_bomb_is_refused_without_expanding(workdir: Path) -> None:
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]']
+    for index, name in enumerate("bcdefghij"):
+        previous = "abcdefghij"[index]
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 10) + "]")
+    bomb = workdir / "runbooks" / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    code, output = validate(workdir)
+    assert code == 1
+    assert f"{bomb}:1: document expands to more than 100,000 values" in output
+
+
+def test_huge_runbook_file_is_refused(workdir: Path) -> None:
+    huge = workdir / "runbooks" / "huge.yaml"
+    huge.write_text("name: huge\ndescription: " + "x" * 1_100_000 + "\n")
+    code, output = validate(workdir)
+    assert code == 1
+    assert f"{huge}: file is {huge.stat().st_size:,} bytes; the limit is 1,000,000 bytes" in output
+
+
+def test_step_argument_that_does_not_exist_is_reported(workdir: Path) -> None:
+    runbook = workdir / "runbooks" / "deploy.yaml"
+    edit(runbook, 'tag: "{version}"\n  - name: Wait', 'tga: "{version}"\n  - name: Wait')
+    code, output = validate(workdir)
+    assert code == 1
+    assert "steps[0].args.tga: kubernetes.set_image has no argument 'tga'" in output
+
+
+def test_template_naming_an_undeclared_parameter_is_reported(workdir: Path) -> None:
+    runbook = workdir / "runbooks" / "deploy.yaml"
+    edit(runbook, 'tag: "{version}"\n  - name: Wait', 'tag: "{verison}"\n  - name: Wait')
+    code, output = validate(workdir)
+    assert code == 1
+    assert "steps[0].args: {verison} is not a parameter of this runbook" in output
