@@ -25,6 +25,12 @@ from bot.runner import RunnerTiming
 from bot.settings import Settings
 
 
+def _set_event() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
+
+
 @dataclass
 class TouchState:
     """The fake target: a value, a run counter, and hooks to block or fail a run."""
@@ -35,12 +41,6 @@ class TouchState:
     started: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=_set_event)
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _set_event() -> threading.Event:
-    event = threading.Event()
-    event.set()
-    return event
 
 
 STATE = TouchState()
