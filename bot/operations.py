@@ -72,6 +72,14 @@ class Operations:
         """Run a typed command to its end; never raises."""
         self._guarded(reply, self._command, invocation, reply, parsed)
 
+    def record_rejected(self, invocation: Invocation, error: UsageError) -> None:
+        """Audit a command that failed to parse on the ack path (the reply already went out)."""
+        self._guarded(
+            _NoReply(),
+            self._audit,
+            _plain_event(EventType.COMMAND_REJECTED, invocation, outcome="usage", text=invocation.text[:300], error=error.user_message),
+        )
+
     def handle_click(self, click: Click, reply: Replier) -> None:
         """Act on a button press; never raises."""
         self._guarded(reply, self._click, click, reply)
@@ -243,6 +251,13 @@ class Operations:
                     "tell the platform team this id, they can find it in the logs."
                 )
             )
+
+
+class _NoReply:
+    """For work whose person has already been answered (ack-path usage errors)."""
+
+    def private(self, message: Message) -> None:
+        logger.warning("dropped a reply after the ack: %s", message.text)
 
 
 def _error_message(error: OpsbotError) -> Message:
