@@ -1,0 +1,125 @@
+"""Test-controlled misbehaviour: RBAC denials and transport faults.
+
+Both are registries the test (or demo) edits while the server runs, so they
+are guarded by their own small locks rather than the store lock: a fault that
+hangs a request must never block the controller.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+FAULT_KINDS = ("timeout", "reset")
+
+
+@dataclass(frozen=True)
+class ForbidRule:
+    """Deny ``verb`` on ``resource`` (``"deployments"``, ``"deployments/scale"``).
+
+    ``None`` for cluster or namespace means any; ``"*"`` as verb or resource
+    matches everything, mirroring RBAC wildcards.
+    """
+
+    verb: str
+    resource: str
+    cluster: str | None = None
+    namespace: str | None = None
+
+    def matches(self, verb: str, resource: str, cluster: str, namespace: str | None) -> bool:
+        """Whether a request with these attributes is denied by this rule."""
+        return (
+            self.verb in ("*", verb)
+            and self.resource in ("*", resource)
+            and self.cluster in (None, cluster)
+            and self.namespace in (None, namespace)
+        )
+
+
+class AccessPolicy:
+    """Allow-all authorizer with explicit deny rules."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[ForbidRule] = []
+
+    def forbid(self, rule: ForbidRule) -> None:
+        """Add a deny rule."""
+        with self._lock:
+            self._rules.append(rule)
+
+    def clear(self) -> None:
+        """Allow everything again."""
+        with self._lock:
+            self._rules.clear()
+
+    def is_forbidden(self, verb: str, resource: str, cluster: str, namespace: str | None) -> bool:
+        """Whether any rule denies this request."""
+        with self._lock:
+            return any(r.matches(verb, resource, cluster, namespace) for r in self._rules)
+
+
+@dataclass
+class Fault:
+    """One injected failure.
+
+    ``kind`` is ``"timeout"`` (hold the request for ``hang_seconds`` and then
+    drop the connection), ``"reset"`` (drop it at once, no response) or an
+    HTTP status code such as ``"500"`` or ``"503"`` (answer with that Status).
+    ``remaining`` counts down per matching request; ``None`` never runs out.
+    """
+
+    kind: str
+    method: str | None = None
+    path_contains: str | None = None
+    remaining: int | None = 1
+    hang_seconds: float = 30.0
+
+    @property
+    def status_code(self) -> int | None:
+        """The HTTP code for status-code faults, else ``None``."""
+        return int(self.kind) if self.kind.isdigit() else None
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this fault applies to the request."""
+        return (self.method is None or self.method.upper() == method.upper()) and (self.path_contains is None or self.path_contains in path)
+
+
+def validate_fault_kind(kind: str) -> str:
+    """Normalise and check a fault kind, failing fast on typos in tests."""
+    normalized = kind.strip().lower()
+    if normalized in FAULT_KINDS:
+        return normalized
+    if normalized.isdigit() and 400 <= int(normalized) <= 599:
+        return normalized
+    raise ValueError(f"unknown fault kind {kind!r}: use 'timeout', 'reset' or an HTTP code such as '500'")
+
+
+class FaultPlan:
+    """The queue of faults waiting to hit matching requests, first match wins."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def add(self, fault: Fault) -> None:
+        """Queue a fault."""
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear(self) -> None:
+        """Drop every pending fault."""
+        with self._lock:
+            self._faults.clear()
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """Consume one use of the first fault matching this request."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(method, path):
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                        if fault.remaining <= 0:
+                            self._faults.remove(fault)
+                    return fault
+            return None
