@@ -45,10 +45,14 @@ def validate(config_path: Path | None, runbooks_dir: Path | None) -> None:
     )
 
 
-from bot.cli_db import audit, db  # noqa: E402 - subcommand groups register after main exists
+# Subcommands live in their own modules and register here, after ``main`` exists.
+from bot.cli_db import audit, db  # noqa: E402
+from bot.cli_digest import digest  # noqa: E402
+from bot.cli_serve import serve  # noqa: E402
+from bot.cli_shell import demo, shell  # noqa: E402
 
-main.add_command(db)
-main.add_command(audit)
+for command in (serve, demo, shell, db, audit, digest):
+    main.add_command(command)
 
 
 def fail(error: OpsbotError) -> None:

@@ -272,7 +272,7 @@ class Runner:
                 result = self._run_step(row, step, view, base, run_deadline, reporter)
                 mutated = mutated or step.action.mutating
                 summaries.append(result.summary)
-            return RequestState.SUCCEEDED, "; ".join(summaries) or "done"
+            return RequestState.SUCCEEDED, summaries[-1] if summaries else "done"
         except (ActionFailed, ActionCancelled, OpsbotError) as error:
             message = _failure_text(error)
             if current is not None:

@@ -46,7 +46,8 @@ class ShellNotifier:
         self._ts = itertools.count(1)
         self._button_numbers = itertools.count(1)
         self.buttons: dict[int, _ButtonTarget] = {}
-        self._last_text: dict[MessageRef, str] = {}
+        self._numbers: dict[tuple[MessageRef, str], int] = {}
+        self._last_lines: dict[MessageRef, list[str]] = {}
 
     def post(self, channel: str, message: Message, *, thread: MessageRef | None = None) -> MessageRef | None:
         ref = MessageRef(channel=channel, ts=f"{next(self._ts)}.000")
@@ -55,7 +56,7 @@ class ShellNotifier:
         return ref
 
     def update(self, ref: MessageRef, message: Message) -> None:
-        self._print(ref, message, f"[#{ref.channel} updated]")
+        self._print(ref, message, f"[#{ref.channel} updated]", only_changes=True)
 
     def upload(self, channel: str, title: str, content: str, *, thread: MessageRef | None = None) -> None:
         with self._lock:
@@ -69,17 +70,26 @@ class ShellNotifier:
     def name(self, user_id: str) -> str:
         return self._names.get(user_id, user_id)
 
-    def _print(self, ref: MessageRef, message: Message, where: str) -> None:
+    def _print(self, ref: MessageRef, message: Message, where: str, *, only_changes: bool = False) -> None:
+        """Print a message; an update prints its title and only the lines that changed."""
         with self._lock:
-            key = message.text + "".join(message.sections) + "".join(text for _, text in message.fields)
-            if self._last_text.get(ref) == key:
-                return
-            self._last_text[ref] = key
-            numbers = [next(self._button_numbers) for _ in message.buttons]
-            for number, button in zip(numbers, message.buttons, strict=True):
-                self.buttons[number] = _ButtonTarget(button, ref)
+            numbers = [self._number(ref, button) for button in message.buttons]
             lines = render_message(message, self.name, numbers)
-            self._write([f"{where} {lines[0]}", *(f"    {line}" for line in lines[1:])])
+            previous = self._last_lines.get(ref, [])
+            self._last_lines[ref] = lines
+            body = [line for line in lines[1:] if line not in previous] if only_changes else lines[1:]
+            if only_changes and not body and previous[:1] == lines[:1]:
+                return
+            self._write([f"{where} {lines[0]}", *(f"    {line}" for line in body)])
+
+    def _number(self, ref: MessageRef, button: Button) -> int:
+        """A button keeps its number for the life of its message, so scripts can rely on it."""
+        key = (ref, str(button.action))
+        if key not in self._numbers:
+            self._numbers[key] = next(self._button_numbers)
+        number = self._numbers[key]
+        self.buttons[number] = _ButtonTarget(button, ref)
+        return number
 
     def _write(self, lines: list[str]) -> None:
         self._output.write("\n".join(lines) + "\n")

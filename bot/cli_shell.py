@@ -1,0 +1,117 @@
+"""``opsbot shell`` and ``opsbot demo``: the text front end, on real or in-process fake infrastructure."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from bot.errors import OpsbotError
+from bot.settings import Settings
+
+DEMO_INTRO = """\
+opsbot demo: the Slack code path in your terminal. No Slack, no cluster: an in-process fake
+Kubernetes API server (and a moto server for ECS/ASG) seeded with {services}.
+You are {user} in #{channel}. Try:
+  /ops help
+  /ops deploy checkout 1.4.2 to production   (production needs an approval from @platform-oncall)
+  /as bob                                    (bob is on call)
+  /click 1                                   (Approve: watch the rollout)
+  /ops deploy checkout 1.4.3-broken to production, then approve as carol: it fails and rolls back
+  /ops history checkout
+/help lists the shell commands; /quit leaves.
+"""
+
+
+@click.command()
+@click.option("--user", default="U0ALICE", show_default=True, help="Act as this user (id or name from users: in the config).")
+@click.option("--channel", default="C0OPS", show_default=True, help="The channel you type in.")
+def shell(user: str, channel: str) -> None:
+    """The text front end on your real config, database and clusters (same code path as Slack)."""
+    from bot.app import build_app
+    from bot.cli import fail
+    from bot.logs import configure_logging
+    from bot.shell.session import ShellNotifier, ShellSession
+
+    settings = Settings()
+    configure_logging("WARNING", "text")
+    try:
+        from bot.catalog import load_catalog
+
+        catalog = load_catalog(settings.config_path, settings.runbooks_dir)
+        notifier = ShellNotifier(sys.stdout, catalog.config.users)
+        app = build_app(settings, notifier=notifier, catalog=catalog)
+    except OpsbotError as error:
+        fail(error)
+        return
+    _require_schema(app.database)
+    app.start_background()
+    try:
+        ShellSession(app, notifier, user=user, channel=channel, output=sys.stdout).run(sys.stdin)
+    finally:
+        app.close()
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=Path("opsbot.example.yaml"), show_default=True)
+@click.option("--runbooks", "runbooks_dir", type=click.Path(path_type=Path), default=Path("runbooks"), show_default=True)
+@click.option("--user", default="U0ALICE", show_default=True)
+@click.option("--channel", default="C0OPS", show_default=True)
+@click.option("--tick-seconds", default=0.5, show_default=True, help="How fast the fake cluster moves (smaller is faster).")
+def demo(config_path: Path, runbooks_dir: Path, user: str, channel: str, tick_seconds: float) -> None:
+    """The shell against in-process fakes: embedded SQLite, fake Kubernetes, moto for AWS."""
+    from bot.app import build_app
+    from bot.catalog import Catalog, load_catalog
+    from bot.cli import fail
+    from bot.demo.environment import DemoEnvironment
+    from bot.logs import configure_logging
+    from bot.shell.session import ShellNotifier, ShellSession
+    from bot.store.migrate import upgrade
+
+    configure_logging("WARNING", "text")
+    try:
+        catalog = load_catalog(config_path, runbooks_dir)
+    except OpsbotError as error:
+        fail(error)
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="opsbot-demo-") as workdir,
+        DemoEnvironment(
+            catalog.config, Path(workdir), tick_seconds=tick_seconds, seconds_per_tick=max(tick_seconds, 1.0) * 10
+        ) as environment,
+    ):
+        demo_catalog = Catalog(config=environment.config, runbooks=catalog.runbooks, registry=catalog.registry, commands=catalog.commands)
+        settings = Settings(  # type: ignore[call-arg]
+            OPSBOT_DATABASE_URL=f"sqlite:///{workdir}/opsbot.db", OPSBOT_CONFIG=config_path, OPSBOT_RUNBOOKS_DIR=runbooks_dir
+        )
+        notifier = ShellNotifier(sys.stdout, demo_catalog.config.users)
+        app = build_app(settings, notifier=notifier, catalog=demo_catalog)
+        upgrade(app.database)
+        app.start_background()
+        try:
+            session = ShellSession(app, notifier, user=user, channel=channel, output=sys.stdout)
+            sys.stdout.write(DEMO_INTRO.format(services=", ".join(demo_catalog.config.services), user=session.actor.name, channel=channel))
+            session.run(sys.stdin)
+            from bot.store.audit import verify
+
+            report = verify(app.database)
+            state = "intact" if report.broken is None else f"BROKEN: {report.broken}"
+            sys.stdout.write(f"Audit log: {report.rows} events, chain {state}.\n")
+        finally:
+            app.close()
+
+
+def _require_schema(database: object) -> None:
+    from bot.store.database import Database
+    from bot.store.migrate import current_revision, head_revision
+
+    assert isinstance(database, Database)
+    current = current_revision(database)
+    if current != head_revision():
+        click.echo(
+            f"error: the database schema is at {current or 'empty'}, this opsbot needs {head_revision()}: run `opsbot db upgrade`.",
+            err=True,
+        )
+        sys.exit(1)

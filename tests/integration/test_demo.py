@@ -1,0 +1,72 @@
+"""`opsbot demo` driven by a script on stdin, as a newcomer would drive it by hand."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+STORY = """\
+/ops deploy checkout 1.4.2 to production
+/click 1
+/as bob
+/click 1
+/as alice
+/ops deploy checkout 1.4.3-broken to production
+/as carol
+/click 4
+/ops deploy billing 2.0.0 to production
+/as bob
+/click 7
+/ops history
+"""
+
+
+@pytest.fixture(scope="module")
+def transcript() -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "demo", "--tick-seconds", "0.05"],
+        input=STORY,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_requester_cannot_approve_their_own_deploy(transcript: str) -> None:
+    assert "(only you) You asked for #1, so you cannot approve it: someone else from @platform-oncall must." in transcript
+
+
+def test_approved_deploy_rolls_out(transcript: str) -> None:
+    assert "✅ #1 deploy checkout 1.4.2 in production" in transcript
+    assert "Result: rolled out: 3/3 updated, 3 available, revision 2" in transcript
+
+
+def test_broken_image_fails_and_is_rolled_back_to_the_previous_image(transcript: str) -> None:
+    assert "↩️ #2 deploy checkout 1.4.3-broken in production" in transcript
+    assert "has timed out progressing" in transcript
+    assert (
+        "restored deployment shop/checkout in cluster demo-production to revision 2 (image registry.example.com/shop/checkout:1.4.2)"
+        in transcript
+    )
+    assert "[#C0INCIDENT] ↩️ deploy checkout in production (#2, asked by @alice) failed and was rolled back" in transcript
+
+
+def test_ecs_deploy_goes_through_the_same_approval_story(transcript: str) -> None:
+    assert "task definition `billing:1` → `billing:2`" in transcript
+    assert "✅ #3 deploy billing 2.0.0 in production" in transcript
+
+
+def test_history_and_a_verified_audit_chain_at_the_end(transcript: str) -> None:
+    assert "✅ #3 deploy billing 2.0.0 in production — succeeded, by @carol" in transcript
+    assert "↩️ #2 deploy checkout 1.4.3-broken in production — failed and was rolled back" in transcript
+    assert transcript.rstrip().splitlines()[-1].endswith("chain intact.")
