@@ -104,7 +104,7 @@ class _BuiltinHandlers:
                 holder_name=invocation.actor.name, now=now, expires_at=now + duration, reason=reason,
             )  # fmt: skip
             if holder is not None:
-                raise OpsbotError(lock_text(holder, now))
+                raise OpsbotError(lock_text(holder, now), markup=True)
             audit_store.append_events(
                 session, [_lock_event(EventType.LOCKED, invocation, service, env, reason, int(duration.total_seconds()))], now
             )
@@ -122,7 +122,8 @@ class _BuiltinHandlers:
             if removed is None:
                 current = lock_store.current(session, service=service, env=env, now=now)
                 if current is not None:
-                    raise OpsbotError(lock_text(current, now) + " Only explicit locks can be unlocked; a run's lock ends with the run.")
+                    message = lock_text(current, now) + " Only explicit locks can be unlocked; a run's lock ends with the run."
+                    raise OpsbotError(message, markup=True)
                 raise OpsbotError(f"{service}/{env} is not locked.")
             audit_store.append_events(session, [_lock_event(EventType.UNLOCKED, invocation, service, env, removed.reason, 0)], now)
         self.ops.notifier.post(
@@ -138,7 +139,7 @@ class _BuiltinHandlers:
             event = _lock_event(EventType.DENIED, invocation, service, env, decision.reason, 0)
             with self.ops.database.transaction() as session:
                 audit_store.append_events(session, [event], self.ops.clock())
-            raise OpsbotError(f"Denied: {decision.reason}")
+            raise OpsbotError(f"Denied: {decision.reason}", markup=True)
 
 
 def _service_env(parsed: CommandRequest) -> tuple[str, str]:

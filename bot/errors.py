@@ -9,14 +9,20 @@ from __future__ import annotations
 
 
 class OpsbotError(Exception):
-    """Base class: ``user_message`` is safe to show in chat; ``details`` go to logs only."""
+    """Base class: ``user_message`` is shown to the user; ``details`` go to logs only.
+
+    ``user_message`` is plain text and is escaped when drawn, unless ``markup`` is True:
+    then it is mrkdwn built by opsbot itself (mentions, channel links) with every
+    user-supplied value already escaped.
+    """
 
     temporary: bool = False
 
-    def __init__(self, user_message: str, *, details: str | None = None) -> None:
+    def __init__(self, user_message: str, *, details: str | None = None, markup: bool = False) -> None:
         super().__init__(user_message)
         self.user_message = user_message
         self.details = details
+        self.markup = markup
 
 
 class ConfigError(OpsbotError):

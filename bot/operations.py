@@ -120,7 +120,7 @@ class Operations:
         )  # fmt: skip
         if not decision.allowed:
             self._audit(base_event, _with(base_event, EventType.DENIED, "denied", reason=decision.reason, rule=decision.rule or ""))
-            raise OpsbotError(f"Denied: {decision.reason}")
+            raise OpsbotError(f"Denied: {decision.reason}", markup=True)
         mutating = is_mutating(steps)
         if mutating:
             self._refuse_if_locked(base_event, service, env, now)
@@ -182,7 +182,7 @@ class Operations:
         if lock is not None:
             text = lock_text(lock, now)
             self._audit(base_event, _with(base_event, EventType.LOCK_REFUSED, "locked", reason=text))
-            raise OpsbotError(text)
+            raise OpsbotError(text, markup=True)
 
     # -- clicks -------------------------------------------------------------------------
 
@@ -261,7 +261,7 @@ class _NoReply:
 
 
 def _error_message(error: OpsbotError) -> Message:
-    text = escape(error.user_message)
+    text = error.user_message if error.markup else escape(error.user_message)
     if isinstance(error, UsageError) and error.usage:
         text += f"\nUsage: `/ops {escape(error.usage)}`"
     return Message.plain(text)

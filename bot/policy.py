@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from bot.config import AccessRule, ApprovalRule, FreezeWindow, OpsbotConfig
 from bot.durations import format_duration
 from bot.groups import GroupDirectory
+from bot.messages import escape
 from bot.runbooks.models import Runbook
 from commands.values import ParamValue
 
@@ -131,7 +132,7 @@ def _limits(rule: AccessRule, params: dict[str, ParamValue], env: str, label: st
             if limit.max is not None and value > limit.max:
                 return f"{name} {value} is above the {env} limit of {limit.max} ({label})."
         if limit.allowed is not None and str(value) not in limit.allowed:
-            return f"{name} {value} is not allowed in {env}; allowed: {', '.join(limit.allowed)} ({label})."
+            return f"{name} {escape(value)} is not allowed in {env}; allowed: {', '.join(limit.allowed)} ({label})."
     return None
 
 

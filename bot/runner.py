@@ -216,7 +216,7 @@ class Runner:
                     request_id=row.id, runbook=row.runbook,
                 )  # fmt: skip
                 if holder is not None:
-                    problem = lock_text(holder, now) + " Nothing was changed; request again when it is free."
+                    problem = lock_text(holder, now, plain=True) + " Nothing was changed; request again when it is free."
             if problem is not None:
                 request_store.transition(
                     session, request_id, expected=[RequestState.RUNNING], new=RequestState.FAILED, now=now,

@@ -151,15 +151,20 @@ def _buttons(row: RequestRow, state: RequestState) -> tuple[Button, ...]:
     return ()
 
 
-def lock_text(lock: TargetLockRow, now: datetime) -> str:
-    """``checkout/production is locked by request #12 (deploy by <@U1>, 3 min ago)``."""
+def lock_text(lock: TargetLockRow, now: datetime, *, plain: bool = False) -> str:
+    """``checkout/production is locked by request #12 (deploy by <@U1>, 3 min ago)``.
+
+    ``plain`` gives the same sentence as plain text (names, no mentions) for stored results.
+    """
     age = humanize_age((now - lock.acquired_at).total_seconds())
-    target = f"{escape(lock.service)}/{escape(lock.env)}"
+    show = (lambda value: value) if plain else escape
+    who = lock.holder_name if plain else mention(lock.holder_id)
+    target = f"{show(lock.service)}/{show(lock.env)}"
     if lock.kind == "run" and lock.request_id is not None:
-        return f"{target} is locked by request #{lock.request_id} ({escape(lock.runbook)} by {mention(lock.holder_id)}, {age})."
-    reason = f": {escape(lock.reason)}" if lock.reason else ""
+        return f"{target} is locked by request #{lock.request_id} ({show(lock.runbook)} by {who}, {age})."
+    reason = f": {show(lock.reason)}" if lock.reason else ""
     until = lock.expires_at.strftime("%H:%M UTC")
-    return f"{target} is locked by {mention(lock.holder_id)} ({age}, until {until}){reason}."
+    return f"{target} is locked by {who} ({age}, until {until}){reason}."
 
 
 def history_message(rows: Sequence[RequestRow], heading: str) -> Message:
