@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 GENESIS_HASH = "0" * 64
 
-ChainRow = tuple[int, datetime, str, str, str, str, int | None, str, str, str, str, str, str, str, str]
-"""(seq, at, event, actor_id, actor_name, channel, request_id, runbook, service, env,
-params_json, outcome, details_json, prev_hash, hash) — the column order of ``audit_events``."""
+ChainRow = Sequence[Any]
+"""(seq, at_text, event, actor_id, actor_name, channel, request_id, runbook, service, env,
+params_json, outcome, details_json, prev_hash, hash) — the column order of ``audit_events``,
+with the time already in ``format_time``'s text form (the store reads it that way)."""
+
+_ARRAY_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical_json(value: Any) -> str:
@@ -29,19 +32,14 @@ def canonical_json(value: Any) -> str:
 
 
 def format_time(value: datetime) -> str:
-    """UTC with microseconds: identical whether read back from SQLite or PostgreSQL."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC with microseconds, ``2026-11-25T12:00:00.000000Z``: the same from SQLite or PostgreSQL."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")[:26] + "Z"
 
 
-def chain_hash(fields: tuple[Any, ...], prev_hash: str) -> str:
+def chain_hash(fields: Sequence[Any], prev_hash: str) -> str:
     """SHA-256 of the canonical array ``[*fields, prev_hash]``; ``fields`` excludes the hashes."""
-    payload = json.dumps([*fields, prev_hash], separators=(",", ":"), ensure_ascii=False)
+    payload = _ARRAY_ENCODER.encode([*fields, prev_hash])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def row_fields(row: ChainRow) -> tuple[Any, ...]:
-    """The hashed part of a stored row, with the timestamp in its canonical text form."""
-    return (row[0], format_time(row[1]), *row[2:13])
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ def verify_chain(rows: Iterable[ChainRow], head_seq: int | None, head_hash: str 
         if prev_hash != expected_prev:
             reason = "prev_hash does not match the hash of the row before it (a row was inserted, removed or replaced)"
             return ChainReport(count, seq, stored_hash, ChainBreak(seq, reason))
-        if chain_hash(row_fields(row), prev_hash) != stored_hash:
+        if chain_hash(row[:13], prev_hash) != stored_hash:
             reason = "content does not match its hash (the row was edited)"
             return ChainReport(count, seq, stored_hash, ChainBreak(seq, reason))
         expected_seq, expected_prev = seq + 1, stored_hash
