@@ -15,6 +15,8 @@ class Invocation:
     actor: Actor
     channel: str
     text: str
+    delivery: str | None = None
+    """A digest of the signed request that carried this (Slack sets it); a repeat is a replay."""
 
 
 @dataclass(frozen=True)
@@ -26,3 +28,4 @@ class Click:
     action: ButtonAction
     value: str
     message: MessageRef | None = None
+    delivery: str | None = None

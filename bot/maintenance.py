@@ -15,6 +15,7 @@ from bot.lifecycle import expire_due
 from bot.runner import Runner
 from bot.store.database import Database
 from bot.store.models import RequestRow
+from bot.store.replays import forget_old
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class Maintenance:
         for row in expire_due(self._database, self._clock()):
             self._refresh(row)
         self._runner.recover()
+        with self._database.transaction() as session:
+            forget_old(session, self._clock())
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="opsbot-maintenance", daemon=True)

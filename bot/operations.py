@@ -28,6 +28,7 @@ from bot.states import RequestState
 from bot.steps import build_plan, is_mutating, make_context, prepare_steps, target_of
 from bot.store import audit as audit_store
 from bot.store import locks as lock_store
+from bot.store import replays as replay_store
 from bot.store import requests as request_store
 from bot.store.database import Database
 from bot.store.models import RequestRow
@@ -69,7 +70,9 @@ class Operations:
         return parse_command(text, self.catalog.commands, self.catalog.config)
 
     def handle_command(self, invocation: Invocation, reply: Replier, parsed: CommandRequest | None = None) -> None:
-        """Run a typed command to its end; never raises."""
+        """Run a typed command to its end; never raises. A replayed delivery is dropped."""
+        if self._is_replay(invocation.delivery, invocation.actor.user_id, invocation.channel):
+            return
         self._guarded(reply, self._command, invocation, reply, parsed)
 
     def record_rejected(self, invocation: Invocation, error: UsageError) -> None:
@@ -81,8 +84,24 @@ class Operations:
         )
 
     def handle_click(self, click: Click, reply: Replier) -> None:
-        """Act on a button press; never raises."""
+        """Act on a button press; never raises. A replayed delivery is dropped."""
+        if self._is_replay(click.delivery, click.actor.user_id, click.channel):
+            return
         self._guarded(reply, self._click, click, reply)
+
+    def _is_replay(self, delivery: str | None, user_id: str, channel: str) -> bool:
+        """Record the delivery; True (and audited) if any replica already acted on it."""
+        if delivery is None:
+            return False
+        with self.database.transaction() as session:
+            if replay_store.first_time_seen(session, delivery, self.clock()):
+                return False
+            event = AuditEvent(
+                event=EventType.REPLAY_REJECTED, actor_id=user_id, channel=channel, outcome="replay", details={"delivery": delivery}
+            )
+            audit_store.append_events(session, [event], self.clock())
+        logger.warning("dropped a replayed Slack request (delivery %s)", delivery)
+        return True
 
     # -- commands -----------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ class EventType(StrEnum):
     INCIDENT_ACKNOWLEDGED = "incident_acknowledged"
     INCIDENT_RESOLVED = "incident_resolved"
     DIGEST_POSTED = "digest_posted"
+    REPLAY_REJECTED = "replay_rejected"
 
 
 @dataclass(frozen=True)

@@ -192,3 +192,12 @@ class DigestStateRow(Base):
     channel: Mapped[str] = mapped_column(String(128), primary_key=True)
     last_posted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     last_fingerprint: Mapped[str] = mapped_column(String(64), default="")
+
+
+class SeenRequestRow(Base):
+    """A signed Slack request already acted on; a second one with the same signature is a replay."""
+
+    __tablename__ = "seen_requests"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
