@@ -16,11 +16,12 @@ from typing import Any
 from bot.audit.events import AuditEvent, EventType
 from bot.backends import Backends
 from bot.catalog import Catalog
-from bot.errors import ApprovalExpired, OpsbotError, RequestNotFound, UsageError
+from bot.errors import ApprovalExpired, ApprovalRefused, OpsbotError, RequestNotFound, UsageError
 from bot.groups import GroupDirectory
 from bot.invocation import Click, Invocation
-from bot.lifecycle import Actor, approve, cancel, params_hash, plan_hash, reject, votes_of
+from bot.lifecycle import Actor, approve, cancel, params_hash, plan_hash, reject, request_event, votes_of
 from bot.messages import ButtonAction, Message, MessageRef, escape
+from bot.metrics import record_approval
 from bot.notifier import Notifier, Replier
 from bot.policy import Subject, evaluate
 from bot.runner import Runner
@@ -37,6 +38,7 @@ from commands.parser import CommandRequest, parse_command
 
 logger = logging.getLogger(__name__)
 
+SYSTEM = Actor(user_id="", name="opsbot")
 BuiltinHandler = Callable[[CommandRequest, Invocation, Replier], None]
 
 
@@ -159,8 +161,37 @@ class Operations:
         if ref is not None:
             with self.database.transaction() as session:
                 request_store.set_fields(session, row.id, self.clock(), message_ref=ref.as_dict())
+        elif needs_approval:
+            self._withdraw_unposted(row, invocation, reply)
+            return
+        else:
+            reply.private(
+                Message.plain(
+                    f"I could not post in this channel (invite me with `/invite @opsbot`), so I am running #{row.id} "
+                    f"without a message here; follow it with `/ops show {row.id}`."
+                )
+            )
         if not needs_approval:
             self.runner.submit(row.id)
+
+    def _withdraw_unposted(self, row: RequestRow, invocation: Invocation, reply: Replier) -> None:
+        """No message means no buttons: nobody could approve, so cancel now and say why."""
+        now = self.clock()
+        reason = "the approval message could not be posted in this channel"
+        with self.database.transaction() as session:
+            if request_store.transition(
+                session, row.id, expected=[RequestState.PENDING_APPROVAL], new=RequestState.CANCELLED, now=now,
+                finished_at=now, result=reason,
+            ):  # fmt: skip
+                audit_store.append_events(
+                    session, [request_event(row, EventType.CANCELLED, SYSTEM, outcome="not_posted", reason=reason)], now
+                )
+        reply.private(
+            Message.plain(
+                f"I could not post the approval message for #{row.id} in this channel, so nobody could approve it; "
+                "it is cancelled and nothing ran. Invite me with `/invite @opsbot` (or use a channel I am in) and ask again."
+            )
+        )
 
     def _create_request(
         self, invocation: Invocation, parsed: CommandRequest, runbook: str, kind: str, plan: list[dict[str, Any]],
@@ -179,8 +210,6 @@ class Operations:
                 expires_at=now + approval.expires_in if needs_approval else None, created_at=now, updated_at=now,
             )  # fmt: skip
             actor = Actor(invocation.actor.user_id, invocation.actor.name)
-            from bot.lifecycle import request_event
-
             events = [
                 request_event(row, EventType.COMMAND_RECEIVED, actor, outcome="received", text=invocation.text[:500], rule=rule or ""),
                 request_event(
@@ -214,16 +243,28 @@ class Operations:
             return
         request_id = _request_id(click.value)
         now = self.clock()
+        self._remember_message(request_id, click.message)
         try:
             if click.action == ButtonAction.APPROVE:
-                outcome = approve(self.database, self.groups, request_id=request_id, actor=click.actor, shown=click.value, now=now)
+                try:
+                    outcome = approve(self.database, self.groups, request_id=request_id, actor=click.actor, shown=click.value, now=now)
+                except ApprovalRefused as refusal:
+                    record_approval("approve", refusal.code)
+                    raise
+                record_approval("approve", "approved" if outcome.approved_now else "counted")
                 self.refresh(outcome.request)
                 if outcome.approved_now:
                     self.runner.submit(outcome.request.id)
                 else:
                     reply.private(Message.plain(f"Approved. #{request_id} has {outcome.approvals} of {outcome.required} approvals."))
             elif click.action == ButtonAction.REJECT:
-                self.refresh(reject(self.database, self.groups, request_id=request_id, actor=click.actor, shown=click.value, now=now))
+                try:
+                    rejected = reject(self.database, self.groups, request_id=request_id, actor=click.actor, shown=click.value, now=now)
+                except ApprovalRefused as refusal:
+                    record_approval("reject", refusal.code)
+                    raise
+                record_approval("reject", "rejected")
+                self.refresh(rejected)
             elif click.action == ButtonAction.CANCEL:
                 row = cancel(self.database, self.groups, request_id=request_id, actor=click.actor, now=now)
                 self.refresh(row)
@@ -232,6 +273,15 @@ class Operations:
         except ApprovalExpired:
             self.refresh_by_id(request_id)
             raise
+
+    def _remember_message(self, request_id: int, ref: MessageRef | None) -> None:
+        """A click can beat the store of its message's ts; the click itself says where the message is."""
+        if ref is None:
+            return
+        with self.database.transaction() as session:
+            row = request_store.get_request(session, request_id)
+            if row is not None and row.message_ref is None:
+                request_store.set_fields(session, request_id, self.clock(), message_ref=ref.as_dict())
 
     def refresh(self, row: RequestRow) -> None:
         """Redraw a request's message from the database."""

@@ -26,6 +26,7 @@ from bot.catalog import Catalog
 from bot.errors import ActionCancelled, ActionFailed, OpsbotError, StepTimeout
 from bot.lifecycle import Actor, plan_hash, request_event
 from bot.messages import Message, MessageRef, escape, mention
+from bot.metrics import record_run
 from bot.notifier import Notifier
 from bot.runbooks.models import Runbook
 from bot.states import STATE_WORDS, RequestState
@@ -190,6 +191,7 @@ class Runner:
             heartbeat.join(timeout=5)
         run.duration_seconds = time.monotonic() - started
         final = self._finish(row, state, result, run.duration_seconds)
+        record_run(row.runbook, str(state), run.duration_seconds)
         self._publish(final, run)
         if state in (RequestState.FAILED, RequestState.ROLLED_BACK):
             self._announce(final, _failure_announcement(final))

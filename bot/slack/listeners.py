@@ -1,0 +1,197 @@
+"""Bolt listeners: answer Slack within its 3-second window, with no I/O before the answer.
+
+On the ack path a listener only reads the payload, parses the command text (pure CPU,
+``Operations.parse``) and puts the real work in the worker pool (``runner.submit_task``,
+which returns at once). Kubernetes, AWS, the database and the Slack Web API are only ever
+reached from that pool. Why it matters: the app runs with ``process_before_response=True``
+(Bolt answers Slack after the listener returns, ~0.5 ms instead of Bolt's ~11 ms lazy
+path), so anything slow in a listener would delay every ack behind it on the event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk import WebClient
+
+from bot.errors import UsageError
+from bot.messages import Message, code, escape
+from bot.metrics import record_command
+from bot.operations import Operations
+from bot.runner import Runner
+from bot.slack.payloads import (
+    PayloadProblem,
+    first_action,
+    is_block_actions,
+    parse_block_action,
+    parse_slash_command,
+)
+from bot.slack.replier import SlackReplier
+
+logger = logging.getLogger(__name__)
+
+OPS_COMMAND = "/ops"
+ANY_ACTION = re.compile(r".*")
+"""Every block action is routed here, so a button opsbot does not know still gets a clear answer."""
+MAX_ECHO_CHARS = 200
+UNAVAILABLE = "opsbot is restarting and could not take that just now; nothing was done. Try again in a minute."
+
+
+class SlackListeners:
+    """The ``/ops`` command, button clicks and the payload guard, as Bolt listeners."""
+
+    def __init__(self, *, operations: Operations, runner: Runner, client: WebClient) -> None:
+        self._operations = operations
+        self._runner = runner
+        self._client = client
+
+    async def on_command(self, ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest) -> None:
+        """``/ops <text>``: parse, hand the work to the pool, ack with what happens next."""
+        parsed = parse_slash_command(body)
+        if isinstance(parsed, PayloadProblem):
+            record_command("unknown", "bad_payload")
+            logger.warning("unusable slash command payload: %s", parsed.detail)
+            await ack_privately(ack, parsed.user_message)
+            return
+        invocation = dataclasses.replace(parsed.invocation, delivery=delivery_id(request))
+        try:
+            request = self._operations.parse(invocation.text)
+        except UsageError as error:
+            record_command(self._command_label(invocation.text), "usage_error")
+            # The person is answered in the ack itself; the audit row is written after it, in the pool.
+            self._submit(self._operations.record_rejected, invocation, error)
+            await ack_privately(ack, usage_reply(error))
+            return
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            logger.exception("could not parse a command (error id %s)", error_id)
+            record_command("unknown", "internal_error")
+            await ack_privately(ack, f"Something went wrong on our side (error id {error_id}); nothing was done.")
+            return
+        replier = SlackReplier(self._client, user_id=invocation.actor.user_id, channel=invocation.channel, response_url=parsed.response_url)
+        if not self._submit(self._operations.handle_command, invocation, replier, request):
+            record_command(request.command, "unavailable")
+            await ack_privately(ack, UNAVAILABLE)
+            return
+        record_command(request.command, "accepted")
+        await ack_privately(ack, f"Working on {code(_shorten(invocation.text))}…")
+
+    async def on_block_action(self, ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest) -> None:
+        """A button: ack at once (Slack shows nothing for a block_actions ack), then act in the pool."""
+        await ack()
+        parsed = parse_block_action(body)
+        if isinstance(parsed, PayloadProblem):
+            self._answer_problem(parsed)
+            return
+        click = dataclasses.replace(parsed.click, delivery=delivery_id(request))
+        replier = SlackReplier(self._client, user_id=click.actor.user_id, channel=click.channel, response_url=parsed.response_url)
+        if not self._submit(self._operations.handle_click, click, replier):
+            logger.error("dropped a %s click by %s: the worker pool is not accepting work", click.action, click.actor.user_id)
+
+    def answer_unreadable_click(self, body: dict[str, Any]) -> None:
+        """A block_actions payload without a usable ``actions[0]``: tell the clicker, after the ack."""
+        problem = parse_block_action(body)
+        if isinstance(problem, PayloadProblem):
+            self._answer_problem(problem)
+
+    async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
+        """Last resort: listeners do not raise, but if one does, the log has an id and the payload type."""
+        error_id = uuid.uuid4().hex[:8]
+        logger.error(
+            "unhandled error in a Slack listener (error id %s, payload type %s)", error_id, body.get("type") or "command", exc_info=error
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _submit(self, function: Callable[..., Any], *args: Any) -> bool:
+        """Queue post-ack work; False if the pool refuses it (shutting down)."""
+        try:
+            self._runner.submit_task(function, *args)
+        except RuntimeError:
+            logger.warning("the worker pool refused %s: it is shutting down", getattr(function, "__name__", function))
+            return False
+        return True
+
+    def _answer_problem(self, problem: PayloadProblem) -> None:
+        """Log a payload opsbot cannot use and tell its person privately, after the ack."""
+        logger.warning("unusable interaction payload: %s", problem.detail)
+        if problem.user_id is None or (problem.channel is None and problem.response_url is None):
+            return
+        replier = SlackReplier(self._client, user_id=problem.user_id, channel=problem.channel or "", response_url=problem.response_url)
+        self._submit(replier.private, Message.plain(escape(problem.user_message)))
+
+    def _command_label(self, text: str) -> str:
+        """The command word for metrics, only if it is a known command (labels never carry user text)."""
+        word = text.split(maxsplit=1)[0].lower() if text.strip() else ""
+        return word if word in self._operations.catalog.commands else "unknown"
+
+
+class BlockActionsGuard(AsyncMiddleware):
+    """Stops block_actions whose ``actions[0]`` is missing or malformed before Bolt indexes it.
+
+    Bolt's matchers and its argument injection read ``body["actions"][0]["action_id"]`` blindly,
+    so such a payload would be an IndexError and an HTTP 500 before any listener ran. A class
+    (not a function middleware) because function middleware gets injected arguments too.
+    """
+
+    def __init__(self, listeners: SlackListeners) -> None:
+        self._listeners = listeners
+
+    async def async_process(
+        self,
+        *,
+        req: AsyncBoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], Awaitable[BoltResponse]],
+    ) -> BoltResponse:
+        body = req.body
+        if is_block_actions(body) and first_action(body) is None:
+            self._listeners.answer_unreadable_click(body)
+            return BoltResponse(status=200, body="")
+        return await next()
+
+
+def delivery_id(request: AsyncBoltRequest) -> str | None:
+    """A digest of the request's signature: the same signed request twice is a replay.
+
+    Bolt accepts a signature for five minutes; the core records this id once across every
+    replica (``Operations`` → ``bot.store.replays``) and drops a second delivery. Socket Mode
+    requests carry no signature (the WebSocket itself is authenticated): None.
+    """
+    signature = _header(request, "x-slack-signature")
+    timestamp = _header(request, "x-slack-request-timestamp")
+    if not signature or not timestamp:
+        return None
+    return hashlib.sha256(f"{timestamp}:{signature}".encode()).hexdigest()
+
+
+def _header(request: AsyncBoltRequest, name: str) -> str | None:
+    values = request.headers.get(name) or []
+    return values[0] if values else None
+
+
+async def ack_privately(ack: AsyncAck, text: str) -> None:
+    """Answer a slash command in its ack, visible only to the person who typed it."""
+    await ack(text=text, response_type="ephemeral")
+
+
+def usage_reply(error: UsageError) -> str:
+    """The ack text for a command that did not parse: what was wrong, then the usage line."""
+    text = escape(error.user_message)
+    if error.usage:
+        text += f"\nUsage: `{OPS_COMMAND} {escape(error.usage)}`"
+    return text
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= MAX_ECHO_CHARS else text[: MAX_ECHO_CHARS - 1] + "…"

@@ -1,0 +1,184 @@
+"""The only module that knows what Slack's payloads look like.
+
+A slash command (a form, flattened to a dict by Bolt) becomes an ``Invocation``; a
+``block_actions`` payload becomes a ``Click``. Parsing is defensive: a signed request can
+still carry a shape we do not expect (a field missing, a list where a string should be,
+a button from another app, a value too long to be ours). Each of those becomes a
+``PayloadProblem`` with a sentence for the person who acted, never an exception that
+would reach Bolt and turn into an HTTP 500 and a generic Slack error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.invocation import Click, Invocation
+from bot.lifecycle import Actor
+from bot.messages import ButtonAction, MessageRef
+
+MAX_COMMAND_CHARS = 4_000
+"""Slack caps slash command text near this; anything longer is not a command a person typed."""
+MAX_BUTTON_VALUE_CHARS = 2_000
+"""Slack's own limit for a button value: a longer one was not drawn by opsbot."""
+MAX_NAME_CHARS = 80
+ACTION_ID_SUFFIX = "#"
+"""``opsbot_approve#2``: blocks.py suffixes repeated action ids so they stay unique in a block."""
+
+_SLACK_ID = re.compile(r"^[A-Z0-9]{2,32}$")
+_MESSAGE_TS = re.compile(r"^\d{1,12}\.\d{1,8}$")
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    """A parsed ``/ops …`` with where to answer its person privately."""
+
+    invocation: Invocation
+    response_url: str | None
+
+
+@dataclass(frozen=True)
+class ButtonClick:
+    """A parsed button press with where to answer its person privately."""
+
+    click: Click
+    response_url: str | None
+
+
+@dataclass(frozen=True)
+class PayloadProblem:
+    """A payload opsbot cannot act on: what to tell the person, where, and what to log."""
+
+    user_message: str
+    detail: str
+    user_id: str | None = None
+    channel: str | None = None
+    response_url: str | None = None
+
+
+def parse_slash_command(body: Mapping[str, Any]) -> SlashCommand | PayloadProblem:
+    """A slash-command form → ``Invocation``, with Slack's HTML escaping undone."""
+    user_id = _slack_id(body.get("user_id"))
+    channel = _slack_id(body.get("channel_id"))
+    response_url = _url(body.get("response_url"))
+    text = body.get("text", "")
+    if user_id is None or channel is None:
+        return PayloadProblem(
+            "Slack sent this command without a user or channel, so opsbot cannot act on it. Try again from a channel.",
+            detail=f"slash command without a usable user_id/channel_id: {body.get('user_id')!r:.40}/{body.get('channel_id')!r:.40}",
+            user_id=user_id,
+            channel=channel,
+            response_url=response_url,
+        )
+    if not isinstance(text, str):
+        return PayloadProblem(
+            "opsbot could not read that command's text.", detail=f"text is {type(text).__name__}", user_id=user_id, channel=channel
+        )
+    if len(text) > MAX_COMMAND_CHARS:
+        return PayloadProblem(
+            f"That command is {len(text):,} characters long; opsbot accepts up to {MAX_COMMAND_CHARS:,}.",
+            detail=f"text of {len(text)} characters",
+            user_id=user_id,
+            channel=channel,
+            response_url=response_url,
+        )
+    actor = Actor(user_id=user_id, name=_name(body.get("user_name"), user_id))
+    return SlashCommand(Invocation(actor=actor, channel=channel, text=unescape(text).strip()), response_url)
+
+
+def parse_block_action(body: Mapping[str, Any]) -> ButtonClick | PayloadProblem:
+    """A ``block_actions`` payload → ``Click`` on one of opsbot's buttons."""
+    user = _mapping(body.get("user"))
+    user_id = _slack_id(user.get("id"))
+    container = _mapping(body.get("container"))
+    channel = _slack_id(_mapping(body.get("channel")).get("id")) or _slack_id(container.get("channel_id"))
+    response_url = _url(body.get("response_url"))
+
+    def problem(message: str, detail: str) -> PayloadProblem:
+        return PayloadProblem(message, detail=detail, user_id=user_id, channel=channel, response_url=response_url)
+
+    if user_id is None:
+        return problem("Slack sent this click without saying who clicked, so opsbot ignored it.", "block_actions without user.id")
+    if channel is None:
+        return problem("opsbot buttons only work in channels; this one was clicked elsewhere.", "block_actions without a channel")
+    action = first_action(body)
+    if action is None:
+        return problem("opsbot could not read that click; try the button again.", "block_actions without a usable actions[0]")
+    action_id = action.get("action_id")
+    button = _button_action(action_id)
+    if button is None:
+        return problem(
+            "That button does not belong to opsbot (or to this version of it); nothing was done.", f"unknown action_id {action_id!r:.80}"
+        )
+    value = action.get("value", "")
+    if not isinstance(value, str) or len(value) > MAX_BUTTON_VALUE_CHARS:
+        size = len(value) if isinstance(value, str) else type(value).__name__
+        return problem("That button's value is not one opsbot draws; nothing was done.", f"button value of {size}")
+    actor = Actor(user_id=user_id, name=_name(user.get("username") or user.get("name"), user_id))
+    click = Click(actor=actor, channel=channel, action=button, value=value, message=_message_ref(body, container, channel))
+    return ButtonClick(click, response_url)
+
+
+def first_action(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """``actions[0]`` if it is an object with a string ``action_id`` (Bolt's matchers index it blindly)."""
+    actions = body.get("actions")
+    if not isinstance(actions, list) or not actions or not isinstance(actions[0], Mapping):
+        return None
+    action: Mapping[str, Any] = actions[0]
+    return action if isinstance(action.get("action_id"), str) else None
+
+
+def is_block_actions(body: Mapping[str, Any]) -> bool:
+    return body.get("type") == "block_actions"
+
+
+def unescape(text: str) -> str:
+    """Undo Slack's escaping of ``& < >`` in command text; ``&amp;`` last, so ``&amp;lt;`` stays ``&lt;``."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def action_id_for(action: ButtonAction, occurrence: int) -> str:
+    """The action id of the ``occurrence``-th button with ``action`` in one block (0 = plain)."""
+    return str(action) if occurrence == 0 else f"{action}{ACTION_ID_SUFFIX}{occurrence}"
+
+
+def _button_action(action_id: object) -> ButtonAction | None:
+    if not isinstance(action_id, str) or len(action_id) > 255:
+        return None
+    base = action_id.split(ACTION_ID_SUFFIX, 1)[0]
+    try:
+        return ButtonAction(base)
+    except ValueError:
+        return None
+
+
+def _message_ref(body: Mapping[str, Any], container: Mapping[str, Any], channel: str) -> MessageRef | None:
+    """The clicked message, unless it was ephemeral (those cannot be updated)."""
+    if container.get("is_ephemeral") is True:
+        return None
+    ts = container.get("message_ts") or _mapping(body.get("message")).get("ts")
+    if not isinstance(ts, str) or not _MESSAGE_TS.match(ts):
+        return None
+    return MessageRef(channel=channel, ts=ts)
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _slack_id(value: object) -> str | None:
+    return value if isinstance(value, str) and _SLACK_ID.match(value) else None
+
+
+def _url(value: object) -> str | None:
+    if isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) <= 2_000:
+        return value
+    return None
+
+
+def _name(value: object, fallback: str) -> str:
+    if isinstance(value, str) and value.strip():
+        return value.strip()[:MAX_NAME_CHARS]
+    return fallback

@@ -1,0 +1,146 @@
+"""Slack user groups as policy groups: ``@handle`` or ``S…`` → member user ids, cached.
+
+Why a cache with a TTL: ``usergroups.users.list`` is rate tier 2 (about 20 calls a minute)
+and the policy asks on every request and every approval click. Why serve a stale value when
+Slack fails: a Slack hiccup should not lock the on-call team out of a rollback, and a
+membership a few minutes old is what the cache serves anyway. Why fail closed when nothing
+was ever loaded: an unknown membership must grant nothing (the ``GroupDirectory`` turns the
+raised error into an empty group).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.metrics import record_slack_error
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TTL_SECONDS = 300.0
+GONE_ERRORS = frozenset({"no_such_subteam", "subteam_not_found"})
+"""Answers that are definitive (the group was deleted): cached as empty, not retried as failures."""
+
+T = TypeVar("T")
+
+
+class GroupLookupFailed(Exception):
+    """Slack could not be asked and nothing was cached: the group counts as empty (fail closed)."""
+
+
+@dataclass(frozen=True)
+class _Entry(Generic[T]):
+    value: T
+    fetched_at: float
+
+
+class SlackUserGroups:
+    """An ``ExternalGroupResolver`` backed by ``usergroups.list`` and ``usergroups.users.list``."""
+
+    def __init__(self, client: WebClient, *, ttl_seconds: float = DEFAULT_TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._fetching: dict[str, threading.Lock] = {}
+        self._handles: _Entry[dict[str, str]] | None = None
+        self._members: dict[str, _Entry[frozenset[str]]] = {}
+
+    def __call__(self, reference: str) -> frozenset[str]:
+        """Members of ``@handle`` or ``S…``; raises ``GroupLookupFailed`` if Slack fails and nothing is cached."""
+        group_id = self._group_id(reference)
+        if group_id is None:
+            logger.warning("Slack user group %s does not exist; it has no members", reference)
+            return frozenset()
+        return self._cached(
+            f"members:{group_id}", lambda: self._members.get(group_id), self._store_members(group_id), self._fetch_members(group_id)
+        )
+
+    def invalidate(self) -> None:
+        """Forget everything (tests, or an admin who just changed a group)."""
+        with self._lock:
+            self._handles = None
+            self._members.clear()
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def _group_id(self, reference: str) -> str | None:
+        if not reference.startswith("@"):
+            return reference
+        handles = self._cached("handles", lambda: self._handles, self._store_handles, self._fetch_handles)
+        return handles.get(reference[1:].lower())
+
+    def _fetch_handles(self) -> dict[str, str]:
+        response = self._client.usergroups_list(include_disabled=False, include_users=False, include_count=False)
+        groups = response.get("usergroups") or []
+        return {
+            str(group["handle"]).lower(): str(group["id"])
+            for group in groups
+            if isinstance(group, dict) and group.get("handle") and group.get("id")
+        }
+
+    def _fetch_members(self, group_id: str) -> Callable[[], frozenset[str]]:
+        def fetch() -> frozenset[str]:
+            try:
+                response = self._client.usergroups_users_list(usergroup=group_id, include_disabled=False)
+            except SlackApiError as error:
+                if error.response.get("error") in GONE_ERRORS:
+                    return frozenset()
+                raise
+            return frozenset(str(user) for user in response.get("users") or [] if isinstance(user, str))
+
+        return fetch
+
+    # -- the cache ---------------------------------------------------------------------------
+
+    def _store_handles(self, entry: _Entry[dict[str, str]]) -> None:
+        self._handles = entry
+
+    def _store_members(self, group_id: str) -> Callable[[_Entry[frozenset[str]]], None]:
+        def store(entry: _Entry[frozenset[str]]) -> None:
+            self._members[group_id] = entry
+
+        return store
+
+    def _cached(
+        self,
+        key: str,
+        current: Callable[[], _Entry[T] | None],
+        store: Callable[[_Entry[T]], None],
+        fetch: Callable[[], T],
+    ) -> T:
+        """Fresh cache, else one fetch per key at a time, else the stale value, else fail closed."""
+        with self._lock:
+            entry = current()
+            if entry is not None and self._clock() - entry.fetched_at < self._ttl:
+                return entry.value
+            key_lock = self._fetching.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:  # another thread may have refreshed it while we waited
+                entry = current()
+                if entry is not None and self._clock() - entry.fetched_at < self._ttl:
+                    return entry.value
+            try:
+                value = fetch()
+            except Exception as error:  # noqa: BLE001 - any failure means: serve stale, or fail closed
+                return self._stale_or_fail(key, entry, error)
+            with self._lock:
+                store(_Entry(value, self._clock()))
+            return value
+
+    def _stale_or_fail(self, key: str, entry: _Entry[T] | None, error: Exception) -> T:
+        code = str(error.response.get("error")) if isinstance(error, SlackApiError) else type(error).__name__
+        record_slack_error("usergroups.users.list" if key.startswith("members:") else "usergroups.list", code)
+        if entry is not None:
+            logger.warning(
+                "Slack user group lookup %s failed (%s); using the cached value from %.0fs ago", key, code, self._clock() - entry.fetched_at
+            )
+            return entry.value
+        raise GroupLookupFailed(f"could not look up {key} in Slack ({code}) and nothing is cached") from error
