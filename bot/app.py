@@ -9,11 +9,13 @@ from datetime import datetime
 from bot.backends import Backends
 from bot.builtin_handlers import install_builtins
 from bot.catalog import Catalog, load_catalog
+from bot.digest_handlers import install_digest_builtins
 from bot.groups import ExternalGroupResolver, GroupDirectory
 from bot.maintenance import Maintenance
 from bot.notifier import Notifier
 from bot.operations import Operations
 from bot.runner import Runner, RunnerTiming
+from bot.scheduling.scheduler import SlotScheduler, build_scheduler
 from bot.settings import Settings
 from bot.store.database import Database
 from bot.store.models import utcnow
@@ -31,12 +33,17 @@ class OpsbotApp:
     runner: Runner
     operations: Operations
     maintenance: Maintenance
+    scheduler: SlotScheduler | None = None
 
     def start_background(self) -> None:
         self.maintenance.sweep()
         self.maintenance.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
 
     def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
         self.maintenance.stop()
         self.runner.shutdown(wait=True)
         self.database.dispose()
@@ -71,6 +78,12 @@ def build_app(
         catalog=loaded, database=database, groups=groups, backends=backends, runner=runner, notifier=notifier, clock=clock
     )
     install_builtins(operations)
+    work = install_digest_builtins(operations)
+    scheduler = (
+        build_scheduler(loaded.config, database=database, owner=settings.instance_id, digests=work.digests, watch=work.watch)
+        if settings.run_scheduler
+        else None
+    )
     maintenance = Maintenance(database=database, runner=runner, refresh=operations.refresh, clock=clock, interval=maintenance_interval)
     return OpsbotApp(
         settings=settings,
@@ -81,4 +94,5 @@ def build_app(
         runner=runner,
         operations=operations,
         maintenance=maintenance,
+        scheduler=scheduler,
     )

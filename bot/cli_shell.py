@@ -35,7 +35,9 @@ def shell(user: str, channel: str) -> None:
     from bot.logs import configure_logging
     from bot.shell.session import ShellNotifier, ShellSession
 
-    settings = Settings()
+    # The shell is one person's terminal, not a replica: it must never claim a digest or
+    # health-watch slot that a production replica should post to Slack.
+    settings = Settings().model_copy(update={"run_scheduler": False})
     configure_logging("WARNING", "text")
     try:
         from bot.catalog import load_catalog
@@ -83,8 +85,12 @@ def demo(config_path: Path, runbooks_dir: Path, user: str, channel: str, tick_se
         ) as environment,
     ):
         demo_catalog = Catalog(config=environment.config, runbooks=catalog.runbooks, registry=catalog.registry, commands=catalog.commands)
-        settings = Settings(  # type: ignore[call-arg]
-            OPSBOT_DATABASE_URL=f"sqlite:///{workdir}/opsbot.db", OPSBOT_CONFIG=config_path, OPSBOT_RUNBOOKS_DIR=runbooks_dir
+        # No scheduler in the demo: a digest firing mid-script would make transcripts depend on the clock.
+        settings = Settings(
+            OPSBOT_DATABASE_URL=f"sqlite:///{workdir}/opsbot.db",
+            OPSBOT_CONFIG=config_path,
+            OPSBOT_RUNBOOKS_DIR=runbooks_dir,
+            OPSBOT_SCHEDULER=False,
         )
         notifier = ShellNotifier(sys.stdout, demo_catalog.config.users)
         app = build_app(settings, notifier=notifier, catalog=demo_catalog)

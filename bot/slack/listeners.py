@@ -65,7 +65,7 @@ class SlackListeners:
             return
         invocation = dataclasses.replace(parsed.invocation, delivery=delivery_id(request))
         try:
-            request = self._operations.parse(invocation.text)
+            command = self._operations.parse(invocation.text)
         except UsageError as error:
             record_command(self._command_label(invocation.text), "usage_error")
             # The person is answered in the ack itself; the audit row is written after it, in the pool.
@@ -79,11 +79,11 @@ class SlackListeners:
             await ack_privately(ack, f"Something went wrong on our side (error id {error_id}); nothing was done.")
             return
         replier = SlackReplier(self._client, user_id=invocation.actor.user_id, channel=invocation.channel, response_url=parsed.response_url)
-        if not self._submit(self._operations.handle_command, invocation, replier, request):
-            record_command(request.command, "unavailable")
+        if not self._submit(self._operations.handle_command, invocation, replier, command):
+            record_command(command.command, "unavailable")
             await ack_privately(ack, UNAVAILABLE)
             return
-        record_command(request.command, "accepted")
+        record_command(command.command, "accepted")
         await ack_privately(ack, f"Working on {code(_shorten(invocation.text))}…")
 
     async def on_block_action(self, ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest) -> None:

@@ -29,11 +29,7 @@ _AUDIT_TABLE: Table = AuditEventRow.__table__  # type: ignore[assignment]
 _HEAD_TABLE: Table = AuditHeadRow.__table__  # type: ignore[assignment]
 _LOCK_HEAD = select(AuditHeadRow.seq, AuditHeadRow.last_hash).where(AuditHeadRow.id == HEAD_ID).with_for_update()
 _INSERT_EVENT = insert(_AUDIT_TABLE)
-_MOVE_HEAD = (
-    update(_HEAD_TABLE)
-    .where(_HEAD_TABLE.c.id == HEAD_ID)
-    .values(seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
-)
+_MOVE_HEAD = update(_HEAD_TABLE).where(_HEAD_TABLE.c.id == HEAD_ID).values(seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
 
 
 def append_events(session: Session, events: Sequence[AuditEvent], now: datetime) -> list[int]:

@@ -42,6 +42,12 @@ class TouchState:
     release: threading.Event = field(default_factory=_set_event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def reset(self) -> None:
+        """Back to a fresh target (tests share this module-level instance)."""
+        fresh = TouchState()
+        self.value, self.runs, self.fail_with = fresh.value, fresh.runs, fresh.fail_with
+        self.started, self.release = fresh.started, fresh.release
+
 
 STATE = TouchState()
 
@@ -192,13 +198,13 @@ def make_touch_app(
     tmp_path: Path, database_url: str, clock: FakeClock, *, approvals: int = 1, notifier: RecordingNotifier | None = None
 ) -> tuple[OpsbotApp, RecordingNotifier]:
     """An app on the given database with the ``touch`` runbook and a recording notifier."""
-    STATE.__init__()  # type: ignore[misc]  # reset the shared fake target in place
+    STATE.reset()
     (tmp_path / "runbooks").mkdir(exist_ok=True)
     (tmp_path / "runbooks" / "touch.yaml").write_text(TOUCH_RUNBOOK)
     (tmp_path / "opsbot.yaml").write_text(touch_config(approvals))
     catalog: Catalog = load_catalog(tmp_path / "opsbot.yaml", tmp_path / "runbooks", registry=test_registry())
     recorder = notifier or RecordingNotifier()
-    settings = Settings(OPSBOT_DATABASE_URL=database_url, OPSBOT_INSTANCE_ID="test-runner")  # type: ignore[call-arg]
+    settings = Settings(OPSBOT_DATABASE_URL=database_url, OPSBOT_INSTANCE_ID="test-runner")
     timing = RunnerTiming(lease=timedelta(seconds=30), heartbeat_seconds=0.05, lease_renew_every=2)
     app = build_app(settings, notifier=recorder, catalog=catalog, clock=clock, timing=timing)
     return app, recorder

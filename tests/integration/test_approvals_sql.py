@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,10 +32,10 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def app(tmp_path: Path, database_url: str, clock: FakeClock) -> OpsbotApp:
+def app(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[OpsbotApp]:
     application, _ = make_touch_app(tmp_path, database_url, clock)
     upgrade(application.database)
-    yield application  # type: ignore[misc]
+    yield application
     application.close()
 
 

@@ -163,7 +163,10 @@ def test_two_processes_append_one_valid_chain_on_postgresql(postgres_url: str) -
     assert report.broken is None
     assert report.rows == 2000
     with database.reading() as session:
-        counts = dict(session.execute(text("SELECT actor_id, count(*) FROM audit_events GROUP BY actor_id")).all())
+        counts: dict[str, int] = {
+            str(actor): int(count)
+            for actor, count in session.execute(text("SELECT actor_id, count(*) FROM audit_events GROUP BY actor_id")).all()
+        }
     assert counts == {"P0": 1000, "P1": 1000}
     database.dispose()
 

@@ -55,7 +55,7 @@ def app(
         config=config, runbooks=example_catalog.runbooks, registry=example_catalog.registry, commands=example_catalog.commands
     )
     notifier = RecordingNotifier()
-    settings = Settings(OPSBOT_DATABASE_URL=sqlite_url, OPSBOT_INSTANCE_ID="runner-test")  # type: ignore[call-arg]
+    settings = Settings(OPSBOT_DATABASE_URL=sqlite_url, OPSBOT_INSTANCE_ID="runner-test")
     application = build_app(settings, notifier=notifier, catalog=catalog, timing=RunnerTiming(heartbeat_seconds=0.05))
     upgrade(application.database)
     yield application, notifier

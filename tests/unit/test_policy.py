@@ -22,7 +22,7 @@ def decide(
     env: str,
     user: str,
     *,
-    params: dict[str, object] | None = None,
+    params: dict[str, str | int | None] | None = None,
     channel: str = "C0OPS",
     now: datetime = WEDNESDAY_NOON,
     config: OpsbotConfig | None = None,

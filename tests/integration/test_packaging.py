@@ -1,0 +1,175 @@
+"""The wheel the Docker image is built from, installed into a clean venv like the image's.
+
+No Docker engine runs here, so this does what the Dockerfile does: copy the same sources
+(read from the build stage's COPY lines), ``pip wheel --no-deps``, binary-only wheels of
+the runtime dependencies (no compiler), an offline install into a venv without pip, then
+run the installed ``opsbot`` outside the repository. A module, migration or data file
+missing from the wheel, or a dependency without a wheel, fails here.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main as opsbot_cli
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Installed:
+    wheel: Path
+    venv: Path
+    workdir: Path
+
+    @property
+    def opsbot(self) -> str:
+        return str(self.venv / "bin" / "opsbot")
+
+    def run(self, *arguments: str, **env: str) -> subprocess.CompletedProcess[str]:
+        clean = {key: value for key, value in os.environ.items() if not key.startswith(("OPSBOT_", "SLACK_", "PYTHON", "PROMETHEUS_"))}
+        return subprocess.run(
+            [self.opsbot, *arguments],
+            cwd=self.workdir,
+            env={**clean, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+
+def build_stage_sources() -> list[str]:
+    """What the Dockerfile's build stage copies into the wheel's source tree."""
+    text = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    build_stage = text.split(" AS runtime", 1)[0]
+    sources: list[str] = []
+    for line in build_stage.splitlines():
+        match = re.match(r"COPY (?!--)(.+) \S+$", line.strip())
+        if match:
+            sources.extend(part.rstrip("/") for part in match.group(1).split())
+    return sources
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    workdir = tmp_path_factory.mktemp("packaging-work")
+    root = _shared_directory(tmp_path_factory)
+    # Under pytest-xdist the tests of this module may land on several workers: the first one
+    # builds, the others wait for the lock and reuse its venv instead of building their own.
+    with (root / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "done").exists():
+            _build_and_install(root)
+            (root / "done").write_text("ok\n", encoding="utf-8")
+    yield Installed(wheel=next((root / "dist").glob("opsbot-*.whl")), venv=root / "venv", workdir=workdir)
+
+
+def _shared_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.getbasetemp()
+    # xdist: each worker's basetemp is <session dir>/popen-gwN; the session dir is common to all workers.
+    session = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root = session / "opsbot-packaging"
+    root.mkdir(exist_ok=True)
+    return root
+
+
+def _build_and_install(root: Path) -> None:
+    source = root / "src"
+    shutil.rmtree(source, ignore_errors=True)
+    source.mkdir()
+    for name in build_stage_sources():
+        origin = REPO / name
+        if origin.is_dir():
+            shutil.copytree(origin, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(origin, source / name)
+    # The Dockerfile's two RUN steps: the wheel and binary-only wheels of its dependencies (build
+    # stage), then an offline install into a venv without pip of its own (runtime stage).
+    dist = root / "dist"
+    pip = [sys.executable, "-m", "pip"]
+    quiet = ["--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", *quiet, "--no-deps", "--wheel-dir", str(dist), str(source)], check=True, timeout=180)
+    wheel = str(next(dist.glob("opsbot-*.whl")))
+    subprocess.run([*pip, "wheel", *quiet, "--only-binary=:all:", "--wheel-dir", str(dist), wheel], check=True, timeout=300)
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    install = ["install", *quiet, "--no-index", f"--find-links={dist}", wheel]
+    subprocess.run([*pip, "--python", str(venv / "bin" / "python"), *install], check=True, timeout=300)
+
+
+def test_wheel_holds_the_packages_and_the_migrations_and_nothing_else(installed: Installed) -> None:
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        names = wheel.namelist()
+    top_level = {name.split("/", 1)[0] for name in names if not name.startswith("opsbot-")}
+    assert top_level == {"bot", "commands", "migrations"}
+    assert "migrations/env.py" in names and "migrations/script.py.mako" in names
+    revisions = sorted(path.name for path in (REPO / "migrations" / "versions").glob("[0-9]*.py"))
+    assert revisions and all(f"migrations/versions/{name}" in names for name in revisions)
+    assert "bot/py.typed" in names
+
+
+def test_installed_opsbot_is_the_wheel_not_the_checkout(installed: Installed) -> None:
+    result = subprocess.run(
+        [str(installed.venv / "bin" / "python"), "-c", "import bot; print(bot.__file__)"],
+        cwd=installed.workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert Path(result.stdout.strip()).is_relative_to(installed.venv)
+
+
+def test_help_lists_every_subcommand(installed: Installed) -> None:
+    result = installed.run("--help")
+    assert result.returncode == 0, result.stderr
+    commands_section = result.stdout.split("\nCommands:\n", 1)[1]
+    listed = set(re.findall(r"^  ([\w-]+)\s", commands_section, re.MULTILINE))
+    assert listed == set(opsbot_cli.commands)
+    assert {"serve", "validate", "db", "audit"} <= listed
+
+
+def test_validate_passes_on_the_shipped_runbooks_and_example_config(installed: Installed) -> None:
+    result = installed.run("validate", "--config", str(REPO / "opsbot.example.yaml"), "--runbooks", str(REPO / "runbooks"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OK: ")
+
+
+def test_db_upgrade_creates_the_schema_from_the_installed_migrations(installed: Installed) -> None:
+    url = f"sqlite:///{installed.workdir / 'opsbot.db'}"
+    upgraded = installed.run("db", "upgrade", OPSBOT_DATABASE_URL=url)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout.startswith("Schema upgraded from empty to ")
+    assert installed.run("db", "upgrade", OPSBOT_DATABASE_URL=url).stdout.startswith("Schema already at ")
+    current = installed.run("db", "current", OPSBOT_DATABASE_URL=url)
+    assert current.returncode == 0, current.stdout + current.stderr
+    checked = installed.run("db", "check", OPSBOT_DATABASE_URL=url)
+    assert checked.returncode == 0, checked.stderr
+    verified = installed.run("audit", "verify", OPSBOT_DATABASE_URL=url)
+    assert verified.returncode == 0 and verified.stdout.startswith("OK: 0 events"), verified.stdout + verified.stderr
+
+
+def test_database_url_is_read_from_a_file_as_kubernetes_mounts_it(installed: Installed) -> None:
+    secret = installed.workdir / "database-url"
+    secret.write_text(f"sqlite:///{installed.workdir / 'from-file.db'}\n", encoding="utf-8")
+    result = installed.run("db", "upgrade", OPSBOT_DATABASE_URL_FILE=str(secret))
+    assert result.returncode == 0, result.stderr
+    assert (installed.workdir / "from-file.db").exists()
+
+
+def test_serve_refuses_to_start_without_slack_credentials(installed: Installed) -> None:
+    result = installed.run("serve", OPSBOT_DATABASE_URL=f"sqlite:///{installed.workdir / 'serve.db'}")
+    assert result.returncode == 2
+    assert "SLACK_BOT_TOKEN is not set" in result.stderr and "opsbot serve did not start." in result.stderr
