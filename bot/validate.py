@@ -10,11 +10,10 @@ from __future__ import annotations
 import zoneinfo
 from typing import Any
 
-from apscheduler.triggers.cron import CronTrigger
-
 from bot.actions.registry import ActionRegistry
 from bot.config import OpsbotConfig
 from bot.loading import LoadedRunbook, LoadResult, problem_at
+from bot.scheduling.slots import cron_trigger
 from bot.yaml_source import YamlDocument
 from commands.builtins import BUILTIN_COMMANDS
 from commands.suggest import did_you_mean, known_list
@@ -122,7 +121,8 @@ def _check_config(config: OpsbotConfig, document: YamlDocument, runbook_names: s
         where = ["channels", "digests", index]
         if _check_timezone(digest.timezone, [*where, "timezone"], document, problems):
             try:
-                CronTrigger.from_crontab(digest.cron, timezone=digest.timezone)
+                # The scheduler's own constructor, so validate accepts exactly what will run.
+                cron_trigger(digest.cron, digest.timezone)
             except ValueError as error:
                 problems.append(problem_at(document, [*where, "cron"], f"invalid cron expression: {error}"))
         _check_names(digest.services, set(config.services), "service", [*where, "services"], document, problems)

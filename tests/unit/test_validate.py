@@ -148,3 +148,11 @@ def test_template_naming_an_undeclared_parameter_is_reported(workdir: Path) -> N
     code, output = validate(workdir)
     assert code == 1
     assert "steps[0].args: {verison} is not a parameter of this runbook" in output
+
+
+def test_bad_digest_cron_is_reported(workdir: Path) -> None:
+    config = workdir / "opsbot.yaml"
+    edit(config, 'cron: "30 8 * * *"', 'cron: "30 8 * * funday"')
+    code, output = validate(workdir)
+    assert code == 1
+    assert f"{config}:{line_of(config, 'funday')}: channels.digests[1].cron: invalid cron expression" in output
