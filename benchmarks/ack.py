@@ -1,0 +1,211 @@
+"""Ack benchmark: signed /ops slash commands over real HTTP, opsbot vs a bare Bolt app.
+
+Run: .venv/bin/python benchmarks/ack.py [--seconds 10] [--workers 2] [--postgres URL]
+
+Both servers run under uvicorn (uvloop, httptools) with the same number of worker processes
+and ``process_before_response=True``; the load comes from ``wrk`` (Debian package ``wrk``) in
+another process, replaying pre-signed, unique requests (unique, because opsbot drops replays).
+Commands measured: ``help`` (the reply goes out after the ack, through response_url) and a
+misspelt command (answered in the ack, audited in the database after it). Prints req/s, p50,
+p99 and errors per concurrency for both servers and the opsbot/bare ratio. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.fakes.slack_api import FakeSlackApi  # noqa: E402
+from tests.integration.slack_support import signed_headers  # noqa: E402
+
+SECRET = "bench-signing-secret"
+TOKEN = "xoxb-bench"
+USER, CHANNEL = "U0ALICE", "C0OPS"
+LUA = """
+local requests = {}
+local index = 0
+local counter = 0
+setup = function(thread)
+  counter = counter + 1
+  thread:set("id", counter)
+end
+init = function(args)
+  local path = args[1] .. "." .. id
+  for line in io.lines(path) do
+    local signature, stamp, body = line:match("^(%S+) (%S+) (.*)$")
+    requests[#requests + 1] = wrk.format("POST", "/slack/events", {
+      ["Content-Type"] = "application/x-www-form-urlencoded",
+      ["X-Slack-Signature"] = signature,
+      ["X-Slack-Request-Timestamp"] = stamp,
+    }, body)
+  end
+end
+request = function()
+  index = index % #requests + 1
+  return requests[index]
+end
+"""
+
+
+@dataclass
+class Figures:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:  # an HTTP error still means the server is up
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def write_requests(slack: FakeSlackApi, directory: Path, text: str, count: int, threads: int) -> Path:
+    """``count`` unique signed bodies, split into one file per wrk thread."""
+    base = directory / f"requests-{uuid.uuid4().hex[:6]}"
+    stamp = int(time.time())
+    per_thread = count // threads + 1
+    for thread in range(1, threads + 1):
+        with open(f"{base}.{thread}", "w", encoding="utf-8") as handle:
+            for _ in range(per_thread):
+                body = urlencode(
+                    {
+                        "token": "x", "team_id": "T0FAKE", "team_domain": "fake", "channel_id": CHANNEL, "channel_name": "ops",
+                        "user_id": USER, "user_name": "alice", "command": "/ops", "text": text, "api_app_id": "A0FAKE",
+                        "response_url": slack.response_url(CHANNEL, USER), "trigger_id": uuid.uuid4().hex,
+                    }  # fmt: skip
+                ).encode()
+                headers = signed_headers(SECRET, body, timestamp=stamp)
+                handle.write(f"{headers['X-Slack-Signature']} {headers['X-Slack-Request-Timestamp']} {body.decode()}\n")
+    return base
+
+
+def run_wrk(url: str, requests_file: Path, concurrency: int, seconds: int, lua: Path) -> Figures:
+    threads = min(2, concurrency)
+    output = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(lua), url, "--", str(requests_file)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    errors = 0
+    for pattern in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"):
+        found = re.search(pattern, output)
+        if found:
+            errors += sum(int(group) for group in found.groups())
+    return Figures(rps, _percentile(output, "50%"), _percentile(output, "99%"), errors)
+
+
+def _percentile(output: str, label: str) -> float:
+    value, unit = re.search(rf"^\s+{re.escape(label)}\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def start_opsbot(port: int, workers: int, database_url: str, slack: FakeSlackApi, workdir: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
+        "OPSBOT_CONFIG": str(REPO / "opsbot.example.yaml"), "OPSBOT_RUNBOOKS_DIR": str(REPO / "runbooks"),
+        "OPSBOT_DATABASE_URL": database_url, "OPSBOT_SCHEDULER": "0", "OPSBOT_LOG_LEVEL": "WARNING",
+        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus"),
+    }  # fmt: skip
+    subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
+    command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(workdir / "opsbot.log", "wb"))  # noqa: SIM115
+    wait_ready(f"http://127.0.0.1:{port}/healthz")
+    return process
+
+
+def start_bare(port: int, workers: int, workdir: Path) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", "benchmarks.bare_bolt:create_app", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    env = {**os.environ, "SLACK_SIGNING_SECRET": SECRET}
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(workdir / "bare.log", "wb"))  # noqa: SIM115
+    time.sleep(1.0)
+    wait_ready(f"http://127.0.0.1:{port}/slack/events")
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--postgres", default=None, help="SQLAlchemy URL of an empty PostgreSQL schema (default: SQLite file)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+    levels = [int(level) for level in args.concurrency.split(",")]
+    with tempfile.TemporaryDirectory() as directory, FakeSlackApi(token=TOKEN, users={USER: "alice"}, channels={CHANNEL: "ops"}) as slack:
+        workdir = Path(directory)
+        (workdir / "prometheus").mkdir()
+        lua = workdir / "signed.lua"
+        lua.write_text(LUA)
+        database_url = args.postgres or f"sqlite:///{workdir / 'opsbot.db'}"
+        opsbot_port, bare_port = free_port(), free_port()
+        opsbot = start_opsbot(opsbot_port, args.workers, database_url, slack, workdir)
+        bare = start_bare(bare_port, args.workers, workdir)
+        try:
+            print(f"ack benchmark: {os.cpu_count()} cores, {args.workers} server workers each, {args.seconds}s per run, wrk, signed requests")
+            print(f"{'command':<10} {'c':>3} {'server':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   ratio p50 (opsbot/bare)")
+            for label, text in (("help", "help"), ("typo", "deploi checkout 1.4.2")):
+                for concurrency in levels:
+                    results = {}
+                    for name, port in (("bare", bare_port), ("opsbot", opsbot_port)):
+                        count = int(8_000 * args.seconds * (1 if concurrency > 1 else 0.3))
+                        requests_file = write_requests(slack, workdir, text, count, min(2, concurrency))
+                        results[name] = run_wrk(f"http://127.0.0.1:{port}", requests_file, concurrency, args.seconds, lua)
+                        time.sleep(2)  # let opsbot's post-ack work drain before the next run
+                    for name in ("bare", "opsbot"):
+                        figures = results[name]
+                        ratio = f"{results['opsbot'].p50_ms / results['bare'].p50_ms:.2f}" if name == "opsbot" else ""
+                        print(
+                            f"{label:<10} {concurrency:>3} {name:<7} {figures.rps:>9,.0f} {figures.p50_ms:>8.2f} {figures.p99_ms:>8.2f} "
+                            f"{figures.errors:>7}   {ratio}"
+                        )
+        finally:
+            stop(opsbot)
+            stop(bare)
+
+
+if __name__ == "__main__":
+    main()
