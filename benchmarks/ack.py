@@ -101,10 +101,19 @@ def write_requests(slack: FakeSlackApi, directory: Path, text: str, count: int, 
             for _ in range(per_thread):
                 body = urlencode(
                     {
-                        "token": "x", "team_id": "T0FAKE", "team_domain": "fake", "channel_id": CHANNEL, "channel_name": "ops",
-                        "user_id": USER, "user_name": "alice", "command": "/ops", "text": text, "api_app_id": "A0FAKE",
-                        "response_url": slack.response_url(CHANNEL, USER), "trigger_id": uuid.uuid4().hex,
-                    }  # fmt: skip
+                        "token": "x",
+                        "team_id": "T0FAKE",
+                        "team_domain": "fake",
+                        "channel_id": CHANNEL,
+                        "channel_name": "ops",
+                        "user_id": USER,
+                        "user_name": "alice",
+                        "command": "/ops",
+                        "text": text,
+                        "api_app_id": "A0FAKE",
+                        "response_url": slack.response_url(CHANNEL, USER),
+                        "trigger_id": uuid.uuid4().hex,
+                    }
                 ).encode()
                 headers = signed_headers(SECRET, body, timestamp=stamp)
                 handle.write(f"{headers['X-Slack-Signature']} {headers['X-Slack-Request-Timestamp']} {body.decode()}\n")
@@ -183,10 +192,18 @@ def main() -> None:
         database_url = args.postgres or f"sqlite:///{workdir / 'opsbot.db'}"
         opsbot_port, bare_port = free_port(), free_port()
         opsbot = start_opsbot(opsbot_port, args.workers, database_url, slack, workdir)
-        bare = start_bare(bare_port, args.workers, workdir)
         try:
-            print(f"ack benchmark: {os.cpu_count()} cores, {args.workers} server workers each, {args.seconds}s per run, wrk, signed requests")
-            print(f"{'command':<10} {'c':>3} {'server':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   ratio p50 (opsbot/bare)")
+            bare = start_bare(bare_port, args.workers, workdir)
+        except BaseException:
+            stop(opsbot)
+            raise
+        try:
+            print(
+                f"ack benchmark: {os.cpu_count()} cores, {args.workers} server workers each, {args.seconds}s per run, wrk, signed requests"
+            )
+            print(
+                f"{'command':<10} {'c':>3} {'server':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   ratio p50 (opsbot/bare)"
+            )
             for label, text in (("help", "help"), ("typo", "deploi checkout 1.4.2")):
                 for concurrency in levels:
                     results = {}

@@ -69,10 +69,19 @@ def seeded_kubernetes(workdir: Path) -> tuple[FakeKubernetesServer, Path]:
 def command_body(slack: FakeSlackApi, user: str, text: str) -> bytes:
     return urlencode(
         {
-            "token": "x", "team_id": "T0FAKE", "team_domain": "fake", "channel_id": CHANNEL, "channel_name": "ops", "user_id": user,
-            "user_name": USERS[user], "command": "/ops", "text": text, "api_app_id": "A0FAKE",
-            "response_url": slack.response_url(CHANNEL, user), "trigger_id": uuid.uuid4().hex,
-        }  # fmt: skip
+            "token": "x",
+            "team_id": "T0FAKE",
+            "team_domain": "fake",
+            "channel_id": CHANNEL,
+            "channel_name": "ops",
+            "user_id": user,
+            "user_name": USERS[user],
+            "command": "/ops",
+            "text": text,
+            "api_app_id": "A0FAKE",
+            "response_url": slack.response_url(CHANNEL, user),
+            "trigger_id": uuid.uuid4().hex,
+        }
     ).encode()
 
 
@@ -150,15 +159,25 @@ def main() -> None:
         connection.execute(f'CREATE SCHEMA "{schema}"')
     database_url = args.postgres.replace("postgresql://", "postgresql+psycopg://", 1) + f"?options=-csearch_path%3D{schema}"
     try:
-        with tempfile.TemporaryDirectory() as directory, FakeSlackApi(token=TOKEN, users=USERS, channels={CHANNEL: "ops", "C0INCIDENT": "incidents"}) as slack:
+        with (
+            tempfile.TemporaryDirectory() as directory,
+            FakeSlackApi(token=TOKEN, users=USERS, channels={CHANNEL: "ops", "C0INCIDENT": "incidents"}) as slack,
+        ):
             workdir = Path(directory)
             kube, config_path = seeded_kubernetes(workdir)
             port = free_port()
             env = {
-                **os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
-                "OPSBOT_CONFIG": str(config_path), "OPSBOT_RUNBOOKS_DIR": str(REPO / "runbooks"), "OPSBOT_DATABASE_URL": database_url,
-                "OPSBOT_SCHEDULER": "0", "OPSBOT_LOG_LEVEL": "WARNING", "PROMETHEUS_MULTIPROC_DIR": str(workdir),
-            }  # fmt: skip
+                **os.environ,
+                "SLACK_BOT_TOKEN": TOKEN,
+                "SLACK_SIGNING_SECRET": SECRET,
+                "SLACK_API_URL": slack.api_url,
+                "OPSBOT_CONFIG": str(config_path),
+                "OPSBOT_RUNBOOKS_DIR": str(REPO / "runbooks"),
+                "OPSBOT_DATABASE_URL": database_url,
+                "OPSBOT_SCHEDULER": "0",
+                "OPSBOT_LOG_LEVEL": "WARNING",
+                "PROMETHEUS_MULTIPROC_DIR": str(workdir),
+            }
             subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
             server = subprocess.Popen(
                 [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
@@ -179,7 +198,9 @@ def main() -> None:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def report(load: Load, elapsed: float, args: argparse.Namespace, database_url: str, schema: str, env: dict[str, str], workdir: Path) -> None:
+def report(
+    load: Load, elapsed: float, args: argparse.Namespace, database_url: str, schema: str, env: dict[str, str], workdir: Path
+) -> None:
     total = sum(load.sent.values())
     non_200 = sum(count for status, count in load.status.items() if status != 200) + len(load.failures)
     latencies = sorted(load.latencies)
@@ -199,7 +220,9 @@ def report(load: Load, elapsed: float, args: argparse.Namespace, database_url: s
     print(f"load: runbook commands sent {runbook_commands:,}, command_received audit events {received:,}")
     print(f"load: approval clicks sent {load.sent['click']:,}, approval_given + approval_refused events {click_events:,}")
     print(f"load: request states {dict(states)}")
-    verify = subprocess.run([sys.executable, "-m", "bot.cli", "audit", "verify"], env=env, capture_output=True, text=True, cwd=REPO)
+    verify = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "audit", "verify"], env=env, capture_output=True, text=True, cwd=REPO, check=False
+    )
     print(f"load: audit verify: {(verify.stdout or verify.stderr).strip()}")
     log = (workdir / "opsbot.log").read_text(errors="replace")
     errors = sum(1 for line in log.splitlines() if '"level": "error"' in line)

@@ -57,9 +57,13 @@ def build_app(
     external_groups: ExternalGroupResolver | None = None,
     clock: Callable[[], datetime] = utcnow,
     timing: RunnerTiming | None = None,
-    maintenance_interval: float = 15.0,
+    maintenance_interval: float | None = None,
 ) -> OpsbotApp:
-    """Load the catalog (unless given), connect the database, and wire the parts together."""
+    """Load the catalog (unless given), connect the database, and wire the parts together.
+
+    ``timing`` and ``maintenance_interval`` default to the settings (``OPSBOT_RUN_LEASE_SECONDS``,
+    ``OPSBOT_MAINTENANCE_SECONDS``); tests pass their own.
+    """
     loaded = catalog or load_catalog(settings.config_path, settings.runbooks_dir)
     database = Database(settings.database_url.get_secret_value())
     groups = GroupDirectory(loaded.config, external_groups)
@@ -72,7 +76,7 @@ def build_app(
         runner_id=settings.instance_id,
         threads=settings.runner_threads,
         clock=clock,
-        timing=timing,
+        timing=timing or RunnerTiming.for_lease(settings.run_lease_seconds),
     )
     operations = Operations(
         catalog=loaded, database=database, groups=groups, backends=backends, runner=runner, notifier=notifier, clock=clock
@@ -84,7 +88,8 @@ def build_app(
         if settings.run_scheduler
         else None
     )
-    maintenance = Maintenance(database=database, runner=runner, refresh=operations.refresh, clock=clock, interval=maintenance_interval)
+    interval = settings.maintenance_seconds if maintenance_interval is None else maintenance_interval
+    maintenance = Maintenance(database=database, runner=runner, refresh=operations.refresh, clock=clock, interval=interval)
     return OpsbotApp(
         settings=settings,
         catalog=loaded,

@@ -6,10 +6,12 @@ exception message or a library's debug output; the formatter sees every record.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +20,29 @@ from bot.audit.events import redact
 request_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("opsbot_request_context", default=None)
 """Fields (request id, user, runbook) added to every log line emitted while handling one request."""
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+@contextlib.contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add ``fields`` (empty ones skipped) to every line logged in this block on this thread, then restore.
+
+    Worker-pool threads run one request after another: resetting on exit keeps one request's
+    fields off the next one's lines.
+    """
+    token = request_context.set({**(request_context.get() or {}), **_present(fields)})
+    try:
+        yield
+    finally:
+        request_context.reset(token)
+
+
+def bind_log_fields(**fields: Any) -> None:
+    """Add fields learnt part-way through (the new request's id) to the enclosing ``log_context``."""
+    current = request_context.get()
+    if current is not None:
+        current.update(_present(fields))
+
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}  # uvicorn's ANSI-coloured copy
 
 
 class JsonFormatter(logging.Formatter):
@@ -56,5 +80,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("urllib3", "kubernetes", "botocore", "boto3", "slack_bolt", "slack_sdk", "apscheduler"):
+    # alembic: /readyz reads the schema revision, and alembic logs two INFO lines each time.
+    for noisy in ("urllib3", "kubernetes", "botocore", "boto3", "slack_bolt", "slack_sdk", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+
+
+def _present(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None and value != ""}

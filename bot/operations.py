@@ -20,6 +20,7 @@ from bot.errors import ApprovalExpired, ApprovalRefused, OpsbotError, RequestNot
 from bot.groups import GroupDirectory
 from bot.invocation import Click, Invocation
 from bot.lifecycle import Actor, approve, cancel, params_hash, plan_hash, reject, request_event, votes_of
+from bot.logs import bind_log_fields, log_context
 from bot.messages import ButtonAction, Message, MessageRef, escape
 from bot.metrics import record_approval
 from bot.notifier import Notifier, Replier
@@ -73,9 +74,10 @@ class Operations:
 
     def handle_command(self, invocation: Invocation, reply: Replier, parsed: CommandRequest | None = None) -> None:
         """Run a typed command to its end; never raises. A replayed delivery is dropped."""
-        if self._is_replay(invocation.delivery, invocation.actor.user_id, invocation.channel):
-            return
-        self._guarded(reply, self._command, invocation, reply, parsed)
+        with log_context(user=invocation.actor.user_id, channel=invocation.channel, command=parsed.command if parsed else None):
+            # Inside the guard: recording the delivery is a database write, and a database that is
+            # down must cost the person a clear reply, not an exception nobody sees in a pool thread.
+            self._guarded(reply, self._command_once, invocation, reply, parsed)
 
     def record_rejected(self, invocation: Invocation, error: UsageError) -> None:
         """Audit a command that failed to parse on the ack path (the reply already went out)."""
@@ -87,9 +89,18 @@ class Operations:
 
     def handle_click(self, click: Click, reply: Replier) -> None:
         """Act on a button press; never raises. A replayed delivery is dropped."""
-        if self._is_replay(click.delivery, click.actor.user_id, click.channel):
-            return
-        self._guarded(reply, self._click, click, reply)
+        head = click.value.split(":", 1)[0]
+        request_id = int(head) if head.isdigit() and len(head) <= 10 else None
+        with log_context(user=click.actor.user_id, channel=click.channel, action=str(click.action), request_id=request_id):
+            self._guarded(reply, self._click_once, click, reply)
+
+    def _command_once(self, invocation: Invocation, reply: Replier, parsed: CommandRequest | None) -> None:
+        if not self._is_replay(invocation.delivery, invocation.actor.user_id, invocation.channel):
+            self._command(invocation, reply, parsed)
+
+    def _click_once(self, click: Click, reply: Replier) -> None:
+        if not self._is_replay(click.delivery, click.actor.user_id, click.channel):
+            self._click(click, reply)
 
     def _is_replay(self, delivery: str | None, user_id: str, channel: str) -> bool:
         """Record the delivery; True (and audited) if any replica already acted on it."""
@@ -157,6 +168,8 @@ class Operations:
         approval = decision.approval
         needs_approval = mutating and approval.count > 0
         row = self._create_request(invocation, parsed, runbook.name, target.kind, plan, approval, needs_approval, decision.rule, now, env)
+        bind_log_fields(request_id=row.id, runbook=runbook.name, service=service, env=env)
+        logger.info("request #%s created: %s", row.id, row.state, extra={"outcome": str(row.state)})
         ref = self.notifier.post(invocation.channel, request_message(row, target=target.describe(), now=now))
         if ref is not None:
             with self.database.transaction() as session:
@@ -254,6 +267,7 @@ class Operations:
                 record_approval("approve", "approved" if outcome.approved_now else "counted")
                 self.refresh(outcome.request)
                 if outcome.approved_now:
+                    logger.info("request #%s approved", request_id, extra={"outcome": "approved", "runbook": outcome.request.runbook})
                     self.runner.submit(outcome.request.id)
                 else:
                     reply.private(Message.plain(f"Approved. #{request_id} has {outcome.approvals} of {outcome.required} approvals."))
@@ -264,6 +278,7 @@ class Operations:
                     record_approval("reject", refusal.code)
                     raise
                 record_approval("reject", "rejected")
+                logger.info("request #%s rejected", request_id, extra={"outcome": "rejected", "runbook": rejected.runbook})
                 self.refresh(rejected)
             elif click.action == ButtonAction.CANCEL:
                 row = cancel(self.database, self.groups, request_id=request_id, actor=click.actor, now=now)

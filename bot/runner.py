@@ -25,6 +25,7 @@ from bot.backends import Backends
 from bot.catalog import Catalog
 from bot.errors import ActionCancelled, ActionFailed, OpsbotError, StepTimeout
 from bot.lifecycle import Actor, plan_hash, request_event
+from bot.logs import log_context
 from bot.messages import Message, MessageRef, escape, mention
 from bot.metrics import record_run
 from bot.notifier import Notifier
@@ -53,6 +54,17 @@ class RunnerTiming:
     lease: timedelta = timedelta(seconds=60)
     heartbeat_seconds: float = 1.0
     lease_renew_every: int = 10
+
+    @classmethod
+    def for_lease(cls, seconds: float) -> RunnerTiming:
+        """A lease of ``seconds``, renewed at least three times per lease so one slow renewal never loses it.
+
+        60 s gives the defaults (a beat a second, a renewal every 10 s); a short lease (tests,
+        ``OPSBOT_RUN_LEASE_SECONDS``) beats and renews faster.
+        """
+        heartbeat = min(1.0, seconds / 6)
+        renew_every = max(1, min(10, int(seconds / (3 * heartbeat))))
+        return cls(lease=timedelta(seconds=seconds), heartbeat_seconds=heartbeat, lease_renew_every=renew_every)
 
 
 class PlanChanged(ActionFailed):
@@ -115,6 +127,10 @@ class Runner:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
     def _forget(self, future: Future[Any]) -> None:
+        # Work in the pool is meant never to raise; if some does, say so rather than let the Future keep it.
+        error = None if future.cancelled() else future.exception()
+        if error is not None:
+            logger.error("work in the pool failed: %s", type(error).__name__, exc_info=error)
         with self._idle:
             self._pending.discard(future)
             if not self._pending:
@@ -134,6 +150,10 @@ class Runner:
         return interrupted
 
     def _interrupt(self, request_id: int, now: datetime) -> bool:
+        with log_context(request_id=request_id, runner=self._runner_id):
+            return self._interrupt_abandoned(request_id, now)
+
+    def _interrupt_abandoned(self, request_id: int, now: datetime) -> bool:
         with self._database.transaction() as session:
             row = request_store.get_request(session, request_id)
             result = (
@@ -153,6 +173,12 @@ class Runner:
             )
             fresh = request_store.get_request(session, request_id)
         assert fresh is not None
+        seconds = (now - row.started_at).total_seconds() if row.started_at is not None else 0.0
+        record_run(row.runbook, str(RequestState.INTERRUPTED), seconds)
+        logger.warning(
+            "request #%s interrupted: runner %s stopped renewing its lease",
+            request_id, row.runner_id or "?", extra={"outcome": "interrupted", "runbook": row.runbook, "user": row.requester_id},
+        )  # fmt: skip
         self._publish(fresh, None)
         self._thread_note(fresh, f"⚠️ Interrupted: {result}.")
         self._announce(
@@ -163,11 +189,12 @@ class Runner:
     # -- execution ----------------------------------------------------------------------
 
     def _execute_safely(self, request_id: int) -> RequestState | None:
-        try:
-            return self.execute(request_id)
-        except Exception:
-            logger.exception("run of request %s crashed", request_id)
-            return None
+        with log_context(request_id=request_id, runner=self._runner_id):
+            try:
+                return self.execute(request_id)
+            except Exception:
+                logger.exception("run of request %s crashed", request_id)
+                return None
 
     def execute(self, request_id: int) -> RequestState | None:
         """Run the request here and now if it is approved; returns its final state (None if not ours)."""
@@ -175,6 +202,11 @@ class Runner:
         if claimed is None:
             return None
         row, runbook, steps = claimed
+        with log_context(request_id=row.id, runbook=row.runbook, user=row.requester_id, service=row.service, env=row.env):
+            return self._execute_claimed(row, runbook, steps)
+
+    def _execute_claimed(self, row: RequestRow, runbook: Runbook, steps: list[PreparedStep]) -> RequestState:
+        logger.info("run of request #%s started on %s", row.id, self._runner_id, extra={"outcome": "started"})
         run = RunView(steps=[StepView(step.spec.title) for step in steps])
         started = time.monotonic()
         self._publish(row, run)
@@ -192,6 +224,7 @@ class Runner:
         run.duration_seconds = time.monotonic() - started
         final = self._finish(row, state, result, run.duration_seconds)
         record_run(row.runbook, str(state), run.duration_seconds)
+        logger.info("run of request #%s finished: %s", row.id, state, extra={"outcome": str(state)})
         self._publish(final, run)
         if state in (RequestState.FAILED, RequestState.ROLLED_BACK):
             self._announce(final, _failure_announcement(final))
@@ -350,6 +383,16 @@ class Runner:
         return RequestState.ROLLED_BACK, f"{failure}; rolled back: {result.summary}"
 
     def _finish(self, row: RequestRow, state: RequestState, result: str, duration: float) -> RequestRow:
+        # The work is done: a database restart right now must not lose how it ended (the request would
+        # stay ``running`` until its lease lapsed, then be called interrupted). Past one lease, another
+        # replica may have done exactly that, so give up and let the recovery sweep speak.
+        return self._database.retry_while_unreachable(
+            f"record how request {row.id} ended",
+            lambda: self._record_finish(row, state, result, duration),
+            for_seconds=self._timing.lease.total_seconds(),
+        )
+
+    def _record_finish(self, row: RequestRow, state: RequestState, result: str, duration: float) -> RequestRow:
         now = self._clock()
         event = {
             RequestState.SUCCEEDED: EventType.SUCCEEDED,
@@ -388,9 +431,14 @@ class Runner:
     # -- reporting ----------------------------------------------------------------------
 
     def _audit(self, row: RequestRow, event: EventType, *, outcome: str, **details: Any) -> None:
-        try:
+        def append() -> None:
             with self._database.transaction() as session:
                 audit_store.append_events(session, [request_event(row, event, SYSTEM, outcome=outcome, **details)], self._clock())
+
+        try:
+            self._database.retry_while_unreachable(
+                f"audit {event} for request {row.id}", append, for_seconds=self._timing.lease.total_seconds()
+            )
         except Exception:
             logger.exception("could not audit %s for request %s", event, row.id)
 
@@ -414,8 +462,10 @@ class Runner:
             target = target_of(self._catalog, row.service, row.env).describe()
         except KeyError:
             target = ""
-        message = request_message(row, votes=votes_of(self._database, row.id), run=run, target=target, now=self._clock())
-        self._notifier.update(ref, message)
+        votes = self._database.retry_while_unreachable(
+            f"read the votes of request {row.id}", lambda: votes_of(self._database, row.id), for_seconds=self._timing.lease.total_seconds()
+        )
+        self._notifier.update(ref, request_message(row, votes=votes, run=run, target=target, now=self._clock()))
 
     def _thread_note(self, row: RequestRow, text: str) -> None:
         ref = MessageRef.from_dict(row.message_ref)

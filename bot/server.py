@@ -21,7 +21,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -37,7 +37,7 @@ from bot.settings import Settings
 from bot.slack.app import OpsbotFactory, SlackBot, create_slack_bot, default_opsbot
 from bot.slack.socket_mode import OpsbotSocketModeHandler, build_socket_mode_handler, is_connected
 from bot.store.database import Database
-from bot.store.migrate import current_revision, head_revision
+from bot.store.migrate import current_revision, head_revision, known_revisions
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ SLACK_EVENTS_PATH = "/slack/events"
 MAX_SLACK_BODY_BYTES = 1_000_000
 """Slack's largest payloads (a block_actions with a 50-block message) are far below this."""
 READINESS_TIMEOUT_SECONDS = 5.0
+SIGNATURE_MAX_AGE_SECONDS = 300
+"""Slack's replay window, as slack_sdk's SignatureVerifier applies it."""
+REFUSALS_LOGGED_PER_MINUTE = 10
 
 
 def create_app() -> Starlette:
@@ -114,6 +117,7 @@ async def metrics(_request: Request) -> Response:
 def slack_events_endpoint(bot: SlackBot) -> Callable[[Request], Awaitable[Response]]:
     """``POST /slack/events``: size limit, signature, then Bolt; timed for ``opsbot_ack_seconds``."""
     handler = AsyncSlackRequestHandler(bot.bolt)
+    refusals = RefusalLog()
 
     async def slack_events(request: Request) -> Response:
         started = time.perf_counter()
@@ -124,20 +128,70 @@ def slack_events_endpoint(bot: SlackBot) -> Callable[[Request], Awaitable[Respon
             if len(body) > MAX_SLACK_BODY_BYTES:
                 return PlainTextResponse("payload too large", status_code=413)
             if not bot.is_signed_by_slack(body, request.headers):
+                refusals.refused(signature_refusal_reason(request.headers, time.time()), request.client.host if request.client else "?")
                 return JSONResponse({"error": "invalid request"}, status_code=401)
-            return await _dispatch(handler, request)
+            return await _dispatch(handler, request, bot, body)
         finally:
             record_ack(time.perf_counter() - started)
 
     return slack_events
 
 
-async def _dispatch(handler: AsyncSlackRequestHandler, request: Request) -> Response:
-    """Bolt; a signed body it cannot even decode (never seen from Slack) is a 400, not a 500."""
+class RefusalLog:
+    """One WARNING per request refused for its signature, so a 401 shows in opsbot's own logs.
+
+    At most ``per_minute`` lines a minute: a flood of forged requests must not flood the logs;
+    the next line says how many were refused without one. Never the body or the signature.
+    Only the event loop calls it, so it needs no lock.
+    """
+
+    def __init__(self, *, per_minute: int = REFUSALS_LOGGED_PER_MINUTE, clock: Callable[[], float] = time.monotonic) -> None:
+        self._per_minute = per_minute
+        self._clock = clock
+        self._window_start = clock()
+        self._logged = 0
+        self._unlogged = 0
+
+    def refused(self, reason: str, client: str) -> None:
+        now = self._clock()
+        if now - self._window_start >= 60:
+            self._window_start, self._logged = now, 0
+        if self._logged >= self._per_minute:
+            self._unlogged += 1
+            return
+        self._logged += 1
+        unlogged, self._unlogged = self._unlogged, 0
+        more = f" ({unlogged} more refused since the previous line)" if unlogged else ""
+        logger.warning("refused a request to %s (HTTP 401): %s; from %s%s", SLACK_EVENTS_PATH, reason, client, more)
+
+
+def signature_refusal_reason(headers: Mapping[str, str], now: float) -> str:
+    """Why Slack's signature check failed, in the words of the troubleshooting guide (never the values)."""
+    timestamp = headers.get("x-slack-request-timestamp")
+    if not timestamp or not headers.get("x-slack-signature"):
+        return "no Slack signature headers"
+    try:
+        skew = now - int(timestamp)
+    except ValueError:
+        return "the X-Slack-Request-Timestamp header is not a number"
+    if abs(skew) > SIGNATURE_MAX_AGE_SECONDS:
+        return f"stale timestamp, {skew:.0f} s from this pod's clock (clock skew, or a replayed request)"
+    return "the signature does not match SLACK_SIGNING_SECRET (wrong or rotated secret, or a proxy changed the body)"
+
+
+async def _dispatch(handler: AsyncSlackRequestHandler, request: Request, bot: SlackBot, body: bytes) -> Response:
+    """Bolt; a signed body it cannot even decode (never seen from Slack) is a 400, not a 500.
+
+    Bolt fails this way only while reading the request (``payload=`` not JSON, ``team: []``,
+    ``authorizations: true``): bad input rather than an opsbot bug, so one line in the log
+    (the traceback only at DEBUG), and a person who clicked still hears that nothing was done.
+    """
     try:
         return await handler.handle(request)
-    except Exception:
-        logger.warning("Bolt could not decode a signed request to %s", SLACK_EVENTS_PATH, exc_info=True)
+    except Exception as error:
+        logger.warning("Bolt could not decode a signed request to %s: %s: %.200s", SLACK_EVENTS_PATH, type(error).__name__, error)
+        logger.debug("Bolt's decoding error", exc_info=True)
+        bot.listeners.answer_undecodable(body)
         return JSONResponse({"error": "malformed request"}, status_code=400)
 
 
@@ -186,9 +240,12 @@ def database_problems(database: Database) -> dict[str, str]:
     except Exception as error:  # noqa: BLE001
         return {"migrations": f"cannot read the schema revision ({type(error).__name__})"}
     head = _head_revision()
-    if current != head:
-        return {"migrations": f"schema is at {current or 'nothing'}, this opsbot needs {head}: run `opsbot db upgrade`"}
-    return {}
+    if current == head or (current is not None and current not in _known_revisions()):
+        # A revision this build does not know is a newer one: during a rolling upgrade the migration
+        # hook runs before the new pods start, and the old pods must keep serving until they are
+        # replaced (which is why each release's migrations stay compatible with the release before).
+        return {}
+    return {"migrations": f"schema is at {current or 'nothing'}, this opsbot needs {head}: run `opsbot db upgrade`"}
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -216,6 +273,11 @@ def _lifespan(bot: SlackBot, socket: OpsbotSocketModeHandler | None) -> Callable
 @functools.cache
 def _head_revision() -> str:
     return head_revision()
+
+
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    return known_revisions()
 
 
 def _missing_sqlite_file(url: str) -> str | None:

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(default="json", alias="OPSBOT_LOG_FORMAT")
     instance_id: str = Field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}", alias="OPSBOT_INSTANCE_ID")
     run_scheduler: bool = Field(default=True, alias="OPSBOT_SCHEDULER")
+    run_lease_seconds: int = Field(default=60, ge=3, le=3_600, alias="OPSBOT_RUN_LEASE_SECONDS")
+    maintenance_seconds: int = Field(default=15, ge=1, le=3_600, alias="OPSBOT_MAINTENANCE_SECONDS")
 
     @classmethod
     def settings_customise_sources(

@@ -33,7 +33,7 @@ from bot.app import OpsbotApp, build_app
 from bot.groups import ExternalGroupResolver
 from bot.notifier import Notifier
 from bot.settings import Settings
-from bot.slack.listeners import ANY_ACTION, OPS_COMMAND, BlockActionsGuard, SlackListeners
+from bot.slack.listeners import ANY_ACTION, OPS_COMMAND, BlockActionsGuard, SlackListeners, WorkspaceGuard
 from bot.slack.notifier import SlackNotifier, api_base_url, make_web_client
 from bot.slack.usergroups import SlackUserGroups
 
@@ -102,6 +102,8 @@ class SlackBot:
                 bot_id=_str_or_none(response.get("bot_id")),
                 enterprise_id=_str_or_none(response.get("enterprise_id")),
             )
+        if self.token.ok:
+            self.listeners.set_home_workspace(team_id=self.token.team_id, enterprise_id=self.token.enterprise_id)
         log = logger.info if self.token.ok else logger.error
         log("Slack token check: %s", self.token.detail)
         return self.token
@@ -178,6 +180,7 @@ def configure(app: AsyncApp, listeners: SlackListeners) -> None:
     async def listener_failed(error: Exception, body: dict[str, Any]) -> None:
         await listeners.on_error(error, body)
 
+    app.middleware(WorkspaceGuard(listeners))
     app.middleware(BlockActionsGuard(listeners))
     app.command(OPS_COMMAND)(ops_command)
     app.block_action(ANY_ACTION)(button_clicked)

@@ -32,9 +32,12 @@ from bot.runner import Runner
 from bot.slack.payloads import (
     PayloadProblem,
     first_action,
+    foreign_workspace,
     is_block_actions,
+    is_slash_command,
     parse_block_action,
     parse_slash_command,
+    undecodable_click,
 )
 from bot.slack.replier import SlackReplier
 
@@ -54,6 +57,7 @@ class SlackListeners:
         self._operations = operations
         self._runner = runner
         self._client = client
+        self._home: tuple[str | None, str | None] | None = None
 
     async def on_command(self, ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest) -> None:
         """``/ops <text>``: parse, hand the work to the pool, ack with what happens next."""
@@ -103,6 +107,39 @@ class SlackListeners:
         problem = parse_block_action(body)
         if isinstance(problem, PayloadProblem):
             self._answer_problem(problem)
+
+    def answer_undecodable(self, body: bytes) -> None:
+        """A signed body Bolt could not decode: if it was a click, tell the clicker nothing was done."""
+        problem = undecodable_click(body)
+        if problem is not None:
+            self._answer_problem(problem)
+
+    def set_home_workspace(self, *, team_id: str | None, enterprise_id: str | None) -> None:
+        """The workspace (and Enterprise Grid org) of the bot token, as ``auth.test`` reported it at startup."""
+        self._home = (team_id, enterprise_id)
+
+    def is_foreign(self, *, team_id: str | None, enterprise_id: str | None) -> bool:
+        """Whether a request names a workspace other than the token's (own org's workspaces count as home).
+
+        Before ``auth.test`` has answered, or for a payload without a team, nothing is foreign: the
+        signature already proves Slack sent it, and refusing everything while Slack is slow would be worse.
+        """
+        if self._home is None or not team_id:
+            return False
+        home_team, home_enterprise = self._home
+        if home_team is None or team_id == home_team:
+            return False
+        return not (home_enterprise is not None and enterprise_id == home_enterprise)
+
+    def refuse_foreign(self, body: dict[str, Any], team_id: str) -> BoltResponse:
+        """Ack a request from another workspace without acting on it, and tell its person why."""
+        problem = foreign_workspace(body, team_id)
+        logger.warning("refused a Slack request: %s", problem.detail)
+        if is_slash_command(body):
+            return BoltResponse(status=200, body={"response_type": "ephemeral", "text": problem.user_message})
+        if is_block_actions(body):
+            self._answer_problem(problem)
+        return BoltResponse(status=200, body="")
 
     async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
         """Last resort: listeners do not raise, but if one does, the log has an id and the payload type."""
@@ -158,6 +195,30 @@ class BlockActionsGuard(AsyncMiddleware):
         if is_block_actions(body) and first_action(body) is None:
             self._listeners.answer_unreadable_click(body)
             return BoltResponse(status=200, body="")
+        return await next()
+
+
+class WorkspaceGuard(AsyncMiddleware):
+    """Refuses commands and clicks from a workspace the bot token does not belong to.
+
+    Bolt's ``authorize`` hands our one token to any team that sends a signed request, so a
+    second workspace with the app installed (or a copied signing secret) could otherwise approve
+    requests here. Runs before every listener, like ``BlockActionsGuard``.
+    """
+
+    def __init__(self, listeners: SlackListeners) -> None:
+        self._listeners = listeners
+
+    async def async_process(
+        self,
+        *,
+        req: AsyncBoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], Awaitable[BoltResponse]],
+    ) -> BoltResponse:
+        team_id, enterprise_id = req.context.team_id, req.context.enterprise_id
+        if team_id and self._listeners.is_foreign(team_id=team_id, enterprise_id=enterprise_id):
+            return self._listeners.refuse_foreign(req.body, team_id)
         return await next()
 
 

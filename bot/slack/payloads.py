@@ -10,10 +10,12 @@ would reach Bolt and turn into an HTTP 500 and a generic Slack error.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from bot.invocation import Click, Invocation
 from bot.lifecycle import Actor
@@ -121,6 +123,45 @@ def parse_block_action(body: Mapping[str, Any]) -> ButtonClick | PayloadProblem:
     return ButtonClick(click, response_url)
 
 
+def undecodable_click(body: bytes) -> PayloadProblem | None:
+    """Who to tell about a signed click Bolt could not decode (a field of the wrong type), if anyone.
+
+    Bolt reads ``team``, ``enterprise``, ``authorizations``… while building its context and fails
+    on a wrong type before any listener runs; this reads the same body defensively so the person
+    who clicked still hears that nothing was done. None when the body is no click at all.
+    """
+    payload = _form_payload(body)
+    if payload is None or not is_block_actions(payload):
+        return None
+    parsed = parse_block_action(payload)
+    if isinstance(parsed, PayloadProblem):
+        return parsed
+    return PayloadProblem(
+        "opsbot could not read that click, so nothing was done; try the button again.",
+        detail="a block_actions payload Bolt could not decode",
+        user_id=parsed.click.actor.user_id,
+        channel=parsed.click.channel,
+        response_url=parsed.response_url,
+    )
+
+
+def foreign_workspace(body: Mapping[str, Any], team_id: str) -> PayloadProblem:
+    """A command or click from a workspace this bot's token does not belong to: refuse, and say so."""
+    user = _mapping(body.get("user"))
+    user_id = _slack_id(body.get("user_id")) or _slack_id(user.get("id"))
+    container = _mapping(body.get("container"))
+    channel = (
+        _slack_id(body.get("channel_id")) or _slack_id(_mapping(body.get("channel")).get("id")) or _slack_id(container.get("channel_id"))
+    )
+    return PayloadProblem(
+        "opsbot serves one Slack workspace and this came from another, so nothing was done.",
+        detail=f"a request from workspace {team_id!r:.40}",
+        user_id=user_id,
+        channel=channel,
+        response_url=_url(body.get("response_url")),
+    )
+
+
 def first_action(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """``actions[0]`` if it is an object with a string ``action_id`` (Bolt's matchers index it blindly)."""
     actions = body.get("actions")
@@ -132,6 +173,10 @@ def first_action(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 def is_block_actions(body: Mapping[str, Any]) -> bool:
     return body.get("type") == "block_actions"
+
+
+def is_slash_command(body: Mapping[str, Any]) -> bool:
+    return isinstance(body.get("command"), str)
 
 
 def unescape(text: str) -> str:
@@ -162,6 +207,16 @@ def _message_ref(body: Mapping[str, Any], container: Mapping[str, Any], channel:
     if not isinstance(ts, str) or not _MESSAGE_TS.match(ts):
         return None
     return MessageRef(channel=channel, ts=ts)
+
+
+def _form_payload(body: bytes) -> Mapping[str, Any] | None:
+    """The JSON object in an interactivity form's ``payload=`` field, or None for anything else."""
+    try:
+        values = parse_qs(body.decode("utf-8"), strict_parsing=False).get("payload") or []
+        payload = json.loads(values[0]) if len(values) == 1 else None
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep
+        return None
+    return payload if isinstance(payload, Mapping) else None
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

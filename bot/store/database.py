@@ -9,14 +9,22 @@ Why ``pool_pre_ping``: a PostgreSQL restart must cost one failed check, not a cr
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+logger = logging.getLogger(__name__)
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+RETRY_FIRST_PAUSE_SECONDS = 0.1
+RETRY_MAX_PAUSE_SECONDS = 2.0
+T = TypeVar("T")
 
 
 class Database:
@@ -71,6 +79,25 @@ class Database:
         finally:
             session.close()
 
+    def retry_while_unreachable(self, what: str, call: Callable[[], T], *, for_seconds: float) -> T:
+        """``call()`` (a whole transaction), tried again while the database cannot be reached.
+
+        A restart or failover kills every connection and refuses new ones for a few seconds;
+        ``pool_pre_ping`` replaces dead connections, this waits out the refusals. Any other error,
+        and a database still unreachable after ``for_seconds``, is raised.
+        """
+        deadline = time.monotonic() + for_seconds
+        pause = RETRY_FIRST_PAUSE_SECONDS
+        while True:
+            try:
+                return call()
+            except DBAPIError as error:
+                if not is_unreachable(error) or time.monotonic() + pause > deadline:
+                    raise
+                logger.warning("could not %s: the database is unreachable (%s); retrying in %.1f s", what, type(error.orig).__name__, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, RETRY_MAX_PAUSE_SECONDS)
+
     def ping(self) -> None:
         """Raise if the database cannot answer a trivial query (used by /readyz)."""
         with self.engine.connect() as connection:
@@ -79,6 +106,11 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self.read_engine.dispose()
+
+
+def is_unreachable(error: DBAPIError) -> bool:
+    """A dropped or refused connection (or SQLite's lock wait running out): worth trying again."""
+    return isinstance(error, OperationalError) or error.connection_invalidated
 
 
 def _sqlite_engine(url: str, *, echo: bool, immediate: bool) -> Engine:

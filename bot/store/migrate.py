@@ -38,6 +38,11 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> frozenset[str]:
+    """Every revision this build ships: a database at any other revision was migrated by a newer opsbot."""
+    return frozenset(script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions())
+
+
 def current_revision(database: Database) -> str | None:
     with database.read_engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()

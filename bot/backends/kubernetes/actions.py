@@ -17,9 +17,10 @@ computed at approval time equals the one computed at run time.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
@@ -47,6 +48,10 @@ from bot.errors import ActionFailed, StepTimeout, TemporaryActionError
 
 MAX_TEMPORARY_POLL_ERRORS = 3
 """Consecutive temporary API errors ``wait_rollout`` rides out before giving up."""
+MAX_TEMPORARY_CALL_RETRIES = 3
+"""Times a step sends a call again after a temporary error (5xx, 409, 429, timeout, reset)."""
+RETRY_BACKOFF_SECONDS = 0.5
+"""First pause before such a retry; it doubles each time (0.5, 1, 2 s)."""
 
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
@@ -69,6 +74,26 @@ def _api(ctx: StepContext) -> ClusterApi:
 def _read(ctx: StepContext) -> dict[str, Any]:
     target = _target(ctx)
     return _api(ctx).read_deployment(target.namespace, target.deployment)
+
+
+T = TypeVar("T")
+
+
+def _retrying(ctx: StepContext, call: Callable[[], T]) -> T:
+    """``call()``, sent again after a temporary error, as ``wait_rollout`` rides out a failed poll.
+
+    Safe for every call a step makes: reads, and PATCHes that set absolute values (an image, a
+    replica count, a template, a restart stamp fixed before the first try), so a second copy
+    after a lost answer changes nothing more. A 503 while the API server restarts, or one reset
+    connection, must not fail a deploy; a server that keeps failing still does, with its message.
+    """
+    for attempt in range(MAX_TEMPORARY_CALL_RETRIES):
+        try:
+            return call()
+        except TemporaryActionError as exc:
+            ctx.progress(f"{exc.user_message} (retrying)")
+            ctx.wait(RETRY_BACKOFF_SECONDS * 2**attempt)
+    return call()
 
 
 def _spec(obj: dict[str, Any]) -> dict[str, Any]:
@@ -203,9 +228,11 @@ class SetImage(Action[SetImageArgs]):
 
     def run(self, ctx: StepContext, args: SetImageArgs) -> StepResult:
         target = _target(ctx)
-        change = image_change(_read(ctx), target, args)
+        change = image_change(_retrying(ctx, lambda: _read(ctx)), target, args)
         ctx.check()
-        result = _api(ctx).patch_deployment(target.namespace, target.deployment, change.patch(), patch_type="strategic")
+        result = _retrying(
+            ctx, lambda: _api(ctx).patch_deployment(target.namespace, target.deployment, change.patch(), patch_type="strategic")
+        )
         verb = "unchanged" if change.before == change.after else f"{change.before} → {change.after}"
         return StepResult(
             summary=f"image {verb} (container {change.container} of {target.describe()})",
@@ -364,7 +391,7 @@ def perform_rollback(ctx: StepContext, to_revision: int | None) -> StepResult:
             data={**data, "skipped": True},
         )
     ctx.check()
-    _api(ctx).patch_deployment(target.namespace, target.deployment, choice.patch, patch_type="json")
+    _retrying(ctx, lambda: _api(ctx).patch_deployment(target.namespace, target.deployment, choice.patch, patch_type="json"))
     return StepResult(
         summary=f"rolled back {target.describe()} to revision {choice.revision} (image {before} → {after})",
         data={**data, "skipped": False},
@@ -429,9 +456,9 @@ class Scale(Action[ScaleArgs]):
 
     def run(self, ctx: StepContext, args: ScaleArgs) -> StepResult:
         target = _target(ctx)
-        before = _replicas(_read(ctx))
+        before = _replicas(_retrying(ctx, lambda: _read(ctx)))
         ctx.check()
-        scale = _api(ctx).patch_scale(target.namespace, target.deployment, args.replicas)
+        scale = _retrying(ctx, lambda: _api(ctx).patch_scale(target.namespace, target.deployment, args.replicas))
         after = _text(_spec(scale).get("replicas"))
         return StepResult(
             summary=f"replicas {before} → {after} ({target.describe()})",
@@ -477,10 +504,10 @@ class Restart(Action[RestartArgs]):
 
     def run(self, ctx: StepContext, args: RestartArgs) -> StepResult:
         target = _target(ctx)
-        _refuse_paused(_read(ctx), target.describe())
+        _refuse_paused(_retrying(ctx, lambda: _read(ctx)), target.describe())
         ctx.check()
         patch = restart_patch(datetime.now(UTC))
-        result = _api(ctx).patch_deployment(target.namespace, target.deployment, patch, patch_type="strategic")
+        result = _retrying(ctx, lambda: _api(ctx).patch_deployment(target.namespace, target.deployment, patch, patch_type="strategic"))
         stamp = patch["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT_ANNOTATION]
         return StepResult(
             summary=f"pods restarted (rolling), replicas {_replicas(result)} ({target.describe()})",
