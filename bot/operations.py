@@ -318,8 +318,8 @@ class Operations:
     # -- helpers ------------------------------------------------------------------------
 
     def _audit(self, *events: AuditEvent) -> None:
-        with self.database.transaction() as session:
-            audit_store.append_events(session, list(events), self.clock())
+        """Events that change no state of their own (refusals, denials): group-committed."""
+        self.runner.audit_writer.append(*events)
 
     def _guarded(self, reply: Replier, function: Callable[..., None], *args: Any) -> None:
         try:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.actions.base import StepContext, StepResult
-from bot.audit.events import AuditEvent, EventType
+from bot.audit.events import EventType
 from bot.backends import Backends
 from bot.catalog import Catalog
 from bot.errors import ActionCancelled, ActionFailed, OpsbotError, StepTimeout
@@ -35,6 +35,7 @@ from bot.steps import PreparedStep, build_plan, is_mutating, make_context, prepa
 from bot.store import audit as audit_store
 from bot.store import locks as lock_store
 from bot.store import requests as request_store
+from bot.store.audit_writer import AuditWriter
 from bot.store.database import Database
 from bot.store.models import RequestRow
 from bot.views import RunView, StepView, lock_text, request_message
@@ -85,6 +86,7 @@ class Runner:
         threads: int = 8,
         clock: Callable[[], datetime],
         timing: RunnerTiming | None = None,
+        audit_writer: AuditWriter | None = None,
     ) -> None:
         self._database = database
         self._catalog = catalog
@@ -93,6 +95,7 @@ class Runner:
         self._runner_id = runner_id
         self._clock = clock
         self._timing = timing or RunnerTiming()
+        self._audit_writer = audit_writer or AuditWriter(database, clock, retry_seconds=self._timing.lease.total_seconds())
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="opsbot-run")
         self._pending: set[Future[Any]] = set()
         self._pending_lock = threading.Lock()
@@ -125,6 +128,12 @@ class Runner:
 
     def shutdown(self, *, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        self._audit_writer.close()
+
+    @property
+    def audit_writer(self) -> AuditWriter:
+        """Shared with the rest of the process for standalone events (refusals, denials)."""
+        return self._audit_writer
 
     def _forget(self, future: Future[Any]) -> None:
         # Work in the pool is meant never to raise; if some does, say so rather than let the Future keep it.
@@ -431,20 +440,11 @@ class Runner:
     # -- reporting ----------------------------------------------------------------------
 
     def _audit(self, row: RequestRow, event: EventType, *, outcome: str, **details: Any) -> None:
-        def append() -> None:
-            with self._database.transaction() as session:
-                audit_store.append_events(session, [request_event(row, event, SYSTEM, outcome=outcome, **details)], self._clock())
-
+        """A step event: group-committed with other threads' events (it changes no state of its own)."""
         try:
-            self._database.retry_while_unreachable(
-                f"audit {event} for request {row.id}", append, for_seconds=self._timing.lease.total_seconds()
-            )
+            self._audit_writer.append(request_event(row, event, SYSTEM, outcome=outcome, **details))
         except Exception:
             logger.exception("could not audit %s for request %s", event, row.id)
-
-    def audit_event(self, event: AuditEvent) -> None:
-        with self._database.transaction() as session:
-            audit_store.append_events(session, [event], self._clock())
 
     def _reload(self, request_id: int) -> RequestRow:
         with self._database.reading() as session:
