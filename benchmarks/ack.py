@@ -120,6 +120,26 @@ def write_requests(slack: FakeSlackApi, directory: Path, text: str, count: int, 
     return base
 
 
+def wait_drained(slack: FakeSlackApi, database_url: str, quiet_seconds: float = 2.0, limit: float = 300.0) -> None:
+    """Until neither Slack calls nor audit rows have grown for ``quiet_seconds``: post-ack work is done."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    last, stable_since, deadline = (-1, -1), time.monotonic(), time.monotonic() + limit
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as connection:
+                seq = int(connection.execute(text("SELECT seq FROM audit_head")).scalar_one())
+            now = (len(slack.calls), seq)
+            if now != last:
+                last, stable_since = now, time.monotonic()
+            elif time.monotonic() - stable_since >= quiet_seconds:
+                return
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+
+
 def run_wrk(url: str, requests_file: Path, concurrency: int, seconds: int, lua: Path) -> Figures:
     threads = min(2, concurrency)
     output = subprocess.run(
@@ -211,7 +231,7 @@ def main() -> None:
                         count = int(8_000 * args.seconds * (1 if concurrency > 1 else 0.3))
                         requests_file = write_requests(slack, workdir, text, count, min(2, concurrency))
                         results[name] = run_wrk(f"http://127.0.0.1:{port}", requests_file, concurrency, args.seconds, lua)
-                        time.sleep(2)  # let opsbot's post-ack work drain before the next run
+                        wait_drained(slack, database_url)  # each run starts with opsbot's post-ack queue empty
                     for name in ("bare", "opsbot"):
                         figures = results[name]
                         ratio = f"{results['opsbot'].p50_ms / results['bare'].p50_ms:.2f}" if name == "opsbot" else ""

@@ -75,6 +75,7 @@ def build_app(
         notifier=notifier,
         runner_id=settings.instance_id,
         threads=settings.runner_threads,
+        max_backlog=settings.max_backlog,
         clock=clock,
         timing=timing or RunnerTiming.for_lease(settings.run_lease_seconds),
     )

@@ -40,6 +40,8 @@ from commands.parser import CommandRequest, parse_command
 logger = logging.getLogger(__name__)
 
 SYSTEM = Actor(user_id="", name="opsbot")
+READ_ONLY_BUILTINS = frozenset({"help", "history", "approvals", "show"})
+"""Built-ins that only read and answer the asker privately; replaying one harms nothing."""
 BuiltinHandler = Callable[[CommandRequest, Invocation, Replier], None]
 
 
@@ -95,7 +97,10 @@ class Operations:
             self._guarded(reply, self._click_once, click, reply)
 
     def _command_once(self, invocation: Invocation, reply: Replier, parsed: CommandRequest | None) -> None:
-        if not self._is_replay(invocation.delivery, invocation.actor.user_id, invocation.channel):
+        # A replayed `help` or `history` changes nothing and shows the sender nothing new: only
+        # commands that can change state pay for the cross-replica dedupe (a database write).
+        delivery = None if parsed is not None and parsed.command in READ_ONLY_BUILTINS else invocation.delivery
+        if not self._is_replay(delivery, invocation.actor.user_id, invocation.channel):
             self._command(invocation, reply, parsed)
 
     def _click_once(self, click: Click, reply: Replier) -> None:

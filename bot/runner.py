@@ -68,6 +68,10 @@ class RunnerTiming:
         return cls(lease=timedelta(seconds=seconds), heartbeat_seconds=heartbeat, lease_renew_every=renew_every)
 
 
+class PoolBusy(RuntimeError):
+    """The process has ``max_backlog`` tasks queued; a new command is refused, not queued."""
+
+
 class PlanChanged(ActionFailed):
     """The target no longer looks like it did when the plan was approved."""
 
@@ -87,6 +91,7 @@ class Runner:
         clock: Callable[[], datetime],
         timing: RunnerTiming | None = None,
         audit_writer: AuditWriter | None = None,
+        max_backlog: int = 1_000,
     ) -> None:
         self._database = database
         self._catalog = catalog
@@ -95,6 +100,7 @@ class Runner:
         self._runner_id = runner_id
         self._clock = clock
         self._timing = timing or RunnerTiming()
+        self._max_backlog = max_backlog
         self._audit_writer = audit_writer or AuditWriter(database, clock, retry_seconds=self._timing.lease.total_seconds())
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="opsbot-run")
         self._pending: set[Future[Any]] = set()
@@ -107,10 +113,18 @@ class Runner:
         """Start the request in the pool if it is still approved; returns at once."""
         return self.submit_task(self._execute_safely, request_id)
 
-    def submit_task(self, function: Callable[..., Any], *args: Any) -> Future[Any]:
-        """Run any post-ack work in the pool, tracked so ``wait_idle`` can wait for it."""
-        future = self._pool.submit(function, *args)
+    def submit_task(self, function: Callable[..., Any], *args: Any, shed_when_busy: bool = False) -> Future[Any]:
+        """Run any post-ack work in the pool, tracked so ``wait_idle`` can wait for it.
+
+        ``shed_when_busy`` (new slash commands): raise ``PoolBusy`` instead of queueing behind
+        ``max_backlog`` tasks. An unbounded queue would grow without limit under a flood, keep
+        every ack waiting on a busier process, and answer people minutes late; a clear "busy, try
+        again" is better. Runs, approvals and clicks are never shed.
+        """
         with self._pending_lock:
+            if shed_when_busy and len(self._pending) >= self._max_backlog:
+                raise PoolBusy(f"{len(self._pending)} tasks are already queued in this process")
+            future = self._pool.submit(function, *args)
             self._pending.add(future)
         future.add_done_callback(self._forget)
         return future

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535, alias="OPSBOT_PORT")
     workers: int = Field(default=2, ge=1, le=64, alias="OPSBOT_WORKERS")
     runner_threads: int = Field(default=8, ge=1, le=256, alias="OPSBOT_RUNNER_THREADS")
+    max_backlog: int = Field(default=1_000, ge=10, le=1_000_000, alias="OPSBOT_MAX_BACKLOG")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="OPSBOT_LOG_LEVEL")
     log_format: Literal["json", "text"] = Field(default="json", alias="OPSBOT_LOG_FORMAT")
     instance_id: str = Field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}", alias="OPSBOT_INSTANCE_ID")

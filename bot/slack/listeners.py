@@ -28,7 +28,7 @@ from bot.errors import UsageError
 from bot.messages import Message, code, escape
 from bot.metrics import record_command
 from bot.operations import Operations
-from bot.runner import Runner
+from bot.runner import PoolBusy, Runner
 from bot.slack.payloads import (
     PayloadProblem,
     first_action,
@@ -48,6 +48,7 @@ ANY_ACTION = re.compile(r".*")
 """Every block action is routed here, so a button opsbot does not know still gets a clear answer."""
 MAX_ECHO_CHARS = 200
 UNAVAILABLE = "opsbot is restarting and could not take that just now; nothing was done. Try again in a minute."
+BUSY = "opsbot is busy with a burst of commands and could not take that one; nothing was done. Try again in a few seconds."
 
 
 class SlackListeners:
@@ -83,7 +84,14 @@ class SlackListeners:
             await ack_privately(ack, f"Something went wrong on our side (error id {error_id}); nothing was done.")
             return
         replier = SlackReplier(self._client, user_id=invocation.actor.user_id, channel=invocation.channel, response_url=parsed.response_url)
-        if not self._submit(self._operations.handle_command, invocation, replier, command):
+        try:
+            self._runner.submit_task(self._operations.handle_command, invocation, replier, command, shed_when_busy=True)
+        except PoolBusy:
+            record_command(command.command, "busy")
+            logger.warning("refused a %s command: the worker pool is full (OPSBOT_MAX_BACKLOG)", command.command)
+            await ack_privately(ack, BUSY)
+            return
+        except RuntimeError:
             record_command(command.command, "unavailable")
             await ack_privately(ack, UNAVAILABLE)
             return

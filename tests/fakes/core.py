@@ -195,7 +195,13 @@ policy:
 
 
 def make_touch_app(
-    tmp_path: Path, database_url: str, clock: FakeClock, *, approvals: int = 1, notifier: RecordingNotifier | None = None
+    tmp_path: Path,
+    database_url: str,
+    clock: FakeClock,
+    *,
+    approvals: int = 1,
+    notifier: RecordingNotifier | None = None,
+    max_backlog: int = 1_000,
 ) -> tuple[OpsbotApp, RecordingNotifier]:
     """An app on the given database with the ``touch`` runbook and a recording notifier."""
     STATE.reset()
@@ -204,7 +210,7 @@ def make_touch_app(
     (tmp_path / "opsbot.yaml").write_text(touch_config(approvals))
     catalog: Catalog = load_catalog(tmp_path / "opsbot.yaml", tmp_path / "runbooks", registry=test_registry())
     recorder = notifier or RecordingNotifier()
-    settings = Settings(OPSBOT_DATABASE_URL=database_url, OPSBOT_INSTANCE_ID="test-runner")
+    settings = Settings(OPSBOT_DATABASE_URL=database_url, OPSBOT_INSTANCE_ID="test-runner", OPSBOT_MAX_BACKLOG=max_backlog)
     timing = RunnerTiming(lease=timedelta(seconds=30), heartbeat_seconds=0.05, lease_renew_every=2)
     app = build_app(settings, notifier=recorder, catalog=catalog, clock=clock, timing=timing)
     return app, recorder
