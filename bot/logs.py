@@ -11,7 +11,8 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,3 +88,32 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
 
 def _present(fields: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None and value != ""}
+
+
+class ThrottledWarning:
+    """At most ``per_minute`` WARNING lines a minute for one recurring event; the next line counts the rest.
+
+    For events an outsider can trigger at will (forged requests, floods of commands): each
+    one should be visible in the logs, but a flood must not become a flood of log lines.
+    Not thread-safe: call it from one thread (the event loop).
+    """
+
+    def __init__(self, log: logging.Logger, *, per_minute: int = 10, clock: Callable[[], float] = time.monotonic) -> None:
+        self._log = log
+        self._per_minute = per_minute
+        self._clock = clock
+        self._window_start = clock()
+        self._logged = 0
+        self._unlogged = 0
+
+    def warn(self, message: str, *args: object) -> None:
+        now = self._clock()
+        if now - self._window_start >= 60:
+            self._window_start, self._logged = now, 0
+        if self._logged >= self._per_minute:
+            self._unlogged += 1
+            return
+        self._logged += 1
+        unlogged, self._unlogged = self._unlogged, 0
+        more = f" ({unlogged} more since the previous line)" if unlogged else ""
+        self._log.warning(message + "%s", *args, more)

@@ -32,10 +32,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.logs import configure_logging
+from bot.logs import ThrottledWarning, configure_logging
 from bot.metrics import exposition, record_ack
 from bot.settings import Settings
-from bot.slack.app import OpsbotFactory, SlackBot, create_slack_bot, default_opsbot
+from bot.slack.app import OpsbotFactory, SlackBot, create_ack_only_bot, create_slack_bot, default_opsbot
 from bot.slack.socket_mode import OpsbotSocketModeHandler, build_socket_mode_handler, is_connected
 from bot.store.database import Database
 from bot.store.migrate import current_revision, head_revision, known_revisions
@@ -71,7 +71,10 @@ def build_server(settings: Settings, *, opsbot_factory: OpsbotFactory = default_
     missing = missing_slack_settings(settings, socket_mode=socket_mode)
     if missing:
         raise ValueError("; ".join(missing))
-    bot = create_slack_bot(settings, opsbot_factory=opsbot_factory)
+    if settings.executor_socket:
+        bot = create_ack_only_bot(settings, settings.executor_socket)
+    else:
+        bot = create_slack_bot(settings, opsbot_factory=opsbot_factory)
     socket = None
     if socket_mode:
         assert settings.slack_app_token is not None
@@ -141,29 +144,14 @@ def slack_events_endpoint(bot: SlackBot) -> Callable[[Request], Awaitable[Respon
 class RefusalLog:
     """One WARNING per request refused for its signature, so a 401 shows in opsbot's own logs.
 
-    At most ``per_minute`` lines a minute: a flood of forged requests must not flood the logs;
-    the next line says how many were refused without one. Never the body or the signature.
-    Only the event loop calls it, so it needs no lock.
+    Throttled (a flood of forged requests must not flood the logs); never the body or the signature.
     """
 
     def __init__(self, *, per_minute: int = REFUSALS_LOGGED_PER_MINUTE, clock: Callable[[], float] = time.monotonic) -> None:
-        self._per_minute = per_minute
-        self._clock = clock
-        self._window_start = clock()
-        self._logged = 0
-        self._unlogged = 0
+        self._warning = ThrottledWarning(logger, per_minute=per_minute, clock=clock)
 
     def refused(self, reason: str, client: str) -> None:
-        now = self._clock()
-        if now - self._window_start >= 60:
-            self._window_start, self._logged = now, 0
-        if self._logged >= self._per_minute:
-            self._unlogged += 1
-            return
-        self._logged += 1
-        unlogged, self._unlogged = self._unlogged, 0
-        more = f" ({unlogged} more refused since the previous line)" if unlogged else ""
-        logger.warning("refused a request to %s (HTTP 401): %s; from %s%s", SLACK_EVENTS_PATH, reason, client, more)
+        self._warning.warn("refused a request to %s (HTTP 401): %s; from %s", SLACK_EVENTS_PATH, reason, client)
 
 
 def signature_refusal_reason(headers: Mapping[str, str], now: float) -> str:
@@ -217,13 +205,13 @@ class Readiness:
         elif not token.ok:
             problems["slack_token"] = f"auth.test failed at startup: {token.detail}"
         try:
-            problems.update(
-                await asyncio.wait_for(asyncio.to_thread(database_problems, self._bot.opsbot.database), READINESS_TIMEOUT_SECONDS)
-            )
+            problems.update(await asyncio.wait_for(asyncio.to_thread(database_problems, self._bot.database), READINESS_TIMEOUT_SECONDS))
         except TimeoutError:
             problems["database"] = f"no answer within {READINESS_TIMEOUT_SECONDS:.0f} s"
         if self._socket is not None and not await is_connected(self._socket):
             problems["socket_mode"] = "not connected to Slack"
+        if not self._bot.handoff.is_available():
+            problems["executor"] = "the executor process is not reachable; work after the ack cannot be done"
         return problems
 
 
@@ -256,7 +244,7 @@ def _lifespan(bot: SlackBot, socket: OpsbotSocketModeHandler | None) -> Callable
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(bot.check_token)
-        await asyncio.to_thread(bot.opsbot.start_background)
+        await asyncio.to_thread(bot.start)
         if socket is not None:
             await socket.connect_async()  # type: ignore[no-untyped-call]
         settle_garbage_collector()
@@ -266,8 +254,8 @@ def _lifespan(bot: SlackBot, socket: OpsbotSocketModeHandler | None) -> Callable
         finally:
             if socket is not None:
                 await socket.close_async()  # type: ignore[no-untyped-call]
-            # Waits for running work; a run cut short by a hard kill is recovered by another replica's sweep.
-            await asyncio.to_thread(bot.opsbot.close)
+            # Inline, this waits for running work; a run cut short by a hard kill is recovered by another replica's sweep.
+            await asyncio.to_thread(bot.close)
 
     return lifespan
 

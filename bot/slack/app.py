@@ -15,7 +15,7 @@ Choices that keep the 3-second ack honest:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +30,17 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import OpsbotApp, build_app
+from bot.catalog import load_catalog
 from bot.groups import ExternalGroupResolver
 from bot.notifier import Notifier
 from bot.settings import Settings
+from bot.slack.executor import SocketHandoff
+from bot.slack.jobs import Handoff, JobRunner, LocalHandoff
 from bot.slack.listeners import ANY_ACTION, OPS_COMMAND, BlockActionsGuard, SlackListeners, WorkspaceGuard
 from bot.slack.notifier import SlackNotifier, api_base_url, make_web_client
 from bot.slack.usergroups import SlackUserGroups
+from bot.store.database import Database
+from commands.parser import CommandRequest, parse_command
 
 logger = logging.getLogger(__name__)
 
@@ -60,17 +65,58 @@ class TokenCheck:
 
 
 class SlackBot:
-    """The core wired to Slack: the Bolt app for incoming requests, the Web API client for the rest."""
+    """The Slack front door: the Bolt app for incoming requests, and where their work goes after the ack.
 
-    def __init__(self, *, settings: Settings, opsbot: OpsbotApp, web: WebClient) -> None:
+    Two shapes. Inline (tests, ``build_server`` without an executor): the core lives in this
+    process (``opsbot``) and jobs go to its worker pool. Ack-only (``opsbot serve``): this
+    process only parses and acks; jobs go over a Unix socket to the executor process, which
+    owns the core (see ``bot.slack.executor``).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        web: WebClient,
+        parse: Callable[[str], CommandRequest],
+        commands: Collection[str],
+        handoff: Handoff,
+        database: Database,
+        opsbot: OpsbotApp | None = None,
+    ) -> None:
         self.settings = settings
-        self.opsbot = opsbot
         self.web = web
+        self.handoff = handoff
+        self.database = database
+        self._opsbot = opsbot
         self.token: TokenCheck | None = None
-        self.listeners = SlackListeners(operations=opsbot.operations, runner=opsbot.runner, client=web)
+        self.listeners = SlackListeners(parse=parse, commands=commands, handoff=handoff)
         self.bolt = build_bolt_app(settings, self.listeners, self.authorization)
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self._signatures = SignatureVerifier(secret) if secret else None
+
+    @property
+    def opsbot(self) -> OpsbotApp:
+        """The core, when it runs in this process (inline mode)."""
+        if self._opsbot is None:
+            raise RuntimeError("this process only acks; the core runs in the executor process")
+        return self._opsbot
+
+    def start(self) -> None:
+        """Blocking (run it in a thread): start the core's background work, or connect to the executor."""
+        if self._opsbot is not None:
+            self._opsbot.start_background()
+        if isinstance(self.handoff, SocketHandoff):
+            self.handoff.start()
+
+    def close(self) -> None:
+        """Blocking: stop background work (waiting for running runs) or the connection to the executor."""
+        if isinstance(self.handoff, SocketHandoff):
+            self.handoff.close()
+        if self._opsbot is not None:
+            self._opsbot.close()
+        else:
+            self.database.dispose()
 
     def is_signed_by_slack(self, body: bytes, headers: Mapping[str, str]) -> bool:
         """Slack's request signature, checked before Bolt sees the body.
@@ -123,10 +169,36 @@ class SlackBot:
 
 
 def create_slack_bot(settings: Settings, *, opsbot_factory: OpsbotFactory = default_opsbot) -> SlackBot:
-    """Build the Web API client, the Slack notifier and group resolver, the core around them, and Bolt."""
+    """Inline: the core in this process, jobs to its worker pool (tests; ``build_server`` without an executor)."""
     web = make_web_client(settings)
     opsbot = opsbot_factory(settings, SlackNotifier(web), SlackUserGroups(web))
-    return SlackBot(settings=settings, opsbot=opsbot, web=web)
+    handoff = LocalHandoff(opsbot.runner, JobRunner(opsbot.operations, web))
+    return SlackBot(
+        settings=settings,
+        web=web,
+        parse=opsbot.operations.parse,
+        commands=opsbot.catalog.commands,
+        handoff=handoff,
+        database=opsbot.database,
+        opsbot=opsbot,
+    )
+
+
+def create_ack_only_bot(settings: Settings, executor_socket: str) -> SlackBot:
+    """Ack-only: parse with the catalog, hand every job to the executor process over ``executor_socket``."""
+    catalog = load_catalog(settings.config_path, settings.runbooks_dir)
+
+    def parse(text: str) -> CommandRequest:
+        return parse_command(text, catalog.commands, catalog.config)
+
+    return SlackBot(
+        settings=settings,
+        web=make_web_client(settings),
+        parse=parse,
+        commands=catalog.commands,
+        handoff=SocketHandoff(executor_socket),
+        database=Database(settings.database_url.get_secret_value()),
+    )
 
 
 class _ExpectedTokenWarning(logging.Filter):

@@ -15,20 +15,19 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
-from slack_sdk import WebClient
 
 from bot.errors import UsageError
-from bot.messages import Message, code, escape
+from bot.logs import ThrottledWarning
+from bot.messages import code, escape
 from bot.metrics import record_command
-from bot.operations import Operations
-from bot.runner import PoolBusy, Runner
+from bot.slack.jobs import ClickJob, CommandJob, Handoff, HandoffBusy, HandoffUnavailable, Job, NoticeJob, RejectedJob, ReplyTarget
 from bot.slack.payloads import (
     PayloadProblem,
     first_action,
@@ -39,7 +38,7 @@ from bot.slack.payloads import (
     parse_slash_command,
     undecodable_click,
 )
-from bot.slack.replier import SlackReplier
+from commands.parser import CommandRequest
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +53,12 @@ BUSY = "opsbot is busy with a burst of commands and could not take that one; not
 class SlackListeners:
     """The ``/ops`` command, button clicks and the payload guard, as Bolt listeners."""
 
-    def __init__(self, *, operations: Operations, runner: Runner, client: WebClient) -> None:
-        self._operations = operations
-        self._runner = runner
-        self._client = client
+    def __init__(self, *, parse: Callable[[str], CommandRequest], commands: Collection[str], handoff: Handoff) -> None:
+        self._parse = parse
+        self._commands = commands
+        self._handoff = handoff
         self._home: tuple[str | None, str | None] | None = None
+        self._busy_log = ThrottledWarning(logger)
 
     async def on_command(self, ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest) -> None:
         """``/ops <text>``: parse, hand the work to the pool, ack with what happens next."""
@@ -70,11 +70,11 @@ class SlackListeners:
             return
         invocation = dataclasses.replace(parsed.invocation, delivery=delivery_id(request))
         try:
-            command = self._operations.parse(invocation.text)
+            command = self._parse(invocation.text)
         except UsageError as error:
             record_command(self._command_label(invocation.text), "usage_error")
-            # The person is answered in the ack itself; the audit row is written after it, in the pool.
-            self._submit(self._operations.record_rejected, invocation, error)
+            # The person is answered in the ack itself; the audit row is written after it, off the event loop.
+            self._hand_over(RejectedJob(invocation, error.user_message, error.usage))
             await ack_privately(ack, usage_reply(error))
             return
         except Exception:
@@ -83,15 +83,15 @@ class SlackListeners:
             record_command("unknown", "internal_error")
             await ack_privately(ack, f"Something went wrong on our side (error id {error_id}); nothing was done.")
             return
-        replier = SlackReplier(self._client, user_id=invocation.actor.user_id, channel=invocation.channel, response_url=parsed.response_url)
+        target = ReplyTarget(invocation.actor.user_id, invocation.channel, parsed.response_url)
         try:
-            self._runner.submit_task(self._operations.handle_command, invocation, replier, command, shed_when_busy=True)
-        except PoolBusy:
+            self._handoff.submit(CommandJob(invocation, command, target))
+        except HandoffBusy as busy:
             record_command(command.command, "busy")
-            logger.warning("refused a %s command: the worker pool is full (OPSBOT_MAX_BACKLOG)", command.command)
+            self._busy_log.warn("refused a %s command: %s (OPSBOT_MAX_BACKLOG)", command.command, busy)
             await ack_privately(ack, BUSY)
             return
-        except RuntimeError:
+        except HandoffUnavailable:
             record_command(command.command, "unavailable")
             await ack_privately(ack, UNAVAILABLE)
             return
@@ -106,9 +106,8 @@ class SlackListeners:
             self._answer_problem(parsed)
             return
         click = dataclasses.replace(parsed.click, delivery=delivery_id(request))
-        replier = SlackReplier(self._client, user_id=click.actor.user_id, channel=click.channel, response_url=parsed.response_url)
-        if not self._submit(self._operations.handle_click, click, replier):
-            logger.error("dropped a %s click by %s: the worker pool is not accepting work", click.action, click.actor.user_id)
+        if not self._hand_over(ClickJob(click, ReplyTarget(click.actor.user_id, click.channel, parsed.response_url))):
+            logger.error("dropped a %s click by %s: nothing is taking work", click.action, click.actor.user_id)
 
     def answer_unreadable_click(self, body: dict[str, Any]) -> None:
         """A block_actions payload without a usable ``actions[0]``: tell the clicker, after the ack."""
@@ -158,12 +157,12 @@ class SlackListeners:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _submit(self, function: Callable[..., Any], *args: Any) -> bool:
-        """Queue post-ack work; False if the pool refuses it (shutting down)."""
+    def _hand_over(self, job: Job) -> bool:
+        """Hand post-ack work over; False if nothing can take it (shutting down, executor gone)."""
         try:
-            self._runner.submit_task(function, *args)
-        except RuntimeError:
-            logger.warning("the worker pool refused %s: it is shutting down", getattr(function, "__name__", function))
+            self._handoff.submit(job)
+        except (HandoffBusy, HandoffUnavailable) as refused:
+            logger.warning("could not hand over a %s: %s", type(job).__name__, refused)
             return False
         return True
 
@@ -172,13 +171,12 @@ class SlackListeners:
         logger.warning("unusable interaction payload: %s", problem.detail)
         if problem.user_id is None or (problem.channel is None and problem.response_url is None):
             return
-        replier = SlackReplier(self._client, user_id=problem.user_id, channel=problem.channel or "", response_url=problem.response_url)
-        self._submit(replier.private, Message.plain(escape(problem.user_message)))
+        self._hand_over(NoticeJob(ReplyTarget(problem.user_id, problem.channel or "", problem.response_url), problem.user_message))
 
     def _command_label(self, text: str) -> str:
         """The command word for metrics, only if it is a known command (labels never carry user text)."""
         word = text.split(maxsplit=1)[0].lower() if text.strip() else ""
-        return word if word in self._operations.catalog.commands else "unknown"
+        return word if word in self._commands else "unknown"
 
 
 class BlockActionsGuard(AsyncMiddleware):

@@ -39,5 +39,5 @@ def test_each_refusal_is_one_warning_until_a_flood_is_summed_up(caplog: pytest.L
     lines = [record.getMessage() for record in caplog.records]
     assert len(lines) == 3
     assert lines[0] == "refused a request to /slack/events (HTTP 401): no Slack signature headers; from 10.0.0.7"
-    assert lines[2].endswith("from 10.0.0.7 (3 more refused since the previous line)")
+    assert lines[2].endswith("from 10.0.0.7 (3 more since the previous line)")
     assert all(record.levelno == logging.WARNING for record in caplog.records)

@@ -1,0 +1,137 @@
+"""What a Slack listener hands over after the ack, and how that work is done.
+
+A listener never does the work itself: it builds a ``Job`` (plain, picklable data) and gives
+it to a ``Handoff``. ``LocalHandoff`` queues the job in this process's worker pool (tests, the
+single-process mode); ``bot.slack.executor.SocketHandoff`` sends it to the executor process
+that ``opsbot serve`` runs beside its HTTP workers, so the work never shares an interpreter
+(and its GIL, and its garbage collector) with the event loop that acks Slack.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from slack_sdk import WebClient
+
+from bot.errors import UsageError
+from bot.invocation import Click, Invocation
+from bot.messages import Message, escape
+from bot.operations import Operations
+from bot.runner import Runner
+from bot.slack.replier import SlackReplier
+from commands.parser import CommandRequest
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """Where private replies about a job go: the person, the channel, the interaction's response_url."""
+
+    user_id: str
+    channel: str
+    response_url: str | None
+
+
+@dataclass(frozen=True)
+class CommandJob:
+    """A parsed ``/ops`` command to run to its end."""
+
+    invocation: Invocation
+    parsed: CommandRequest
+    reply: ReplyTarget
+
+
+@dataclass(frozen=True)
+class ClickJob:
+    """A button press to act on."""
+
+    click: Click
+    reply: ReplyTarget
+
+
+@dataclass(frozen=True)
+class RejectedJob:
+    """A command that failed to parse (answered in the ack): audit it."""
+
+    invocation: Invocation
+    message: str
+    usage: str | None
+
+
+@dataclass(frozen=True)
+class NoticeJob:
+    """Tell a person something privately (an unusable payload, a refused workspace, busy)."""
+
+    reply: ReplyTarget
+    text: str
+
+
+Job = CommandJob | ClickJob | RejectedJob | NoticeJob
+
+
+class HandoffBusy(Exception):
+    """Too much work is queued: the command is refused with a clear "busy" answer."""
+
+
+class HandoffUnavailable(Exception):
+    """Nothing can take work now (shutting down, executor gone)."""
+
+
+class Handoff(Protocol):
+    """Takes a job after the ack; must return at once and never do the job inline."""
+
+    def submit(self, job: Job) -> None:
+        """Queue ``job``; raise ``HandoffBusy`` (new commands only) or ``HandoffUnavailable``."""
+
+    def is_available(self) -> bool:
+        """Whether jobs can be taken right now (``/readyz``)."""
+
+
+class JobRunner:
+    """Does a job with the core: the same calls whichever process runs it."""
+
+    def __init__(self, operations: Operations, client: WebClient) -> None:
+        self._operations = operations
+        self._client = client
+
+    def run(self, job: Job) -> None:
+        if isinstance(job, CommandJob):
+            self._operations.handle_command(job.invocation, self.replier(job.reply), job.parsed)
+        elif isinstance(job, ClickJob):
+            self._operations.handle_click(job.click, self.replier(job.reply))
+        elif isinstance(job, RejectedJob):
+            self._operations.record_rejected(job.invocation, UsageError(job.message, usage=job.usage))
+        else:
+            self.replier(job.reply).private(Message.plain(escape(job.text)))
+
+    def replier(self, target: ReplyTarget) -> SlackReplier:
+        return SlackReplier(self._client, user_id=target.user_id, channel=target.channel, response_url=target.response_url)
+
+
+class LocalHandoff:
+    """Jobs go to this process's worker pool (the core lives in the same process)."""
+
+    def __init__(self, runner: Runner, jobs: JobRunner) -> None:
+        self._runner = runner
+        self._jobs = jobs
+
+    def submit(self, job: Job) -> None:
+        submit_to_pool(self._runner, self._jobs, job)
+
+    def is_available(self) -> bool:
+        return True
+
+
+def submit_to_pool(runner: Runner, jobs: JobRunner, job: Job) -> None:
+    """Queue a job in ``runner``'s pool; new commands are shed past the backlog, other work never."""
+    from bot.runner import PoolBusy
+
+    try:
+        runner.submit_task(jobs.run, job, shed_when_busy=isinstance(job, CommandJob))
+    except PoolBusy as busy:
+        raise HandoffBusy(str(busy)) from None
+    except RuntimeError as stopped:  # the pool is shutting down
+        raise HandoffUnavailable(str(stopped)) from None
