@@ -13,6 +13,7 @@ p99 and errors per concurrency for both servers and the opsbot/bare ratio. Not a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -169,7 +170,14 @@ def start_opsbot(port: int, workers: int, database_url: str, slack: FakeSlackApi
     }  # fmt: skip
     subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
     command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(workdir / "opsbot.log", "wb"))  # noqa: SIM115
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "opsbot.log", "wb"),  # noqa: SIM115 - the child keeps it; closed when the run ends
+        start_new_session=True,
+    )
     wait_ready(f"http://127.0.0.1:{port}/healthz")
     return process
 
@@ -180,18 +188,29 @@ def start_bare(port: int, workers: int, workdir: Path) -> subprocess.Popen[bytes
         "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     env = {**os.environ, "SLACK_SIGNING_SECRET": SECRET}
-    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(workdir / "bare.log", "wb"))  # noqa: SIM115
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "bare.log", "wb"),  # noqa: SIM115 - the child keeps it; closed when the run ends
+        start_new_session=True,
+    )
     time.sleep(1.0)
     wait_ready(f"http://127.0.0.1:{port}/slack/events")
     return process
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
+    """SIGTERM the server's whole process group (workers, executors), then SIGKILL what is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # workers still draining after their supervisor left
 
 
 def main() -> None:

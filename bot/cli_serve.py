@@ -5,10 +5,11 @@ process, and a missing secret or an old schema would show up as N crash loops wi
 tracebacks. Checked here, it is one sentence saying what to do. Never Bolt's dev server:
 it answered ~1,400 req/s with a p99 near a second on these machines.
 
-Process layout: this process supervises one executor process (the core: worker pool,
-scheduler, housekeeping; see ``bot.slack.executor``) and uvicorn's HTTP workers, which only
-verify, parse, ack and hand jobs to the executor over a private Unix socket. If the executor
-dies, serve stops (non-zero) so the orchestrator restarts the pod rather than ack work nobody does.
+Process layout: this process supervises ``OPSBOT_EXECUTORS`` executor processes (each a core:
+worker pool, scheduler, housekeeping; see ``bot.slack.executor``) and uvicorn's HTTP workers,
+which only verify, parse, ack and hand jobs to the executors over private Unix sockets. If an
+executor dies, serve stops (non-zero) so the orchestrator restarts the pod rather than ack
+work nobody does.
 """
 
 from __future__ import annotations
@@ -63,10 +64,11 @@ def serve(socket_mode: bool, host: str | None, port: int | None, workers: int | 
     _refuse_unless_ready(settings, socket_mode=socket_mode)
     import uvicorn
 
-    with executor_process() as executor:
-        os.environ[EXECUTOR_SOCKET_ENV] = executor.socket_path  # read by each HTTP worker's Settings
+    with contextlib.ExitStack() as stack:
+        executors = [stack.enter_context(executor_process(index)) for index in range(settings.executors)]
+        os.environ[EXECUTOR_SOCKET_ENV] = ",".join(executor.socket_path for executor in executors)  # read by each HTTP worker
         _run_uvicorn(uvicorn, socket_mode, host or settings.host, port or settings.port, worker_count)
-    if executor.died:
+    if any(executor.died for executor in executors):
         click.echo("error: the executor process stopped unexpectedly, so opsbot serve stopped too (see the log above).", err=True)
         sys.exit(1)
 
@@ -99,13 +101,15 @@ class ExecutorHandle:
 
 
 @contextlib.contextmanager
-def executor_process() -> Iterator[ExecutorHandle]:
+def executor_process(index: int = 0) -> Iterator[ExecutorHandle]:
     """Start the executor (spawned, so it shares nothing with this process), stop it on the way out."""
     from bot.slack.executor import run_executor
 
     directory = tempfile.mkdtemp(prefix="opsbot-executor-")  # mode 0700: only this user can reach the socket
     handle = ExecutorHandle(socket_path=os.path.join(directory, "executor.sock"), process=None)  # type: ignore[arg-type]
-    handle.process = multiprocessing.get_context("spawn").Process(target=run_executor, args=(handle.socket_path,), name="opsbot-executor")
+    handle.process = multiprocessing.get_context("spawn").Process(
+        target=run_executor, args=(handle.socket_path,), name=f"opsbot-executor-{index}"
+    )
     handle.process.start()
     try:
         _wait_for_executor(handle)

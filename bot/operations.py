@@ -89,6 +89,11 @@ class Operations:
             _plain_event(EventType.COMMAND_REJECTED, invocation, outcome="usage", text=invocation.text[:300], error=error.user_message),
         )
 
+    def record_shed(self, invocation: Invocation, parsed: CommandRequest) -> None:
+        """Audit a command refused because too much work was queued (its person was told "busy")."""
+        event = _plain_event(EventType.COMMAND_REJECTED, invocation, outcome="busy", text=invocation.text[:300], command=parsed.command)
+        self._guarded(_NoReply(), self._audit, event)
+
     def handle_click(self, click: Click, reply: Replier) -> None:
         """Act on a button press; never raises. A replayed delivery is dropped."""
         head = click.value.split(":", 1)[0]

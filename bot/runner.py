@@ -46,6 +46,8 @@ SYSTEM = Actor(user_id="", name="opsbot")
 LOCK_MARGIN = timedelta(minutes=5)
 MAX_THREAD_DETAIL_CHARS = 2_800
 UPDATE_INTERVAL_SECONDS = 1.0
+FRONT_THREADS = 8
+"""Threads for the work after an ack (commands, clicks); runs have their own ``threads``."""
 
 
 @dataclass(frozen=True)
@@ -102,16 +104,20 @@ class Runner:
         self._timing = timing or RunnerTiming()
         self._max_backlog = max_backlog
         self._audit_writer = audit_writer or AuditWriter(database, clock, retry_seconds=self._timing.lease.total_seconds())
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="opsbot-run")
+        # Two pools: a rollout holds its thread for minutes while it polls, and eight of them must
+        # not leave `help` or an approval click waiting behind them. Runs get their own threads.
+        self._run_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="opsbot-run")
+        self._pool = ThreadPoolExecutor(max_workers=FRONT_THREADS, thread_name_prefix="opsbot-work")
         self._pending: set[Future[Any]] = set()
+        self._backlog = 0
         self._pending_lock = threading.Lock()
         self._idle = threading.Condition(self._pending_lock)
 
     # -- scheduling ---------------------------------------------------------------------
 
     def submit(self, request_id: int) -> Future[Any]:
-        """Start the request in the pool if it is still approved; returns at once."""
-        return self.submit_task(self._execute_safely, request_id)
+        """Start the request in the run pool if it is still approved; returns at once."""
+        return self._track(self._run_pool.submit(self._execute_safely, request_id))
 
     def submit_task(self, function: Callable[..., Any], *args: Any, shed_when_busy: bool = False) -> Future[Any]:
         """Run any post-ack work in the pool, tracked so ``wait_idle`` can wait for it.
@@ -122,12 +128,22 @@ class Runner:
         again" is better. Runs, approvals and clicks are never shed.
         """
         with self._pending_lock:
-            if shed_when_busy and len(self._pending) >= self._max_backlog:
-                raise PoolBusy(f"{len(self._pending)} tasks are already queued in this process")
-            future = self._pool.submit(function, *args)
+            if shed_when_busy and self._backlog >= self._max_backlog:
+                raise PoolBusy(f"{self._backlog} tasks are already queued in this process")
+            self._backlog += 1
+        future = self._pool.submit(function, *args)
+        future.add_done_callback(self._done_with_work)
+        return self._track(future)
+
+    def _track(self, future: Future[Any]) -> Future[Any]:
+        with self._pending_lock:
             self._pending.add(future)
         future.add_done_callback(self._forget)
         return future
+
+    def _done_with_work(self, _future: Future[Any]) -> None:
+        with self._pending_lock:
+            self._backlog -= 1
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no submitted work is left (the shell waits before its next prompt)."""
@@ -142,6 +158,7 @@ class Runner:
 
     def shutdown(self, *, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        self._run_pool.shutdown(wait=wait, cancel_futures=not wait)
         self._audit_writer.close()
 
     @property

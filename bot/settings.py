@@ -38,8 +38,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(default="json", alias="OPSBOT_LOG_FORMAT")
     instance_id: str = Field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}", alias="OPSBOT_INSTANCE_ID")
     run_scheduler: bool = Field(default=True, alias="OPSBOT_SCHEDULER")
+    executors: int = Field(default=2, ge=1, le=32, alias="OPSBOT_EXECUTORS")
+    executor_nice: int = Field(default=10, ge=0, le=19, alias="OPSBOT_EXECUTOR_NICE")
     executor_socket: str | None = Field(default=None, alias="OPSBOT_EXECUTOR_SOCKET")
-    """Set by `opsbot serve` for its HTTP workers: where the executor process takes jobs (internal)."""
+    """Set by `opsbot serve` for its HTTP workers: where the executor processes take jobs (internal)."""
     run_lease_seconds: int = Field(default=60, ge=3, le=3_600, alias="OPSBOT_RUN_LEASE_SECONDS")
     maintenance_seconds: int = Field(default=15, ge=1, le=3_600, alias="OPSBOT_MAINTENANCE_SECONDS")
 

@@ -34,7 +34,7 @@ from bot.catalog import load_catalog
 from bot.groups import ExternalGroupResolver
 from bot.notifier import Notifier
 from bot.settings import Settings
-from bot.slack.executor import SocketHandoff
+from bot.slack.executor import SpreadHandoff
 from bot.slack.jobs import Handoff, JobRunner, LocalHandoff
 from bot.slack.listeners import ANY_ACTION, OPS_COMMAND, BlockActionsGuard, SlackListeners, WorkspaceGuard
 from bot.slack.notifier import SlackNotifier, api_base_url, make_web_client
@@ -106,12 +106,12 @@ class SlackBot:
         """Blocking (run it in a thread): start the core's background work, or connect to the executor."""
         if self._opsbot is not None:
             self._opsbot.start_background()
-        if isinstance(self.handoff, SocketHandoff):
+        if isinstance(self.handoff, SpreadHandoff):
             self.handoff.start()
 
     def close(self) -> None:
         """Blocking: stop background work (waiting for running runs) or the connection to the executor."""
-        if isinstance(self.handoff, SocketHandoff):
+        if isinstance(self.handoff, SpreadHandoff):
             self.handoff.close()
         if self._opsbot is not None:
             self._opsbot.close()
@@ -185,7 +185,7 @@ def create_slack_bot(settings: Settings, *, opsbot_factory: OpsbotFactory = defa
 
 
 def create_ack_only_bot(settings: Settings, executor_socket: str) -> SlackBot:
-    """Ack-only: parse with the catalog, hand every job to the executor process over ``executor_socket``."""
+    """Ack-only: parse with the catalog, hand every job to the executor processes (comma-separated sockets)."""
     catalog = load_catalog(settings.config_path, settings.runbooks_dir)
 
     def parse(text: str) -> CommandRequest:
@@ -196,7 +196,7 @@ def create_ack_only_bot(settings: Settings, executor_socket: str) -> SlackBot:
         web=make_web_client(settings),
         parse=parse,
         commands=catalog.commands,
-        handoff=SocketHandoff(executor_socket),
+        handoff=SpreadHandoff(executor_socket.split(",")),
         database=Database(settings.database_url.get_secret_value()),
     )
 

@@ -14,11 +14,12 @@ created by `opsbot serve` for its own children.
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import gc
+import itertools
 import logging
+import os
 import pickle
-import queue
 import signal
 import socket
 import socketserver
@@ -32,7 +33,7 @@ from bot.app import build_app
 from bot.logs import configure_logging
 from bot.runner import Runner
 from bot.settings import Settings
-from bot.slack.jobs import CommandJob, HandoffBusy, HandoffUnavailable, Job, JobRunner, NoticeJob, submit_to_pool
+from bot.slack.jobs import CommandJob, HandoffBusy, HandoffUnavailable, Job, JobRunner, submit_to_pool
 from bot.slack.notifier import SlackNotifier, make_web_client
 from bot.slack.usergroups import SlackUserGroups
 
@@ -45,16 +46,22 @@ BUSY_TEXT = "opsbot is busy with a burst of commands and could not take that one
 
 
 class SocketHandoff:
-    """The HTTP worker's side: queue a job without blocking; a sender thread writes it to the executor.
+    """The HTTP worker's side of one executor: queue a job without blocking; a sender thread writes it.
 
-    ``submit`` is called on the event loop, so it only puts the job on a bounded queue
-    (``HandoffBusy`` when full). The sender thread pickles and writes, reconnecting when the
-    executor restarts; while it cannot connect, ``submit`` says ``HandoffUnavailable``.
+    ``submit`` is called on the event loop, so it only appends the job to a queue. New commands
+    wait in a bounded queue (``HandoffBusy`` when full: the ack says "busy"); clicks, notices
+    and audit records go first and are never refused for room, because a click dropped here
+    would leave its person with no answer at all. The sender thread pickles and writes,
+    reconnecting when the executor restarts; while it cannot connect, ``submit`` says
+    ``HandoffUnavailable``.
     """
 
     def __init__(self, path: str, *, queue_size: int = SEND_QUEUE_SIZE) -> None:
         self._path = path
-        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
+        self._limit = queue_size
+        self._commands: collections.deque[Job] = collections.deque()
+        self._first: collections.deque[Job] = collections.deque()
+        self._wake = threading.Condition()
         self._connected = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._send_forever, name="opsbot-handoff", daemon=True)
@@ -67,19 +74,31 @@ class SocketHandoff:
     def submit(self, job: Job) -> None:
         if not self._connected.is_set():
             raise HandoffUnavailable("the executor process is not reachable")
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            raise HandoffBusy(f"{self._queue.maxsize} jobs are waiting to reach the executor") from None
+        with self._wake:
+            if isinstance(job, CommandJob):
+                if len(self._commands) >= self._limit:
+                    raise HandoffBusy(f"{self._limit} jobs are waiting to reach the executor")
+                self._commands.append(job)
+            else:
+                self._first.append(job)
+            self._wake.notify()
 
     def is_available(self) -> bool:
         return self._connected.is_set()
 
     def close(self) -> None:
         self._stopping.set()
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
+        with self._wake:
+            self._wake.notify()
         self._thread.join(timeout=10)
+
+    def _next_job(self) -> Job | None:
+        with self._wake:
+            while not self._first and not self._commands:
+                if self._stopping.is_set():
+                    return None
+                self._wake.wait()
+            return self._first.popleft() if self._first else self._commands.popleft()
 
     def _send_forever(self) -> None:
         pending: Job | None = None
@@ -90,7 +109,7 @@ class SocketHandoff:
             try:
                 with connection:
                     while True:
-                        job = pending if pending is not None else self._queue.get()
+                        job = pending if pending is not None else self._next_job()
                         if job is None:
                             return
                         pending = job
@@ -112,6 +131,42 @@ class SocketHandoff:
             return None
         self._connected.set()
         return connection
+
+
+class SpreadHandoff:
+    """Several executors: jobs go round-robin to those that are connected.
+
+    One executor is one interpreter (one core's worth of Python); a pod with two cores does
+    twice the post-ack work with two. Each executor runs its own scheduler and sweeps, which
+    coordinate through the database exactly like replicas do.
+    """
+
+    def __init__(self, paths: list[str]) -> None:
+        self._handoffs = [SocketHandoff(path) for path in paths]
+        self._next = itertools.count()
+
+    def start(self) -> None:
+        for handoff in self._handoffs:
+            handoff.start()
+
+    def submit(self, job: Job) -> None:
+        first = next(self._next)
+        refusal: Exception = HandoffUnavailable("no executor process is reachable")
+        for offset in range(len(self._handoffs)):
+            handoff = self._handoffs[(first + offset) % len(self._handoffs)]
+            try:
+                handoff.submit(job)
+                return
+            except (HandoffBusy, HandoffUnavailable) as refused:
+                refusal = refused
+        raise refusal
+
+    def is_available(self) -> bool:
+        return any(handoff.is_available() for handoff in self._handoffs)
+
+    def close(self) -> None:
+        for handoff in self._handoffs:
+            handoff.close()
 
 
 class ExecutorServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -146,7 +201,7 @@ class _JobReader(socketserver.StreamRequestHandler):
         except HandoffBusy:
             if isinstance(job, CommandJob):
                 logger.warning("refused a %s command: the executor's pool is full (OPSBOT_MAX_BACKLOG)", job.parsed.command)
-                self.server.jobs.run(NoticeJob(job.reply, BUSY_TEXT))
+                self.server.jobs.refuse_busy(job, BUSY_TEXT)
         except HandoffUnavailable:
             logger.error("dropped a job: the executor is shutting down")
 
@@ -155,6 +210,9 @@ def run_executor(socket_path: str) -> None:
     """The executor process's main: build the core, serve jobs until SIGTERM, then finish running work."""
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
+    # Acks first: when the CPU is short, the kernel should run the HTTP workers (3-second
+    # deadline) before the work that comes after an ack. A niced executor still uses every idle cycle.
+    os.nice(settings.executor_nice)
     web = make_web_client(settings)
     opsbot = build_app(settings, notifier=SlackNotifier(web), external_groups=SlackUserGroups(web))
     server = ExecutorServer(socket_path, opsbot.runner, JobRunner(opsbot.operations, web))

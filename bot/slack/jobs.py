@@ -107,6 +107,11 @@ class JobRunner:
         else:
             self.replier(job.reply).private(Message.plain(escape(job.text)))
 
+    def refuse_busy(self, job: CommandJob, text: str) -> None:
+        """A command shed for lack of capacity: say so to its person, and put it in the audit log."""
+        self.replier(job.reply).private(Message.plain(escape(text)))
+        self._operations.record_shed(job.invocation, job.parsed)
+
     def replier(self, target: ReplyTarget) -> SlackReplier:
         return SlackReplier(self._client, user_id=target.user_id, channel=target.channel, response_url=target.response_url)
 

@@ -171,8 +171,13 @@ examples: [touch svc v2 in production]
 """
 
 
-def touch_config(approvals: int = 1, approvers: int = 50) -> str:
+def touch_config(approvals: int = 1, approvers: int = 50, extra_services: int = 0) -> str:
     approver_ids = ", ".join(f"U0A{index:02d}" for index in range(approvers))
+    extra = "".join(
+        f"  svc{index}:\n    default_env: production\n    environments:\n      production:\n"
+        f"        kubernetes: {{context: none, namespace: ns, deployment: svc{index}}}\n"
+        for index in range(extra_services)
+    )
     rule_approvals = f"      approvals: {{count: {approvals}, approvers: [approvers], expires_in: 10m}}\n" if approvals else ""
     return f"""\
 users: {{U0REQ: requester, U0A00: approver0, U0A01: approver1, U0OUT: outsider}}
@@ -186,7 +191,7 @@ services:
     environments:
       production:
         kubernetes: {{context: none, namespace: ns, deployment: svc}}
-policy:
+{extra}policy:
   rules:
     - runbooks: [touch, lock, unlock]
       envs: [production]
@@ -202,12 +207,13 @@ def make_touch_app(
     approvals: int = 1,
     notifier: RecordingNotifier | None = None,
     max_backlog: int = 1_000,
+    extra_services: int = 0,
 ) -> tuple[OpsbotApp, RecordingNotifier]:
     """An app on the given database with the ``touch`` runbook and a recording notifier."""
     STATE.reset()
     (tmp_path / "runbooks").mkdir(exist_ok=True)
     (tmp_path / "runbooks" / "touch.yaml").write_text(TOUCH_RUNBOOK)
-    (tmp_path / "opsbot.yaml").write_text(touch_config(approvals))
+    (tmp_path / "opsbot.yaml").write_text(touch_config(approvals, extra_services=extra_services))
     catalog: Catalog = load_catalog(tmp_path / "opsbot.yaml", tmp_path / "runbooks", registry=test_registry())
     recorder = notifier or RecordingNotifier()
     settings = Settings(OPSBOT_DATABASE_URL=database_url, OPSBOT_INSTANCE_ID="test-runner", OPSBOT_MAX_BACKLOG=max_backlog)

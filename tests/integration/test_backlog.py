@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -25,4 +26,30 @@ def test_new_commands_are_shed_past_the_backlog_but_other_work_still_queues(tmp_
     finally:
         release.set()
         assert app.runner.wait_idle(timeout=10)
+        app.close()
+
+
+def test_long_runs_do_not_hold_up_the_work_after_an_ack(tmp_path: Path, sqlite_url: str) -> None:
+    from bot.invocation import Invocation
+    from bot.lifecycle import Actor
+    from tests.fakes import core
+    from tests.fakes.core import RecordingReplier
+
+    app, _ = make_touch_app(tmp_path, sqlite_url, FakeClock(), approvals=0, extra_services=12)
+    upgrade(app.database)
+    core.STATE.release.clear()  # every run blocks in its step, like a rollout being watched
+    answered = threading.Event()
+    try:
+        for index in range(12):  # more runs than run threads (8), each on its own service
+            invocation = Invocation(Actor("U0REQ", "requester"), "C0OPS", f"touch svc{index} v{index} in production")
+            app.operations.handle_command(invocation, RecordingReplier())
+        deadline = time.monotonic() + 20
+        while core.STATE.runs < 8 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert core.STATE.runs == 8, "all eight run threads are busy with blocked runs"
+        app.runner.submit_task(answered.set)  # e.g. someone's `/ops help` arriving meanwhile
+        assert answered.wait(timeout=10), "post-ack work waited behind long runs"
+    finally:
+        core.STATE.release.set()
+        app.runner.wait_idle(timeout=30)
         app.close()
