@@ -234,8 +234,8 @@ def report(load: Load, elapsed: float, args: argparse.Namespace, schema: str, en
     log = (workdir / "opsbot.log").read_text(errors="replace")
     warnings = Counter(json.loads(line)["event"][:60] for line in log.splitlines() if '"level": "warning"' in line)
     print(f"load: warnings in the server log: {warnings.most_common(5)}")
-    errors = sum(1 for line in log.splitlines() if '"level": "error"' in line)
-    print(f"load: error lines in the server log: {errors}")
+    errors = Counter(json.loads(line)["event"][:100] for line in log.splitlines() if '"level": "error"' in line)
+    print(f"load: error lines in the server log: {sum(errors.values())} {errors.most_common(4)}")
 
 
 def drained_counts(load: Load, schema: str) -> tuple[Counter[str], Counter[str]]:

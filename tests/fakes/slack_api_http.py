@@ -137,6 +137,8 @@ class Dispatcher(Protocol):
 class FakeHttpServer(ThreadingHTTPServer):
     """Threaded server on a free loopback port whose handlers never block shutdown."""
 
+    request_queue_size = 512  # a real API server does not reset connections under a burst
+
     daemon_threads = True
     allow_reuse_address = True
 

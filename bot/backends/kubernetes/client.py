@@ -38,6 +38,9 @@ _CONTENT_TYPES: dict[PatchType, str] = {
 }
 
 
+CONNECTION_POOL_SIZE = 32
+
+
 def _retries() -> urllib3.Retry:
     """Retry only failures to connect, which never reached the server.
 
@@ -53,6 +56,9 @@ def _new_configuration() -> k8s.Configuration:
     """A fresh ``Configuration`` per cluster, never the process-wide default."""
     configuration = k8s.Configuration()
     configuration.retries = _retries()
+    # The default (5 × CPU count) is smaller than opsbot's thread count: extra connections were
+    # opened and thrown away under load ("Connection pool is full, discarding connection").
+    configuration.connection_pool_maxsize = CONNECTION_POOL_SIZE
     return configuration
 
 

@@ -115,6 +115,8 @@ class _Dispatcher:
 class _HTTPServer(ThreadingHTTPServer):
     """A threading server that can drop its live keep-alive connections on stop."""
 
+    request_queue_size = 512  # a real API server does not reset connections under a burst
+
     daemon_threads = True
     allow_reuse_address = True
 
