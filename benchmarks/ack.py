@@ -8,12 +8,20 @@ another process, replaying pre-signed, unique requests (unique, because opsbot d
 Commands measured: ``help`` (the reply goes out after the ack, through response_url) and a
 misspelt command (answered in the ack, audited in the database after it). Prints req/s, p50,
 p99 and errors per concurrency for both servers and the opsbot/bare ratio. Not a test.
+
+A third server, ``ack-only``, separates the ack path from the work after it: opsbot's own HTTP
+workers (the same ``bot.server:create_app``, signature check, parse, handoff), with a sink that
+reads and drops the jobs in place of the executor processes. ``opsbot`` minus ``ack-only`` is
+what the post-ack work (executors, the fake Slack they reply to) costs the acks by sharing
+the machine's cores. The fake Slack runs in its own niced process: Slack's servers are not
+on opsbot's machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -22,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -33,11 +42,9 @@ from urllib.parse import urlencode
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.fakes.slack_api import FakeSlackApi  # noqa: E402
 from tests.integration.slack_support import signed_headers  # noqa: E402
 
 SECRET = "bench-signing-secret"
-TOKEN = "xoxb-bench"
 USER, CHANNEL = "U0ALICE", "C0OPS"
 LUA = """
 local requests = {}
@@ -79,6 +86,41 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class RemoteSlack:
+    """The fake Slack Web API in its own niced process (benchmarks/fake_services.py --slack-only).
+
+    Slack's servers are not on opsbot's machine: in this process, the fake's threads took CPU
+    from the servers under test and added their replies' cost to opsbot's ack latency.
+    """
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, str(REPO / "benchmarks" / "fake_services.py"), "--slack-only"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._commands, self._answers = self._process.stdin, self._process.stdout
+        endpoints = json.loads(self._answers.readline())
+        self.api_url: str = endpoints["slack_api_url"]
+        self.token: str = endpoints["token"]
+
+    def response_urls(self, channel: str, user: str, count: int) -> list[str]:
+        self._commands.write(f"urls {channel} {user} {count}\n")
+        self._commands.flush()
+        return [self._answers.readline().strip() for _ in range(count)]
+
+    def call_count(self) -> int:
+        self._commands.write("calls\n")
+        self._commands.flush()
+        return int(self._answers.readline())
+
+    def close(self) -> None:
+        self._commands.close()
+        self._process.wait(timeout=30)
+
+
 def wait_ready(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -92,14 +134,14 @@ def wait_ready(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def write_requests(slack: FakeSlackApi, directory: Path, text: str, count: int, threads: int) -> Path:
+def write_requests(slack: RemoteSlack, directory: Path, text: str, count: int, threads: int) -> Path:
     """``count`` unique signed bodies, split into one file per wrk thread."""
     base = directory / f"requests-{uuid.uuid4().hex[:6]}"
     stamp = int(time.time())
     per_thread = count // threads + 1
     for thread in range(1, threads + 1):
         with open(f"{base}.{thread}", "w", encoding="utf-8") as handle:
-            for _ in range(per_thread):
+            for response_url in slack.response_urls(CHANNEL, USER, per_thread):
                 body = urlencode(
                     {
                         "token": "x",
@@ -112,7 +154,7 @@ def write_requests(slack: FakeSlackApi, directory: Path, text: str, count: int, 
                         "command": "/ops",
                         "text": text,
                         "api_app_id": "A0FAKE",
-                        "response_url": slack.response_url(CHANNEL, USER),
+                        "response_url": response_url,
                         "trigger_id": uuid.uuid4().hex,
                     }
                 ).encode()
@@ -121,7 +163,7 @@ def write_requests(slack: FakeSlackApi, directory: Path, text: str, count: int, 
     return base
 
 
-def wait_drained(slack: FakeSlackApi, database_url: str, quiet_seconds: float = 2.0, limit: float = 300.0) -> None:
+def wait_drained(slack: RemoteSlack, database_url: str, quiet_seconds: float = 2.0, limit: float = 300.0) -> None:
     """Until neither Slack calls nor audit rows have grown for ``quiet_seconds``: post-ack work is done."""
     from sqlalchemy import create_engine, text
 
@@ -131,7 +173,7 @@ def wait_drained(slack: FakeSlackApi, database_url: str, quiet_seconds: float = 
         while time.monotonic() < deadline:
             with engine.connect() as connection:
                 seq = int(connection.execute(text("SELECT seq FROM audit_head")).scalar_one())
-            now = (len(slack.calls), seq)
+            now = (slack.call_count(), seq)
             if now != last:
                 last, stable_since = now, time.monotonic()
             elif time.monotonic() - stable_since >= quiet_seconds:
@@ -161,9 +203,9 @@ def _percentile(output: str, label: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def start_opsbot(port: int, workers: int, database_url: str, slack: FakeSlackApi, workdir: Path) -> subprocess.Popen[bytes]:
+def start_opsbot(port: int, workers: int, database_url: str, slack: RemoteSlack, workdir: Path) -> subprocess.Popen[bytes]:
     env = {
-        **os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
+        **os.environ, "SLACK_BOT_TOKEN": slack.token, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
         "OPSBOT_CONFIG": str(REPO / "opsbot.example.yaml"), "OPSBOT_RUNBOOKS_DIR": str(REPO / "runbooks"),
         "OPSBOT_DATABASE_URL": database_url, "OPSBOT_SCHEDULER": "0", "OPSBOT_LOG_LEVEL": "WARNING",
         "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus"),
@@ -201,6 +243,54 @@ def start_bare(port: int, workers: int, workdir: Path) -> subprocess.Popen[bytes
     return process
 
 
+class JobSink:
+    """Stands in for the executor processes: accepts the HTTP workers' job frames and drops them."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = str(directory / "sink.sock")
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(self.path)
+        self._server.listen()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            connection, _ = self._server.accept()
+            threading.Thread(target=self._drain, args=(connection,), daemon=True).start()
+
+    @staticmethod
+    def _drain(connection: socket.socket) -> None:
+        with connection:
+            while connection.recv(1 << 16):
+                pass
+
+
+def start_ack_only(port: int, workers: int, database_url: str, slack: RemoteSlack, workdir: Path, sink: JobSink) -> subprocess.Popen[bytes]:
+    """opsbot's HTTP workers exactly as ``opsbot serve`` runs them, handing jobs to ``sink``."""
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", "bot.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        "--no-server-header",
+    ]  # fmt: skip
+    env = {
+        **os.environ, "SLACK_BOT_TOKEN": slack.token, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
+        "OPSBOT_CONFIG": str(REPO / "opsbot.example.yaml"), "OPSBOT_RUNBOOKS_DIR": str(REPO / "runbooks"),
+        "OPSBOT_DATABASE_URL": database_url, "OPSBOT_SCHEDULER": "0", "OPSBOT_LOG_LEVEL": "WARNING",
+        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus-ack-only"), "OPSBOT_EXECUTOR_SOCKET": sink.path,
+    }  # fmt: skip
+    (workdir / "prometheus-ack-only").mkdir()
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "ack-only.log", "wb"),  # noqa: SIM115 - the child keeps it; closed when the run ends
+        start_new_session=True,
+    )
+    wait_ready(f"http://127.0.0.1:{port}/healthz")
+    return process
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the server's whole process group (workers, executors), then SIGKILL what is left."""
     with contextlib.suppress(ProcessLookupError):
@@ -223,44 +313,40 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     levels = [int(level) for level in args.concurrency.split(",")]
-    with tempfile.TemporaryDirectory() as directory, FakeSlackApi(token=TOKEN, users={USER: "alice"}, channels={CHANNEL: "ops"}) as slack:
+    slack = RemoteSlack()
+    with tempfile.TemporaryDirectory() as directory, contextlib.closing(slack):
         workdir = Path(directory)
         (workdir / "prometheus").mkdir()
         lua = workdir / "signed.lua"
         lua.write_text(LUA)
         database_url = args.postgres or f"sqlite:///{workdir / 'opsbot.db'}"
-        opsbot_port, bare_port = free_port(), free_port()
-        opsbot = start_opsbot(opsbot_port, args.workers, database_url, slack, workdir)
+        ports = {"bare": free_port(), "ack-only": free_port(), "opsbot": free_port()}
+        servers: list[subprocess.Popen[bytes]] = []
         try:
-            bare = start_bare(bare_port, args.workers, workdir)
-        except BaseException:
-            stop(opsbot)
-            raise
-        try:
+            servers.append(start_opsbot(ports["opsbot"], args.workers, database_url, slack, workdir))
+            servers.append(start_bare(ports["bare"], args.workers, workdir))
+            servers.append(start_ack_only(ports["ack-only"], args.workers, database_url, slack, workdir, JobSink(workdir)))
             print(
                 f"ack benchmark: {os.cpu_count()} cores, {args.workers} server workers each, {args.seconds}s per run, wrk, signed requests"
             )
-            print(
-                f"{'command':<10} {'c':>3} {'server':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   ratio p50 (opsbot/bare)"
-            )
+            print(f"{'command':<10} {'c':>3} {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   p50 / bare p50")
             for label, text in (("help", "help"), ("typo", "deploi checkout 1.4.2")):
                 for concurrency in levels:
                     results = {}
-                    for name, port in (("bare", bare_port), ("opsbot", opsbot_port)):
+                    for name, port in ports.items():
                         count = int(8_000 * args.seconds * (1 if concurrency > 1 else 0.3))
                         requests_file = write_requests(slack, workdir, text, count, min(2, concurrency))
                         results[name] = run_wrk(f"http://127.0.0.1:{port}", requests_file, concurrency, args.seconds, lua)
                         wait_drained(slack, database_url)  # each run starts with opsbot's post-ack queue empty
-                    for name in ("bare", "opsbot"):
-                        figures = results[name]
-                        ratio = f"{results['opsbot'].p50_ms / results['bare'].p50_ms:.2f}" if name == "opsbot" else ""
+                    for name, figures in results.items():
+                        ratio = f"{figures.p50_ms / results['bare'].p50_ms:.2f}" if name != "bare" else ""
                         print(
-                            f"{label:<10} {concurrency:>3} {name:<7} {figures.rps:>9,.0f} {figures.p50_ms:>8.2f} {figures.p99_ms:>8.2f} "
+                            f"{label:<10} {concurrency:>3} {name:<8} {figures.rps:>9,.0f} {figures.p50_ms:>8.2f} {figures.p99_ms:>8.2f} "
                             f"{figures.errors:>7}   {ratio}"
                         )
         finally:
-            stop(opsbot)
-            stop(bare)
+            for server in servers:
+                stop(server)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
-"""The fakes the load benchmark talks to, in their own process.
+"""The fakes the benchmarks talk to, in their own niced process.
 
 Run by benchmarks/load.py: a fake Slack Web API and a fake Kubernetes API server seeded with
 the example services, so that the load generator's own process does nothing but send requests
 (in one process, the fakes' threads starved the generator and it measured itself).
 Prints one JSON line (URLs, token, kubeconfig) when ready; exits when stdin closes.
+
+Run by benchmarks/ack.py with ``--slack-only``: only the fake Slack, answering one command per
+stdin line: ``urls CHANNEL USER N`` prints N fresh response_urls, ``calls`` prints how many
+requests the fake has received (so the benchmark can wait for opsbot's post-ack work to drain).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ def main() -> None:
     # The fakes stand in for Slack and Kubernetes, which run on other machines: on this shared
     # 2-core box their hundreds of handler threads must not starve opsbot's ack workers.
     os.nice(10)
+    if sys.argv[1] == "--slack-only":
+        serve_slack_only()
+        return
     workdir = Path(sys.argv[1])
     config = yaml.safe_load((REPO / "opsbot.example.yaml").read_text())
     kube = FakeKubernetesServer(tick_seconds=0.1, seconds_per_tick=10.0).start()
@@ -54,6 +61,19 @@ def main() -> None:
         counts = {"slack_calls": len(slack.calls), "kubernetes_requests": len(kube.requests)}
         print(json.dumps(counts), flush=True)
     kube.stop()
+
+
+def serve_slack_only() -> None:
+    """The fake Slack for benchmarks/ack.py, driven by line commands on stdin (see the module docstring)."""
+    with FakeSlackApi(token=TOKEN, users=USERS, channels={"C0OPS": "ops"}) as slack:
+        print(json.dumps({"slack_api_url": slack.api_url, "token": TOKEN}), flush=True)
+        for line in sys.stdin:
+            words = line.split()
+            if words[:1] == ["urls"]:
+                channel, user, count = words[1], words[2], int(words[3])
+                print("\n".join(slack.response_url(channel, user) for _ in range(count)), flush=True)
+            elif words == ["calls"]:
+                print(len(slack.calls), flush=True)
 
 
 if __name__ == "__main__":

@@ -244,7 +244,7 @@ def _lifespan(bot: SlackBot, socket: OpsbotSocketModeHandler | None) -> Callable
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(bot.check_token)
-        await asyncio.to_thread(bot.start)
+        await bot.start()
         if socket is not None:
             await socket.connect_async()  # type: ignore[no-untyped-call]
         settle_garbage_collector()
@@ -255,7 +255,7 @@ def _lifespan(bot: SlackBot, socket: OpsbotSocketModeHandler | None) -> Callable
             if socket is not None:
                 await socket.close_async()  # type: ignore[no-untyped-call]
             # Inline, this waits for running work; a run cut short by a hard kill is recovered by another replica's sweep.
-            await asyncio.to_thread(bot.close)
+            await bot.close()
 
     return lifespan
 

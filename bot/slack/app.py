@@ -14,6 +14,7 @@ Choices that keep the 3-second ack honest:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -102,21 +103,21 @@ class SlackBot:
             raise RuntimeError("this process only acks; the core runs in the executor process")
         return self._opsbot
 
-    def start(self) -> None:
-        """Blocking (run it in a thread): start the core's background work, or connect to the executor."""
+    async def start(self) -> None:
+        """On the serving loop: start the core's background work (in a thread), or connect to the executors."""
         if self._opsbot is not None:
-            self._opsbot.start_background()
+            await asyncio.to_thread(self._opsbot.start_background)
         if isinstance(self.handoff, SpreadHandoff):
-            self.handoff.start()
+            await self.handoff.connect()
 
-    def close(self) -> None:
-        """Blocking: stop background work (waiting for running runs) or the connection to the executor."""
+    async def close(self) -> None:
+        """On the serving loop: stop background work (waiting for running runs), or hand the last jobs to the executors."""
         if isinstance(self.handoff, SpreadHandoff):
-            self.handoff.close()
+            await self.handoff.close()
         if self._opsbot is not None:
-            self._opsbot.close()
+            await asyncio.to_thread(self._opsbot.close)
         else:
-            self.database.dispose()
+            await asyncio.to_thread(self.database.dispose)
 
     def is_signed_by_slack(self, body: bytes, headers: Mapping[str, str]) -> bool:
         """Slack's request signature, checked before Bolt sees the body.
