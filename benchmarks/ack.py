@@ -203,44 +203,50 @@ def _percentile(output: str, label: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def start_opsbot(port: int, workers: int, database_url: str, slack: RemoteSlack, workdir: Path) -> subprocess.Popen[bytes]:
-    env = {
+def opsbot_environment(slack: RemoteSlack, database_url: str, metrics_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment both opsbot servers run with: example catalog, fake Slack, scheduler off, quiet logs."""
+    metrics_dir.mkdir(exist_ok=True)
+    return {
         **os.environ, "SLACK_BOT_TOKEN": slack.token, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
         "OPSBOT_CONFIG": str(REPO / "opsbot.example.yaml"), "OPSBOT_RUNBOOKS_DIR": str(REPO / "runbooks"),
         "OPSBOT_DATABASE_URL": database_url, "OPSBOT_SCHEDULER": "0", "OPSBOT_LOG_LEVEL": "WARNING",
-        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus"),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **extra,
     }  # fmt: skip
-    subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
-    command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+
+
+def launch(command: list[str], env: dict[str, str], log: Path, ready_url: str) -> subprocess.Popen[bytes]:
+    """Start a server in its own process group (so ``stop`` reaches its workers), stderr to ``log``; wait until it answers."""
     process = subprocess.Popen(
         command,
         env=env,
         cwd=REPO,
         stdout=subprocess.DEVNULL,
-        stderr=open(workdir / "opsbot.log", "wb"),  # noqa: SIM115 - the child keeps it; closed when the run ends
+        stderr=open(log, "wb"),  # noqa: SIM115 - the child keeps it; closed when the run ends
         start_new_session=True,
     )
-    wait_ready(f"http://127.0.0.1:{port}/healthz")
+    wait_ready(ready_url)
     return process
+
+
+def start_opsbot(port: int, workers: int, database_url: str, slack: RemoteSlack, workdir: Path) -> subprocess.Popen[bytes]:
+    env = opsbot_environment(slack, database_url, workdir / "prometheus")
+    subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
+    command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    return launch(command, env, workdir / "opsbot.log", f"http://127.0.0.1:{port}/healthz")
+
+
+def uvicorn_command(factory: str, port: int, workers: int) -> list[str]:
+    """uvicorn as ``opsbot serve`` runs it (uvloop, httptools, no access log)."""
+    return [
+        sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning", "--no-server-header",
+    ]  # fmt: skip
 
 
 def start_bare(port: int, workers: int, workdir: Path) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", "benchmarks.bare_bolt:create_app", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
     env = {**os.environ, "SLACK_SIGNING_SECRET": SECRET}
-    process = subprocess.Popen(
-        command,
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=open(workdir / "bare.log", "wb"),  # noqa: SIM115 - the child keeps it; closed when the run ends
-        start_new_session=True,
-    )
-    time.sleep(1.0)
-    wait_ready(f"http://127.0.0.1:{port}/slack/events")
-    return process
+    command = uvicorn_command("benchmarks.bare_bolt:create_app", port, workers)
+    return launch(command, env, workdir / "bare.log", f"http://127.0.0.1:{port}/slack/events")  # no /healthz: any answer will do
 
 
 class JobSink:
@@ -267,28 +273,9 @@ class JobSink:
 
 def start_ack_only(port: int, workers: int, database_url: str, slack: RemoteSlack, workdir: Path, sink: JobSink) -> subprocess.Popen[bytes]:
     """opsbot's HTTP workers exactly as ``opsbot serve`` runs them, handing jobs to ``sink``."""
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", "bot.server:create_app", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-        "--no-server-header",
-    ]  # fmt: skip
-    env = {
-        **os.environ, "SLACK_BOT_TOKEN": slack.token, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
-        "OPSBOT_CONFIG": str(REPO / "opsbot.example.yaml"), "OPSBOT_RUNBOOKS_DIR": str(REPO / "runbooks"),
-        "OPSBOT_DATABASE_URL": database_url, "OPSBOT_SCHEDULER": "0", "OPSBOT_LOG_LEVEL": "WARNING",
-        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus-ack-only"), "OPSBOT_EXECUTOR_SOCKET": sink.path,
-    }  # fmt: skip
-    (workdir / "prometheus-ack-only").mkdir()
-    process = subprocess.Popen(
-        command,
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=open(workdir / "ack-only.log", "wb"),  # noqa: SIM115 - the child keeps it; closed when the run ends
-        start_new_session=True,
-    )
-    wait_ready(f"http://127.0.0.1:{port}/healthz")
-    return process
+    command = uvicorn_command("bot.server:create_app", port, workers)
+    env = opsbot_environment(slack, database_url, workdir / "prometheus-ack-only", OPSBOT_EXECUTOR_SOCKET=sink.path)
+    return launch(command, env, workdir / "ack-only.log", f"http://127.0.0.1:{port}/healthz")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
