@@ -711,6 +711,20 @@ def test_injected_timeout_is_a_read_timeout_for_the_client(fake: FakeKubernetesS
     assert time.monotonic() - started < 3
 
 
+def test_a_fault_during_the_rollout_spares_the_plan_and_hits_after_the_first_real_patch(
+    fake: FakeKubernetesServer, apps: k8s.AppsV1Api
+) -> None:
+    fake.inject_fault("500", method="GET", path_contains="/deployments/checkout", during_rollout=True)
+
+    assert apps.read_namespaced_deployment("checkout", "shop").to_dict()["metadata"]["name"] == "checkout"
+    apps.patch_namespaced_deployment("checkout", "shop", image_patch(IMAGE_V2), _content_type=SMP, dry_run="All")
+    apps.patch_namespaced_deployment("checkout", "shop", image_patch(IMAGE_V2), _content_type=SMP)
+    with pytest.raises(ApiException) as caught:
+        apps.read_namespaced_deployment("checkout", "shop")
+    assert caught.value.status == 500
+    assert apps.read_namespaced_deployment("checkout", "shop").to_dict()["metadata"]["name"] == "checkout", "used up after one"
+
+
 def test_default_client_silently_retries_idempotent_gets_after_a_reset(fake: FakeKubernetesServer, apps: k8s.AppsV1Api) -> None:
     """urllib3's default Retry(3) hides one reset on GET; four resets surface as MaxRetryError."""
     fake.clear_requests()

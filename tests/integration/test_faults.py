@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import shutil
 import sqlite3
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -54,16 +51,13 @@ from tests.fakes.slack_api import FakeSlackApi
 from tests.integration.slack_support import (
     RunningServer,
     assert_every_blocks_payload_valid,
-    catalog_factory,
     fake_slack,
     latest_message,
-    migrated,
     posted_request,
-    serve_opsbot,
-    slack_settings,
+    serve_touch_catalog,
     wait_until,
-    write_touch_catalog,
 )
+from tests.log_capture import LogRecords, captured_logs
 
 ALICE, BOB = Actor("U0ALICE", "alice"), Actor("U0BOB", "bob")
 IMAGE = "registry.example.com/shop/checkout"
@@ -105,31 +99,9 @@ def assert_chain_verifies(app: OpsbotApp) -> None:
 # == Kubernetes ===================================================================================
 
 
-class FaultsWhereTheTestSays:
-    """Wraps the fake's fault plan so an injected fault lands on the run, not on its plan.
-
-    The plan (when the request is made, and again just before the run) reads the Deployment
-    and dry-runs the PATCH. Dry runs never fail here, and faults on other requests are held
-    back until the real PATCH has reached the server: "during the rollout" means after it.
-    """
-
-    def __init__(self, take: Callable[[str, str], Any]) -> None:
-        self._take = take
-        self.patched = threading.Event()
-
-    def __call__(self, method: str, path: str) -> Any:
-        if "dryRun=" in path:
-            return None
-        if method.upper() == "PATCH":
-            self.patched.set()
-            return self._take(method, path)
-        return self._take(method, path) if self.patched.is_set() else None
-
-
 @pytest.fixture
-def kube(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKubernetesServer]:
+def kube() -> Iterator[FakeKubernetesServer]:
     server = FakeKubernetesServer(tick_seconds=0.02, seconds_per_tick=10.0)
-    monkeypatch.setattr(server.faults, "take", FaultsWhereTheTestSays(server.faults.take))
     server.start()
     server.add_deployment(
         cluster="demo-staging", namespace="shop", name="checkout", image=f"{IMAGE}:1.4.1", replicas=3, container="checkout",
@@ -193,7 +165,7 @@ def test_500s_a_timeout_and_a_reset_while_waiting_for_the_rollout_are_ridden_out
 ) -> None:
     app, notifier = kube_app
     for kind in ("500", "timeout", "reset"):
-        kube.inject_fault(kind, method="GET", path_contains="/deployments/checkout", times=1)
+        kube.inject_fault(kind, method="GET", path_contains="/deployments/checkout", times=1, during_rollout=True)
 
     row, _ = deploy(app, "1.4.2")
 
@@ -211,7 +183,7 @@ def test_one_failed_patch_is_retried_and_the_deploy_completes(
     kube_app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer, kind: str
 ) -> None:
     app, notifier = kube_app
-    kube.inject_fault(kind, method="PATCH", path_contains="/deployments/checkout", times=1)
+    kube.inject_fault(kind, method="PATCH", path_contains="/deployments/checkout", times=1, during_rollout=True)
 
     row, _ = deploy(app, "1.4.2")
 
@@ -228,7 +200,7 @@ def test_a_patch_that_keeps_failing_fails_the_deploy_with_a_clear_message_and_ch
     kube_app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer
 ) -> None:
     app, notifier = kube_app
-    kube.inject_fault("500", method="PATCH", path_contains="/deployments/checkout", times=None)
+    kube.inject_fault("500", method="PATCH", path_contains="/deployments/checkout", times=None, during_rollout=True)
 
     row, _ = deploy(app, "1.4.2")
 
@@ -247,7 +219,7 @@ def test_an_api_server_failing_through_the_rollout_fails_the_deploy_and_rolls_it
     kube_app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer
 ) -> None:
     app, notifier = kube_app
-    kube.inject_fault("500", method="GET", path_contains="/deployments/checkout", times=4)
+    kube.inject_fault("500", method="GET", path_contains="/deployments/checkout", times=4, during_rollout=True)
 
     row, _ = deploy(app, "1.4.2")
 
@@ -264,7 +236,7 @@ def test_an_api_server_that_stays_down_fails_the_deploy_and_says_the_rollback_fa
     kube_app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer
 ) -> None:
     app, notifier = kube_app
-    kube.inject_fault("503", method="GET", path_contains="/deployments/checkout", times=None)
+    kube.inject_fault("503", method="GET", path_contains="/deployments/checkout", times=None, during_rollout=True)
 
     row, _ = deploy(app, "1.4.2")
 
@@ -295,11 +267,7 @@ def slack() -> Iterator[FakeSlackApi]:
 
 @pytest.fixture
 def server(slack: FakeSlackApi, tmp_path: Path, sqlite_url: str) -> Iterator[RunningServer]:
-    catalog = write_touch_catalog(tmp_path)
-    settings = slack_settings(
-        slack, database_url=migrated(sqlite_url), config_path=tmp_path / "opsbot.yaml", runbooks_dir=tmp_path / "runbooks"
-    )
-    with serve_opsbot(settings, opsbot_factory=catalog_factory(catalog)) as running:
+    with serve_touch_catalog(slack, tmp_path, sqlite_url) as running:
         yield running
         running.wait_idle()
 
@@ -416,24 +384,10 @@ LEASE = timedelta(seconds=10)
 SHORT_LEASE = timedelta(seconds=1)
 
 
-class LogRecords(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def saw(self, text: str) -> bool:
-        return any(text in record.getMessage() for record in list(self.records))
-
-
 @pytest.fixture
 def log() -> Iterator[LogRecords]:
-    handler = LogRecords()
-    logging.getLogger().addHandler(handler)
-    yield handler
-    logging.getLogger().removeHandler(handler)
+    with captured_logs() as records:
+        yield records
 
 
 def two_step_app(tmp_path: Path, database_url: str, clock: FakeClock, *, lease: timedelta = LEASE) -> tuple[OpsbotApp, RecordingNotifier]:

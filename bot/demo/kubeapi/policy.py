@@ -59,6 +59,9 @@ class AccessPolicy:
             return any(r.matches(verb, resource, cluster, namespace) for r in self._rules)
 
 
+DRY_RUN_QUERY = "dryRun="
+
+
 @dataclass
 class Fault:
     """One injected failure.
@@ -67,6 +70,9 @@ class Fault:
     drop the connection), ``"reset"`` (drop it at once, no response) or an
     HTTP status code such as ``"500"`` or ``"503"`` (answer with that Status).
     ``remaining`` counts down per matching request; ``None`` never runs out.
+    ``during_rollout`` holds the fault back until a rollout has begun: it never hits a dry run,
+    and it is armed by the first real PATCH the server receives (which it may hit itself), so
+    the reads and dry runs that compute a plan beforehand go through.
     """
 
     kind: str
@@ -74,6 +80,8 @@ class Fault:
     path_contains: str | None = None
     remaining: int | None = 1
     hang_seconds: float = 30.0
+    during_rollout: bool = False
+    armed: bool = False
 
     @property
     def status_code(self) -> int | None:
@@ -82,6 +90,8 @@ class Fault:
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this fault applies to the request."""
+        if self.during_rollout and (DRY_RUN_QUERY in path or not self.armed):
+            return False
         return (self.method is None or self.method.upper() == method.upper()) and (self.path_contains is None or self.path_contains in path)
 
 
@@ -115,6 +125,9 @@ class FaultPlan:
     def take(self, method: str, path: str) -> Fault | None:
         """Consume one use of the first fault matching this request."""
         with self._lock:
+            if method.upper() == "PATCH" and DRY_RUN_QUERY not in path:
+                for fault in self._faults:
+                    fault.armed = True
             for fault in self._faults:
                 if fault.matches(method, path):
                     if fault.remaining is not None:

@@ -437,14 +437,16 @@ class FakeKubernetesServer:
         path_contains: str | None = None,
         times: int | None = 1,
         hang_seconds: float = 30.0,
+        during_rollout: bool = False,
     ) -> None:
         """Make the next ``times`` matching requests fail at the transport level.
 
         ``kind`` is ``"timeout"``, ``"reset"`` or an HTTP code like ``"500"``.
         ``path_contains`` is matched against the raw request target,
         including the ``/clusters/<name>`` prefix and the query string.
+        ``during_rollout``: never on a dry run, and only from the first real PATCH on.
         """
-        fault = Fault(validate_fault_kind(kind), method, path_contains, times, hang_seconds)
+        fault = Fault(validate_fault_kind(kind), method, path_contains, times, hang_seconds, during_rollout=during_rollout)
         self.faults.add(fault)
 
     def clear_faults(self) -> None:
