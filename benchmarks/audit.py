@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,6 +35,17 @@ def event(index: int) -> AuditEvent:
     )  # fmt: skip
 
 
+def run_threads(work: Callable[[int], None], *, threads: int, per_thread: int) -> float:
+    """Run ``work(offset)`` in ``threads`` threads at once; the seconds until all are done."""
+    workers = [threading.Thread(target=work, args=(n * per_thread,)) for n in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return time.perf_counter() - started
+
+
 def appends_per_second(database: Database, *, threads: int, per_thread: int) -> float:
     """Each append is its own transaction, as in production (state change + event commit together)."""
 
@@ -42,13 +54,7 @@ def appends_per_second(database: Database, *, threads: int, per_thread: int) -> 
             with database.transaction() as session:
                 audit_store.append_events(session, [event(offset + index)], datetime.now(UTC))
 
-    workers = [threading.Thread(target=work, args=(n * per_thread,)) for n in range(threads)]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return threads * per_thread / (time.perf_counter() - started)
+    return threads * per_thread / run_threads(work, threads=threads, per_thread=per_thread)
 
 
 def group_committed_per_second(database: Database, *, threads: int, per_thread: int) -> float:
@@ -60,13 +66,7 @@ def group_committed_per_second(database: Database, *, threads: int, per_thread: 
         for index in range(per_thread):
             writer.append(event(offset + index))
 
-    workers = [threading.Thread(target=work, args=(n * per_thread,)) for n in range(threads)]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    elapsed = time.perf_counter() - started
+    elapsed = run_threads(work, threads=threads, per_thread=per_thread)
     writer.close()
     return threads * per_thread / elapsed
 

@@ -96,9 +96,9 @@ class Operations:
 
     def handle_click(self, click: Click, reply: Replier) -> None:
         """Act on a button press; never raises. A replayed delivery is dropped."""
-        head = click.value.split(":", 1)[0]
-        request_id = int(head) if head.isdigit() and len(head) <= 10 else None
-        with log_context(user=click.actor.user_id, channel=click.channel, action=str(click.action), request_id=request_id):
+        with log_context(
+            user=click.actor.user_id, channel=click.channel, action=str(click.action), request_id=_request_id_or_none(click.value)
+        ):
             self._guarded(reply, self._click_once, click, reply)
 
     def _command_once(self, invocation: Invocation, reply: Replier, parsed: CommandRequest | None) -> None:
@@ -362,10 +362,16 @@ def _error_message(error: OpsbotError) -> Message:
 
 
 def _request_id(value: str) -> int:
-    head = value.split(":", 1)[0]
-    if not head.isdigit() or len(head) > 10:
+    request_id = _request_id_or_none(value)
+    if request_id is None:
         raise RequestNotFound("That button does not belong to a request opsbot knows; it may come from another app.")
-    return int(head)
+    return request_id
+
+
+def _request_id_or_none(value: str) -> int | None:
+    """The request id a button's value starts with (``<id>:<params>:<plan>``), if it has one."""
+    head = value.split(":", 1)[0]
+    return int(head) if head.isdigit() and len(head) <= 10 else None
 
 
 def _plain_event(event: EventType, invocation: Invocation, *, outcome: str, **details: Any) -> AuditEvent:

@@ -48,7 +48,6 @@ FLUSH_BATCH = 256
 """Frames per ``write``: under a burst, one system call carries many jobs."""
 RECONNECT_SECONDS = 0.2
 CLOSE_FLUSH_SECONDS = 10.0
-BUSY_TEXT = "opsbot is busy with a burst of commands and could not take that one; nothing was done. Try again in a few seconds."
 
 
 class SocketHandoff:
@@ -259,7 +258,7 @@ class _JobReader(socketserver.StreamRequestHandler):
         except HandoffBusy:
             if isinstance(job, CommandJob):
                 logger.warning("refused a %s command: the executor's pool is full (OPSBOT_MAX_BACKLOG)", job.parsed.command)
-                self.server.jobs.refuse_busy(job, BUSY_TEXT)
+                self.server.jobs.refuse_busy(job)
         except HandoffUnavailable:
             logger.error("dropped a job: the executor is shutting down")
 

@@ -25,6 +25,9 @@ from commands.parser import CommandRequest
 
 logger = logging.getLogger(__name__)
 
+BUSY_TEXT = "opsbot is busy with a burst of commands and could not take that one; nothing was done. Try again in a few seconds."
+"""What a person whose command was shed hears, in the ack or after it."""
+
 
 @dataclass(frozen=True)
 class ReplyTarget:
@@ -107,9 +110,9 @@ class JobRunner:
         else:
             self.replier(job.reply).private(Message.plain(escape(job.text)))
 
-    def refuse_busy(self, job: CommandJob, text: str) -> None:
+    def refuse_busy(self, job: CommandJob) -> None:
         """A command shed for lack of capacity: say so to its person, and put it in the audit log."""
-        self.replier(job.reply).private(Message.plain(escape(text)))
+        self.replier(job.reply).private(Message.plain(escape(BUSY_TEXT)))
         self._operations.record_shed(job.invocation, job.parsed)
 
     def replier(self, target: ReplyTarget) -> SlackReplier:

@@ -27,7 +27,18 @@ from bot.errors import UsageError
 from bot.logs import ThrottledWarning
 from bot.messages import code, escape
 from bot.metrics import record_command
-from bot.slack.jobs import ClickJob, CommandJob, Handoff, HandoffBusy, HandoffUnavailable, Job, NoticeJob, RejectedJob, ReplyTarget
+from bot.slack.jobs import (
+    BUSY_TEXT,
+    ClickJob,
+    CommandJob,
+    Handoff,
+    HandoffBusy,
+    HandoffUnavailable,
+    Job,
+    NoticeJob,
+    RejectedJob,
+    ReplyTarget,
+)
 from bot.slack.payloads import (
     PayloadProblem,
     first_action,
@@ -47,7 +58,6 @@ ANY_ACTION = re.compile(r".*")
 """Every block action is routed here, so a button opsbot does not know still gets a clear answer."""
 MAX_ECHO_CHARS = 200
 UNAVAILABLE = "opsbot is restarting and could not take that just now; nothing was done. Try again in a minute."
-BUSY = "opsbot is busy with a burst of commands and could not take that one; nothing was done. Try again in a few seconds."
 
 
 class SlackListeners:
@@ -89,7 +99,7 @@ class SlackListeners:
         except HandoffBusy as busy:
             record_command(command.command, "busy")
             self._busy_log.warn("refused a %s command: %s (OPSBOT_MAX_BACKLOG)", command.command, busy)
-            await ack_privately(ack, BUSY)
+            await ack_privately(ack, BUSY_TEXT)
             return
         except HandoffUnavailable:
             record_command(command.command, "unavailable")

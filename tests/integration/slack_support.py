@@ -251,6 +251,17 @@ def serve_opsbot(settings: Settings, *, opsbot_factory: OpsbotFactory = default_
         sock.close()
 
 
+def serve_touch_catalog(
+    slack: FakeSlackApi, directory: Path, database_url: str, **settings: Any
+) -> contextlib.AbstractContextManager[RunningServer]:
+    """A server with the ``touch``/``report`` catalog written to ``directory``, on a migrated ``database_url``."""
+    catalog = write_touch_catalog(directory)
+    values = slack_settings(
+        slack, database_url=migrated(database_url), config_path=directory / "opsbot.yaml", runbooks_dir=directory / "runbooks", **settings
+    )
+    return serve_opsbot(values, opsbot_factory=catalog_factory(catalog))
+
+
 def _wait_until_started(server: uvicorn.Server, thread: threading.Thread) -> None:
     deadline = time.monotonic() + 30
     while not server.started:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import logging
 import re
 import time
 from collections.abc import Iterator
@@ -46,20 +45,17 @@ from tests.integration.slack_support import (
     assert_every_blocks_payload_valid,
     block_actions_payload,
     blocks_of,
-    catalog_factory,
     click_payload,
     command_form,
     fake_slack,
     form_payload,
-    migrated,
     posted_request,
-    serve_opsbot,
+    serve_touch_catalog,
     signed_headers,
-    slack_settings,
     slack_signature,
     wait_until,
-    write_touch_catalog,
 )
+from tests.log_capture import LogRecords, captured_logs
 
 REQUESTER, APPROVER, OUTSIDER = "U0REQ", "U0A00", "U0OUT"
 FUZZ = settings(derandomize=True, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -88,33 +84,10 @@ RAW_MARKUP = ("<!channel>", "<!here>", "<@U0ALICE>", "<https://evil.example")
 # -- fixtures ----------------------------------------------------------------------------------
 
 
-class LogRecords(logging.Handler):
-    """Every record any logger of this process emits while a test runs (the server runs in-process)."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def errors(self) -> list[str]:
-        return [f"{r.name}: {r.getMessage()}" for r in self.records if r.levelno >= logging.ERROR]
-
-    def tracebacks(self) -> list[str]:
-        """Warnings and errors that carry a traceback (a DEBUG-level one is for whoever turns DEBUG on)."""
-        return [f"{r.name} {r.levelname}: {r.getMessage()}" for r in self.records if r.exc_info and r.levelno >= logging.WARNING]
-
-
 @pytest.fixture
 def server_log() -> Iterator[LogRecords]:
-    handler = LogRecords()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
+    with captured_logs() as records:
+        yield records
 
 
 @pytest.fixture
@@ -125,17 +98,9 @@ def slack() -> Iterator[FakeSlackApi]:
         assert fake.server_errors == []
 
 
-def start(slack: FakeSlackApi, tmp_path: Path, database_url: str) -> contextlib.AbstractContextManager[RunningServer]:
-    catalog = write_touch_catalog(tmp_path)
-    settings_ = slack_settings(
-        slack, database_url=migrated(database_url), config_path=tmp_path / "opsbot.yaml", runbooks_dir=tmp_path / "runbooks"
-    )
-    return serve_opsbot(settings_, opsbot_factory=catalog_factory(catalog))
-
-
 @pytest.fixture
 def server(slack: FakeSlackApi, tmp_path: Path, sqlite_url: str, server_log: LogRecords) -> Iterator[RunningServer]:
-    with start(slack, tmp_path, sqlite_url) as running:
+    with serve_touch_catalog(slack, tmp_path, sqlite_url) as running:
         yield running
         running.wait_idle()
 
@@ -550,7 +515,7 @@ def test_sql_and_mention_injection_in_parameters_is_refused_or_shown_inert_and_t
     slack: FakeSlackApi, tmp_path: Path, database_url: str, server_log: LogRecords
 ) -> None:
     reason = "<!channel> <!here> <@U0ALICE> <https://evil.example|click> *bold* & '; DROP TABLE requests; --"
-    with start(slack, tmp_path, database_url) as server:
+    with serve_touch_catalog(slack, tmp_path, database_url) as server:
         requester = server.slack_user(slack, REQUESTER)
 
         refused = requester.command("""touch svc "'; DROP TABLE requests; --" """)

@@ -18,24 +18,15 @@ from bot.store.database import Database
 from bot.store.migrate import head_revision, known_revisions
 from tests.integration.slack_support import (
     RunningServer,
-    catalog_factory,
     fake_slack,
-    migrated,
-    serve_opsbot,
-    slack_settings,
-    write_touch_catalog,
+    serve_touch_catalog,
 )
 
 
 @pytest.fixture
 def server(tmp_path: Path, database_url: str) -> Iterator[RunningServer]:
-    with fake_slack() as slack:
-        catalog = write_touch_catalog(tmp_path)
-        settings = slack_settings(
-            slack, database_url=migrated(database_url), config_path=tmp_path / "opsbot.yaml", runbooks_dir=tmp_path / "runbooks"
-        )
-        with serve_opsbot(settings, opsbot_factory=catalog_factory(catalog)) as running:
-            yield running
+    with fake_slack() as slack, serve_touch_catalog(slack, tmp_path, database_url) as running:
+        yield running
 
 
 def test_a_schema_migrated_by_a_newer_opsbot_keeps_this_pod_ready(server: RunningServer) -> None:

@@ -8,7 +8,6 @@ every blocks payload it received is validated with slack_sdk's models after each
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -31,17 +30,13 @@ from tests.integration.slack_support import (
     RunningServer,
     assert_every_blocks_payload_valid,
     block_actions_payload,
-    catalog_factory,
     fake_slack,
     form_payload,
     latest_message,
-    migrated,
     posted_request,
-    serve_opsbot,
+    serve_touch_catalog,
     signed_headers,
-    slack_settings,
     slack_signature,
-    write_touch_catalog,
 )
 
 REQUESTER, APPROVER, SECOND_APPROVER, OUTSIDER, GROUP_MEMBER = "U0REQ", "U0A00", "U0A01", "U0OUT", "U0GRP"
@@ -54,24 +49,16 @@ def slack() -> Iterator[FakeSlackApi]:
         assert_every_blocks_payload_valid(fake)
 
 
-def start(slack: FakeSlackApi, tmp_path: Path, database_url: str) -> contextlib.AbstractContextManager[RunningServer]:
-    catalog = write_touch_catalog(tmp_path)
-    settings = slack_settings(
-        slack, database_url=migrated(database_url), config_path=tmp_path / "opsbot.yaml", runbooks_dir=tmp_path / "runbooks"
-    )
-    return serve_opsbot(settings, opsbot_factory=catalog_factory(catalog))
-
-
 @pytest.fixture
 def server(slack: FakeSlackApi, tmp_path: Path, sqlite_url: str) -> Iterator[RunningServer]:
-    with start(slack, tmp_path, sqlite_url) as running:
+    with serve_touch_catalog(slack, tmp_path, sqlite_url) as running:
         yield running
         running.wait_idle()
 
 
 @pytest.fixture
 def server_on_each_database(slack: FakeSlackApi, tmp_path: Path, database_url: str) -> Iterator[RunningServer]:
-    with start(slack, tmp_path, database_url) as running:
+    with serve_touch_catalog(slack, tmp_path, database_url) as running:
         yield running
         running.wait_idle()
 
@@ -445,7 +432,7 @@ def test_readiness_fails_when_the_sqlite_file_is_gone(server: RunningServer, sql
 
 def test_readiness_fails_when_the_postgresql_schema_is_dropped(slack: FakeSlackApi, tmp_path: Path, postgres_url: str) -> None:
     schema = postgres_url.rsplit("search_path%3D", 1)[1]
-    with start(slack, tmp_path, postgres_url) as server:
+    with serve_touch_catalog(slack, tmp_path, postgres_url) as server:
         assert server.http.get("/readyz").status_code == 200
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
@@ -458,14 +445,8 @@ def test_readiness_fails_when_the_postgresql_schema_is_dropped(slack: FakeSlackA
 
 
 def test_readiness_names_a_bot_token_slack_refused(tmp_path: Path, sqlite_url: str) -> None:
-    with fake_slack() as slack:
-        catalog = write_touch_catalog(tmp_path)
-        settings = slack_settings(
-            slack, database_url=migrated(sqlite_url), config_path=tmp_path / "opsbot.yaml", runbooks_dir=tmp_path / "runbooks",
-            SLACK_BOT_TOKEN="xoxb-revoked",
-        )  # fmt: skip
-        with serve_opsbot(settings, opsbot_factory=catalog_factory(catalog)) as server:
-            response = server.http.get("/readyz")
+    with fake_slack() as slack, serve_touch_catalog(slack, tmp_path, sqlite_url, SLACK_BOT_TOKEN="xoxb-revoked") as server:
+        response = server.http.get("/readyz")
 
     assert response.status_code == 503
     assert response.json()["problems"] == {"slack_token": "auth.test failed at startup: invalid_auth"}
