@@ -10,7 +10,7 @@ misspelt command (answered in the ack, audited in the database after it). Prints
 p99 and errors per concurrency for both servers and the opsbot/bare ratio. Not a test.
 
 A third server, ``ack-only``, separates the ack path from the work after it: opsbot's own HTTP
-workers (the same ``bot.server:create_app``, signature check, parse, handoff), with a sink that
+workers (the same ``bot.serve.asgi:create_app``, signature check, parse, handoff), with a sink that
 reads and drops the jobs in place of the executor processes. ``opsbot`` minus ``ack-only`` is
 what the post-ack work (executors, the fake Slack they reply to) costs the acks by sharing
 the machine's cores. The fake Slack runs in its own niced process: Slack's servers are not
@@ -230,8 +230,8 @@ def launch(command: list[str], env: dict[str, str], log: Path, ready_url: str) -
 
 def start_opsbot(port: int, workers: int, database_url: str, slack: RemoteSlack, workdir: Path) -> subprocess.Popen[bytes]:
     env = opsbot_environment(slack, database_url, workdir / "prometheus")
-    subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
-    command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    subprocess.run([sys.executable, "-m", "bot.cli.main", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
+    command = [sys.executable, "-m", "bot.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     return launch(command, env, workdir / "opsbot.log", f"http://127.0.0.1:{port}/healthz")
 
 
@@ -273,7 +273,7 @@ class JobSink:
 
 def start_ack_only(port: int, workers: int, database_url: str, slack: RemoteSlack, workdir: Path, sink: JobSink) -> subprocess.Popen[bytes]:
     """opsbot's HTTP workers exactly as ``opsbot serve`` runs them, handing jobs to ``sink``."""
-    command = uvicorn_command("bot.server:create_app", port, workers)
+    command = uvicorn_command("bot.serve.asgi:create_app", port, workers)
     env = opsbot_environment(slack, database_url, workdir / "prometheus-ack-only", OPSBOT_EXECUTOR_SOCKET=sink.path)
     return launch(command, env, workdir / "ack-only.log", f"http://127.0.0.1:{port}/healthz")
 

@@ -18,20 +18,24 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bot.catalog.grammar import vocabulary_of
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.actions.registry import build_registry
 from bot.backends import Backends
-from bot.catalog import Catalog
-from bot.config import Environment, KubernetesAccess, KubernetesTarget, OpsbotConfig, Service
-from bot.demo.kubeapi.objects import DEPLOYMENTS, PODS
-from bot.digest import Digests, HealthItem, gather_health, render_digest
-from bot.health import ServiceHealth
+from bot.catalog.catalog import Catalog
+from bot.catalog.config import Environment, KubernetesAccess, KubernetesTarget, OpsbotConfig, Service
+from bot.catalog.registry import build_registry
+from bot.service_health import ServiceHealth
 from bot.store.database import Database
 from bot.store.migrate import upgrade
 from bot.store.models import utcnow
-from tests.fakes.core import RecordingNotifier
-from tests.fakes.kubernetes import FakeKubernetesServer
+from bot.watch.digest_content import HealthItem
+from bot.watch.digest_render import render_digest
+from bot.watch.digests import Digests, gather_health
+from fakes.kubernetes import FakeKubernetesServer
+from fakes.kubernetes.object_store import DEPLOYMENTS, PODS
+from tests.doubles import RecordingNotifier
 
 CLUSTER = "bench"
 TEMPLATE_CLUSTER = "template"
@@ -91,7 +95,7 @@ def main() -> None:
         def health(items: list[HealthItem]) -> list[ServiceHealth]:
             return gather_health(backends, items)
 
-        catalog = Catalog(config=config, runbooks={}, registry=build_registry(), commands={})
+        catalog = Catalog(config=config, runbooks={}, registry=build_registry(), commands={}, vocabulary=vocabulary_of(config))
         digests = Digests(catalog=catalog, database=database, notifier=RecordingNotifier(), clock=utcnow, health=health)
         digest = digests.for_channel("C0BENCH")
 

@@ -22,8 +22,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.fakes.kubernetes import FakeKubernetesServer  # noqa: E402
-from tests.fakes.slack_api import FakeSlackApi  # noqa: E402
+from fakes.kubernetes import FakeKubernetesServer  # noqa: E402
+from fakes.slack import FakeSlackApi  # noqa: E402
 
 TOKEN = "xoxb-bench"
 USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0DAVE": "dave"}

@@ -227,10 +227,10 @@ def run(workdir: Path, args: argparse.Namespace, schema: str, database_url: str)
         "OPSBOT_LOG_LEVEL": "WARNING",
         "PROMETHEUS_MULTIPROC_DIR": str(workdir),
     }
-    subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
+    subprocess.run([sys.executable, "-m", "bot.cli.main", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
     with (workdir / "opsbot.log").open("wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+            [sys.executable, "-m", "bot.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
             env=env,
             cwd=REPO,
             stdout=subprocess.DEVNULL,
@@ -278,7 +278,7 @@ def report(load: Load, elapsed: float, args: argparse.Namespace, schema: str, en
     ).fetchall()
     print(f"load: why requests failed: {[(reason, count) for reason, count in reasons]}")
     verify = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "audit", "verify"], env=env, capture_output=True, text=True, cwd=REPO, check=False
+        [sys.executable, "-m", "bot.cli.main", "audit", "verify"], env=env, capture_output=True, text=True, cwd=REPO, check=False
     )
     print(f"load: audit verify: {(verify.stdout or verify.stderr).strip()}")
     print(f"load: answered 'busy, try again' in the ack: {dict(load.busy) or 0}")

@@ -7,6 +7,9 @@ stack trace. ``temporary`` tells the runner and the user whether trying again ca
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 
 class OpsbotError(Exception):
     """Base class: ``user_message`` is shown to the user; ``details`` go to logs only.
@@ -119,3 +122,16 @@ class ActionCancelled(OpsbotError):
 
 class StepTimeout(ActionFailed):
     """A step or the run exceeded its timeout."""
+
+
+def report_internal_error(log: logging.Logger, what: str) -> str:
+    """Log the exception being handled under a fresh error id; return the sentence a person sees instead.
+
+    Never a stack trace in chat: the person gets the id, the platform team finds the traceback by it.
+    """
+    error_id = uuid.uuid4().hex[:8]
+    log.exception("%s (error id %s)", what, error_id)
+    return (
+        f"Something went wrong on our side (error id {error_id}). Nothing further was changed; "
+        "tell the platform team this id, they can find it in the logs."
+    )

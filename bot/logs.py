@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.audit.events import redact
+from bot.redaction import redact
 
 request_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("opsbot_request_context", default=None)
 """Fields (request id, user, runbook) added to every log line emitted while handling one request."""

@@ -1,4 +1,4 @@
-"""Front-end-neutral messages: what the bot says, before Slack or the shell draws it.
+"""Front-end-neutral messages: what the bot says, before Slack or the shell draws it, and where it goes.
 
 Text uses a small subset of Slack mrkdwn (``*bold*``, ```code```, ``<@U…>`` mentions,
 ``<#C…>`` channels). Anything a user typed goes through ``escape`` first, so a
@@ -7,8 +7,9 @@ parameter like ``<!channel>`` is shown, never executed as a mention.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 
 class ButtonAction(StrEnum):
@@ -62,15 +63,6 @@ class MessageRef:
         return cls(channel=str(value["channel"]), ts=str(value["ts"]))
 
 
-@dataclass
-class LongText:
-    """Output too long for a message: sent as a file, with a short preview in the thread."""
-
-    title: str
-    content: str
-    preview_lines: list[str] = field(default_factory=list)
-
-
 def escape(value: object) -> str:
     """Make user-supplied text inert in mrkdwn: ``&``, ``<``, ``>`` are Slack's control characters."""
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -87,3 +79,28 @@ def mention(user_id: str) -> str:
 
 def channel_link(channel: str) -> str:
     return f"<#{escape(channel)}>"
+
+
+class Notifier(Protocol):
+    """Posts, updates and threads messages in channels: Slack in production, the terminal in the shell.
+
+    Called from worker threads, never on the Slack ack path; an implementation may block (Slack
+    rate limits) but must not raise for delivery problems: a failed notification is logged and
+    counted, the operation it reports on goes on.
+    """
+
+    def post(self, channel: str, message: Message, *, thread: MessageRef | None = None) -> MessageRef | None:
+        """Post a message; returns where it landed (None if it could not be posted)."""
+
+    def update(self, ref: MessageRef, message: Message) -> None:
+        """Replace a posted message in place."""
+
+    def upload(self, channel: str, title: str, content: str, *, thread: MessageRef | None = None) -> None:
+        """Attach long output as a file (it would not fit in a message)."""
+
+
+class Replier(Protocol):
+    """Answers only the person who acted (an ephemeral message in Slack)."""
+
+    def private(self, message: Message) -> None:
+        """Tell the person who acted, and only them."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bot.errors import UsageError
-from commands.spec import CommandSpec
+from commands.errors import UsageError
+from commands.spec import CommandSpec, ParameterLike
 from commands.suggest import did_you_mean, known_list
 
 
@@ -39,16 +39,12 @@ def command_help(specs: Mapping[str, CommandSpec], name: str, prefix: str = "/op
     return lines
 
 
-def _describe_type(parameter: object) -> str:
-    kind = getattr(parameter, "type", "string")
-    parts = [str(kind)]
-    minimum, maximum = getattr(parameter, "min", None), getattr(parameter, "max", None)
-    if minimum is not None or maximum is not None:
-        parts.append(f"{'' if minimum is None else minimum}–{'' if maximum is None else maximum}")
-    choices = getattr(parameter, "choices", None)
-    if choices:
-        parts.append("one of " + ", ".join(choices))
-    default = getattr(parameter, "default", None)
-    if default is not None and default != "*":
-        parts.append(f"default {default}")
+def _describe_type(parameter: ParameterLike) -> str:
+    parts: list[str] = [parameter.type]
+    if parameter.min is not None or parameter.max is not None:
+        parts.append(f"{'' if parameter.min is None else parameter.min}–{'' if parameter.max is None else parameter.max}")
+    if parameter.choices:
+        parts.append("one of " + ", ".join(parameter.choices))
+    if parameter.default is not None and parameter.default != "*":
+        parts.append(f"default {parameter.default}")
     return ", ".join(parts)

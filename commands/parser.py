@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot.config import OpsbotConfig
-from bot.errors import UsageError
+from commands.errors import UsageError
 from commands.matching import Mismatch, match_usage
 from commands.spec import CommandSpec
 from commands.suggest import did_you_mean, known_list
 from commands.tokenize import Token, tokenize
 from commands.usage import compile_usage, required_slots, slots
 from commands.values import ParamValue, convert_value, default_env
+from commands.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class CommandRequest:
         return value if isinstance(value, str) else None
 
 
-def parse_command(text: str, specs: Mapping[str, CommandSpec], config: OpsbotConfig) -> CommandRequest:
+def parse_command(text: str, specs: Mapping[str, CommandSpec], vocabulary: Vocabulary) -> CommandRequest:
     """Parse ``text`` (without the ``/ops`` prefix) against the known commands."""
     tokens = tokenize(text)
     if not tokens:
@@ -47,10 +47,10 @@ def parse_command(text: str, specs: Mapping[str, CommandSpec], config: OpsbotCon
     spec = specs.get(name)
     if spec is None:
         raise _unknown_command(tokens[0].text, specs)
-    return parse_arguments(spec, tokens[1:], config)
+    return parse_arguments(spec, tokens[1:], vocabulary)
 
 
-def parse_arguments(spec: CommandSpec, tokens: list[Token], config: OpsbotConfig) -> CommandRequest:
+def parse_arguments(spec: CommandSpec, tokens: list[Token], vocabulary: Vocabulary) -> CommandRequest:
     """Bind ``key=value``/``--key value`` and positional words, then type-check every value."""
     elements = compile_usage(spec.usage)
     named, positional = _split_named(spec, tokens)
@@ -62,7 +62,7 @@ def parse_arguments(spec: CommandSpec, tokens: list[Token], config: OpsbotConfig
     if missing:
         raise UsageError(f"Missing {', '.join(missing)}.", usage=spec.usage)
     try:
-        params = _typed(spec, raw, config, slots(elements))
+        params = _typed(spec, raw, vocabulary, slots(elements))
     except UsageError as error:
         raise UsageError(error.user_message, usage=error.usage or spec.usage) from None
     return CommandRequest(command=spec.name, params=params, builtin=spec.builtin)
@@ -123,7 +123,7 @@ def _declared(spec: CommandSpec, key: str) -> str:
     raise UsageError(f"{spec.name} has no parameter {key!r}.{hint} Parameters: {allowed}.", usage=spec.usage)
 
 
-def _typed(spec: CommandSpec, raw: dict[str, str], config: OpsbotConfig, order: list[str]) -> dict[str, ParamValue]:
+def _typed(spec: CommandSpec, raw: dict[str, str], vocabulary: Vocabulary, order: list[str]) -> dict[str, ParamValue]:
     """Convert in usage order so ``env`` is checked against the already known ``service``."""
     values: dict[str, ParamValue] = {}
     service: str | None = None
@@ -134,10 +134,10 @@ def _typed(spec: CommandSpec, raw: dict[str, str], config: OpsbotConfig, order: 
         if parameter is None:
             continue
         if name in raw:
-            value = convert_value(name, parameter, raw[name], config, service)
+            value = convert_value(name, parameter, raw[name], vocabulary, service)
         elif parameter.type == "env":
             # ``default: "*"`` marks an optional env filter (history): absent means every env.
-            value = None if parameter.default == "*" else default_env(parameter, config, service)
+            value = None if parameter.default == "*" else default_env(parameter, vocabulary, service)
         else:
             value = parameter.default
         if parameter.type == "service" and isinstance(value, str):

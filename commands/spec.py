@@ -1,10 +1,48 @@
-"""What the grammar needs to know about a command, whether a runbook or a built-in."""
+"""What the grammar needs to know about a command, whether a runbook or a built-in.
+
+Plain data: ``bot`` builds these from runbooks and from its built-ins registry, so the
+grammar never imports the application.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
-from bot.runbooks.models import ParameterSpec, Runbook
+ParameterType = Literal["service", "env", "string", "int", "duration", "choice"]
+
+
+class ParameterLike(Protocol):
+    """A typed parameter as the grammar reads it (a runbook's ``ParameterSpec`` is one)."""
+
+    @property
+    def type(self) -> ParameterType: ...
+    @property
+    def help(self) -> str: ...
+    @property
+    def default(self) -> str | int | None: ...
+    @property
+    def pattern(self) -> str | None: ...
+    @property
+    def min(self) -> int | None: ...
+    @property
+    def max(self) -> int | None: ...
+    @property
+    def choices(self) -> list[str] | None: ...
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter declared in code (the built-ins use these)."""
+
+    type: ParameterType = "string"
+    help: str = ""
+    default: str | int | None = None
+    pattern: str | None = None
+    min: int | None = None
+    max: int | None = None
+    choices: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -14,16 +52,6 @@ class CommandSpec:
     name: str
     description: str
     usage: str
-    parameters: dict[str, ParameterSpec] = field(default_factory=dict)
+    parameters: Mapping[str, ParameterLike] = field(default_factory=dict)
     examples: tuple[str, ...] = ()
     builtin: bool = False
-
-    @classmethod
-    def from_runbook(cls, runbook: Runbook) -> CommandSpec:
-        return cls(
-            name=runbook.name,
-            description=runbook.description,
-            usage=runbook.usage,
-            parameters=dict(runbook.parameters),
-            examples=tuple(runbook.examples),
-        )

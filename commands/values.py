@@ -8,24 +8,24 @@ from __future__ import annotations
 
 import re
 
-from bot.config import OpsbotConfig
-from bot.durations import parse_duration
-from bot.errors import UsageError
-from bot.runbooks.models import ParameterSpec
+from commands.durations import parse_duration
+from commands.errors import UsageError
+from commands.spec import ParameterLike
 from commands.suggest import did_you_mean, known_list
+from commands.vocabulary import Vocabulary
 
 ParamValue = str | int | None
 MAX_VALUE_LENGTH = 200
 
 
-def convert_value(name: str, spec: ParameterSpec, raw: str, config: OpsbotConfig, service: str | None) -> ParamValue:
+def convert_value(name: str, spec: ParameterLike, raw: str, names: Vocabulary, service: str | None) -> ParamValue:
     """One parameter's typed value; raises ``UsageError`` naming what is allowed."""
     if len(raw) > MAX_VALUE_LENGTH:
         raise UsageError(f"{name} is {len(raw)} characters long; the limit is {MAX_VALUE_LENGTH}.")
     if spec.type == "service":
-        return _service(raw, config)
+        return _service(raw, names)
     if spec.type == "env":
-        return _env(raw, config, service)
+        return _env(raw, names, service)
     if spec.type == "int":
         return _integer(name, spec, raw)
     if spec.type == "duration":
@@ -38,35 +38,33 @@ def convert_value(name: str, spec: ParameterSpec, raw: str, config: OpsbotConfig
     return _string(name, spec, raw)
 
 
-def default_env(spec: ParameterSpec, config: OpsbotConfig, service: str | None) -> str:
+def default_env(spec: ParameterLike, names: Vocabulary, service: str | None) -> str:
     """The env when the user named none: the runbook's default, the service's, or its only one."""
-    service_config = config.services.get(service) if service else None
-    environments = list(service_config.environments) if service_config else []
+    environments = list(names.environments.get(service, ())) if service else []
     if isinstance(spec.default, str) and (not environments or spec.default in environments):
         return spec.default
-    if service_config is not None and service_config.default_env:
-        return service_config.default_env
+    if service is not None and names.default_envs.get(service):
+        return names.default_envs[service]
     if len(environments) == 1:
         return environments[0]
     raise UsageError(f"Say which environment for {service}: {known_list(environments)} (for example: in {environments[0]}).")
 
 
-def _service(raw: str, config: OpsbotConfig) -> str:
-    for known in config.services:
+def _service(raw: str, names: Vocabulary) -> str:
+    for known in names.services:
         if known == raw.lower():
             return known
-    suggestion = did_you_mean(raw, config.services)
+    suggestion = did_you_mean(raw, names.services)
     hint = f" Did you mean {suggestion}?" if suggestion else ""
-    raise UsageError(f"Unknown service {raw!r}.{hint} Known services: {known_list(config.services)}.")
+    raise UsageError(f"Unknown service {raw!r}.{hint} Known services: {known_list(names.services)}.")
 
 
-def _env(raw: str, config: OpsbotConfig, service: str | None) -> str:
-    service_config = config.services.get(service) if service else None
-    if service_config is not None:
-        environments = list(service_config.environments)
+def _env(raw: str, names: Vocabulary, service: str | None) -> str:
+    if service is not None and service in names.environments:
+        environments = list(names.environments[service])
         owner = f"{service} has environments"
     else:
-        environments = sorted({env for item in config.services.values() for env in item.environments})
+        environments = names.all_environments()
         owner = "Known environments are"
     for known in environments:
         if known == raw.lower():
@@ -76,7 +74,7 @@ def _env(raw: str, config: OpsbotConfig, service: str | None) -> str:
     raise UsageError(f"Unknown environment {raw!r}.{hint} {owner}: {known_list(environments)}.")
 
 
-def _integer(name: str, spec: ParameterSpec, raw: str) -> int:
+def _integer(name: str, spec: ParameterLike, raw: str) -> int:
     if not re.fullmatch(r"[+-]?\d{1,9}", raw):
         raise UsageError(f"{name} must be a whole number{_range_text(spec)}; got {raw!r}.")
     value = int(raw)
@@ -85,7 +83,7 @@ def _integer(name: str, spec: ParameterSpec, raw: str) -> int:
     return value
 
 
-def _range_text(spec: ParameterSpec) -> str:
+def _range_text(spec: ParameterLike) -> str:
     if spec.min is not None and spec.max is not None:
         return f" {spec.min}–{spec.max}"
     if spec.min is not None:
@@ -95,7 +93,7 @@ def _range_text(spec: ParameterSpec) -> str:
     return ""
 
 
-def _choice(name: str, spec: ParameterSpec, raw: str) -> str:
+def _choice(name: str, spec: ParameterLike, raw: str) -> str:
     choices = spec.choices or []
     for choice in choices:
         if choice.lower() == raw.lower():
@@ -103,7 +101,7 @@ def _choice(name: str, spec: ParameterSpec, raw: str) -> str:
     raise UsageError(f"{name} must be one of {known_list(choices)}; got {raw!r}.")
 
 
-def _string(name: str, spec: ParameterSpec, raw: str) -> str:
+def _string(name: str, spec: ParameterLike, raw: str) -> str:
     if spec.pattern is not None and not re.fullmatch(spec.pattern, raw):
         hint = f" ({spec.help})" if spec.help else ""
         raise UsageError(f"{name} {raw!r} is not valid{hint}: it must match {spec.pattern}.")

@@ -14,7 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.catalog import Catalog, load_catalog
+from bot.catalog.catalog import Catalog, load_catalog
+from bot.requests.builtins import BUILTIN_SPECS
 from bot.store.database import Database
 from bot.store.migrate import upgrade
 
@@ -73,4 +74,4 @@ def database(database_url: str) -> Iterator[Database]:
 @pytest.fixture(scope="session")
 def example_catalog() -> Catalog:
     """The shipped opsbot.example.yaml and runbooks/, validated."""
-    return load_catalog(EXAMPLE_CONFIG, RUNBOOKS)
+    return load_catalog(EXAMPLE_CONFIG, RUNBOOKS, builtins=BUILTIN_SPECS)

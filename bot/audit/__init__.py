@@ -1,6 +1,5 @@
-"""The audit log: what happened, by whom, in a hash chain that shows any tampering."""
+"""The audit log's pure side: event types, who acted, the hash chain, and the event factories.
 
-from bot.audit.chain import GENESIS_HASH, ChainBreak, chain_hash, verify_chain
-from bot.audit.events import AuditEvent, EventType, redact
-
-__all__ = ["GENESIS_HASH", "AuditEvent", "ChainBreak", "EventType", "chain_hash", "redact", "verify_chain"]
+May import only the shared modules at the bottom of ``bot`` (redaction); SQL lives in
+``bot.store.audit``.
+"""

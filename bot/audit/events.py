@@ -1,8 +1,7 @@
-"""Audit event types and the event record, with secrets redacted before anything is hashed."""
+"""Audit event types, the event record, and who acts (a person, or opsbot itself)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -59,17 +58,13 @@ class AuditEvent:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-_SECRET_KEY = re.compile(r"token|secret|password|passwd|credential|api[_-]?key|private[_-]?key|authorization", re.I)
-_SECRET_VALUE = re.compile(r"xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----")
-REDACTED = "[redacted]"
+@dataclass(frozen=True)
+class Actor:
+    """A person acting through a front end (Slack user id and display name), or opsbot itself."""
+
+    user_id: str
+    name: str
 
 
-def redact(value: Any) -> Any:
-    """A copy with secret-looking keys and token-shaped strings replaced by ``[redacted]``."""
-    if isinstance(value, dict):
-        return {str(key): REDACTED if _SECRET_KEY.search(str(key)) else redact(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact(item) for item in value]
-    if isinstance(value, str):
-        return _SECRET_VALUE.sub(REDACTED, value)
-    return value
+SYSTEM = Actor(user_id="", name="opsbot")
+"""opsbot acting on its own: starting and finishing runs, expiring requests, the health watch."""

@@ -1,7 +1,9 @@
-"""Backends own every call to Kubernetes and AWS; nothing else imports their clients.
+"""Backends own every call to Kubernetes and AWS, and the runbook actions that make them.
 
-``Backends`` is created once per process from the config and hands each action the
-client it needs, created lazily so a bot that only manages ECS never loads a kubeconfig.
+Nothing else imports their clients. May import ``bot.catalog`` (the action contract, the
+config), ``bot.errors`` and the shared modules, never the wings above. ``Backends`` is created
+once per process and hands each action the client it needs, created lazily so a bot that
+only manages ECS never loads a kubeconfig (and an HTTP worker that only parses never imports one).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from bot.config import OpsbotConfig
+from bot.catalog.config import OpsbotConfig
 
 if TYPE_CHECKING:
     from bot.backends.aws import AwsBackend

@@ -8,15 +8,15 @@ exactly like this.
 from __future__ import annotations
 
 import itertools
-import sys
 import threading
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Protocol, TextIO
 
-from bot.app import OpsbotApp
-from bot.invocation import Click, Invocation
-from bot.lifecycle import Actor
+from bot.audit.events import Actor
+from bot.catalog.catalog import Catalog
 from bot.messages import Button, Message, MessageRef
+from bot.requests.front_door import FrontDoor
+from bot.requests.invocation import Click, Invocation
 from bot.shell.render import render_message
 
 SHELL_HELP = """\
@@ -28,6 +28,16 @@ Shell commands:
   /wait               wait for running work to finish
   /users              list the users the config knows
   /quit               leave (also Ctrl-D)"""
+
+
+class ShellCore(Protocol):
+    """What the shell drives: the front door, the catalog (for names), and a way to wait for work (``OpsbotCore`` has all three)."""
+
+    @property
+    def catalog(self) -> Catalog: ...
+    @property
+    def front_door(self) -> FrontDoor: ...
+    def wait_idle(self, timeout: float | None = None) -> bool: ...
 
 
 @dataclass
@@ -109,8 +119,8 @@ class ShellReplier:
 class ShellSession:
     """One person at a terminal, able to become anyone the config knows."""
 
-    def __init__(self, app: OpsbotApp, notifier: ShellNotifier, *, user: str, channel: str, output: TextIO) -> None:
-        self.app = app
+    def __init__(self, core: ShellCore, notifier: ShellNotifier, *, user: str, channel: str, output: TextIO) -> None:
+        self.core = core
         self.notifier = notifier
         self.output = output
         self.channel = channel
@@ -134,7 +144,7 @@ class ShellSession:
             if not self.handle(line):
                 break
             if not interactive:
-                self.app.runner.wait_idle(timeout=300)
+                self.core.wait_idle(timeout=300)
 
     def handle(self, line: str) -> bool:
         """Act on one line; False means quit."""
@@ -153,13 +163,13 @@ class ShellSession:
         elif word == "/click":
             self._click(rest)
         elif word == "/wait":
-            self.app.runner.wait_idle(timeout=600)
+            self.core.wait_idle(timeout=600)
         elif word == "/users":
-            users = self.app.catalog.config.users
+            users = self.core.catalog.config.users
             self._say("\n".join(f"{name} ({user_id})" for user_id, name in users.items()) or "No users in the config.")
         else:
             text = rest if word == "/ops" else line
-            self.app.operations.handle_command(Invocation(self.actor, self.channel, text), self.replier)
+            self.core.front_door.handle_command(Invocation(self.actor, self.channel, text), self.replier)
         return True
 
     def _click(self, number_text: str) -> None:
@@ -168,10 +178,10 @@ class ShellSession:
             return
         target = self.notifier.buttons[int(number_text)]
         click = Click(self.actor, target.message.channel, target.button.action, target.button.value, target.message)
-        self.app.operations.handle_click(click, self.replier)
+        self.core.front_door.handle_click(click, self.replier)
 
     def _actor(self, wanted: str) -> Actor:
-        users = self.app.catalog.config.users
+        users = self.core.catalog.config.users
         for user_id, name in users.items():
             if wanted in (user_id, name):
                 return Actor(user_id=user_id, name=name)
@@ -180,7 +190,3 @@ class ShellSession:
     def _say(self, text: str) -> None:
         self.output.write(text + "\n")
         self.output.flush()
-
-
-def default_output() -> TextIO:
-    return sys.stdout

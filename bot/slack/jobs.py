@@ -1,10 +1,10 @@
 """What a Slack listener hands over after the ack, and how that work is done.
 
 A listener never does the work itself: it builds a ``Job`` (plain, picklable data) and gives
-it to a ``Handoff``. ``LocalHandoff`` queues the job in this process's worker pool (tests, the
-single-process mode); ``bot.slack.executor.SocketHandoff`` sends it to the executor process
-that ``opsbot serve`` runs beside its HTTP workers, so the work never shares an interpreter
-(and its GIL, and its garbage collector) with the event loop that acks Slack.
+it to a ``Handoff``. ``bot.serve`` provides the two kinds: ``LocalHandoff`` queues the job in
+this process's post-ack pool (tests, one process), ``SocketHandoff`` sends it to an executor
+process that ``opsbot serve`` runs beside its HTTP workers, so the work never shares an
+interpreter (and its GIL, and its garbage collector) with the event loop that acks Slack.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from typing import Protocol
 from slack_sdk import WebClient
 
 from bot.errors import UsageError
-from bot.invocation import Click, Invocation
 from bot.messages import Message, escape
-from bot.operations import Operations
-from bot.runner import Runner
+from bot.requests.front_door import FrontDoor
+from bot.requests.invocation import Click, Invocation
 from bot.slack.replier import SlackReplier
 from commands.parser import CommandRequest
 
@@ -86,6 +85,12 @@ class HandoffUnavailable(Exception):
 class Handoff(Protocol):
     """Takes a job after the ack; must return at once and never do the job inline."""
 
+    async def start(self) -> None:
+        """On the serving loop, before the first request: connect to whatever does the jobs."""
+
+    async def close(self) -> None:
+        """On the serving loop, at shutdown: hand over what is queued, then disconnect."""
+
     def submit(self, job: Job) -> None:
         """Queue ``job``; raise ``HandoffBusy`` (new commands only) or ``HandoffUnavailable``."""
 
@@ -96,50 +101,24 @@ class Handoff(Protocol):
 class JobRunner:
     """Does a job with the core: the same calls whichever process runs it."""
 
-    def __init__(self, operations: Operations, client: WebClient) -> None:
-        self._operations = operations
+    def __init__(self, front_door: FrontDoor, client: WebClient) -> None:
+        self._front_door = front_door
         self._client = client
 
     def run(self, job: Job) -> None:
         if isinstance(job, CommandJob):
-            self._operations.handle_command(job.invocation, self.replier(job.reply), job.parsed)
+            self._front_door.handle_command(job.invocation, self.replier(job.reply), job.parsed)
         elif isinstance(job, ClickJob):
-            self._operations.handle_click(job.click, self.replier(job.reply))
+            self._front_door.handle_click(job.click, self.replier(job.reply))
         elif isinstance(job, RejectedJob):
-            self._operations.record_rejected(job.invocation, UsageError(job.message, usage=job.usage))
+            self._front_door.record_rejected(job.invocation, UsageError(job.message, usage=job.usage))
         else:
             self.replier(job.reply).private(Message.plain(escape(job.text)))
 
     def refuse_busy(self, job: CommandJob) -> None:
         """A command shed for lack of capacity: say so to its person, and put it in the audit log."""
         self.replier(job.reply).private(Message.plain(escape(BUSY_TEXT)))
-        self._operations.record_shed(job.invocation, job.parsed)
+        self._front_door.record_shed(job.invocation, job.parsed)
 
     def replier(self, target: ReplyTarget) -> SlackReplier:
         return SlackReplier(self._client, user_id=target.user_id, channel=target.channel, response_url=target.response_url)
-
-
-class LocalHandoff:
-    """Jobs go to this process's worker pool (the core lives in the same process)."""
-
-    def __init__(self, runner: Runner, jobs: JobRunner) -> None:
-        self._runner = runner
-        self._jobs = jobs
-
-    def submit(self, job: Job) -> None:
-        submit_to_pool(self._runner, self._jobs, job)
-
-    def is_available(self) -> bool:
-        return True
-
-
-def submit_to_pool(runner: Runner, jobs: JobRunner, job: Job) -> None:
-    """Queue a job in ``runner``'s pool; new commands are shed past the backlog, other work never."""
-    from bot.runner import PoolBusy
-
-    try:
-        runner.submit_task(jobs.run, job, shed_when_busy=isinstance(job, CommandJob))
-    except PoolBusy as busy:
-        raise HandoffBusy(str(busy)) from None
-    except RuntimeError as stopped:  # the pool is shutting down
-        raise HandoffUnavailable(str(stopped)) from None

@@ -1,11 +1,12 @@
 """Bolt listeners: answer Slack within its 3-second window, with no I/O before the answer.
 
 On the ack path a listener only reads the payload, parses the command text (pure CPU,
-``Operations.parse``) and puts the real work in the worker pool (``runner.submit_task``,
-which returns at once). Kubernetes, AWS, the database and the Slack Web API are only ever
-reached from that pool. Why it matters: the app runs with ``process_before_response=True``
-(Bolt answers Slack after the listener returns, ~0.5 ms instead of Bolt's ~11 ms lazy
-path), so anything slow in a listener would delay every ack behind it on the event loop.
+``Catalog.parse``) and hands the real work over as a ``Job`` (``Handoff.submit``, which
+returns at once). Kubernetes, AWS, the database and the Slack Web API are only ever reached
+after the ack. Why it matters: the app runs with ``process_before_response=True`` (Bolt
+answers Slack after the listener returns, instead of Bolt's slower lazy path, see
+docs/benchmarks.md), so anything slow in a listener would delay every ack behind it on the
+event loop.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-from bot.errors import UsageError
+from bot.errors import UsageError, report_internal_error
 from bot.logs import ThrottledWarning
 from bot.messages import code, escape
 from bot.metrics import record_command
+from bot.requests.front_door import error_message
 from bot.slack.jobs import (
     BUSY_TEXT,
     ClickJob,
@@ -87,11 +89,9 @@ class SlackListeners:
             self._hand_over(RejectedJob(invocation, error.user_message, error.usage))
             await ack_privately(ack, usage_reply(error))
             return
-        except Exception:
-            error_id = uuid.uuid4().hex[:8]
-            logger.exception("could not parse a command (error id %s)", error_id)
+        except Exception:  # noqa: BLE001 - logged with its traceback and an id by report_internal_error
             record_command("unknown", "internal_error")
-            await ack_privately(ack, f"Something went wrong on our side (error id {error_id}); nothing was done.")
+            await ack_privately(ack, escape(report_internal_error(logger, "could not parse a command")))
             return
         target = ReplyTarget(invocation.actor.user_id, invocation.channel, parsed.response_url)
         try:
@@ -242,7 +242,7 @@ def delivery_id(request: AsyncBoltRequest) -> str | None:
     """A digest of the request's signature: the same signed request twice is a replay.
 
     Bolt accepts a signature for five minutes; the core records this id once across every
-    replica (``Operations`` → ``bot.store.replays``) and drops a second delivery. Socket Mode
+    replica (``FrontDoor`` → ``bot.store.replays``) and drops a second delivery. Socket Mode
     requests carry no signature (the WebSocket itself is authenticated): None.
     """
     signature = _header(request, "x-slack-signature")
@@ -264,10 +264,7 @@ async def ack_privately(ack: AsyncAck, text: str) -> None:
 
 def usage_reply(error: UsageError) -> str:
     """The ack text for a command that did not parse: what was wrong, then the usage line."""
-    text = escape(error.user_message)
-    if error.usage:
-        text += f"\nUsage: `{OPS_COMMAND} {escape(error.usage)}`"
-    return text
+    return error_message(error).text
 
 
 def _shorten(text: str) -> str:

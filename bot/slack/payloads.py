@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from bot.invocation import Click, Invocation
-from bot.lifecycle import Actor
+from bot.audit.events import Actor
 from bot.messages import ButtonAction, MessageRef
+from bot.requests.invocation import Click, Invocation
 
 MAX_COMMAND_CHARS = 4_000
 """Slack caps slash command text near this; anything longer is not a command a person typed."""

@@ -1,5 +1,4 @@
-"""The store layer: all SQL lives here (SQLite by default, PostgreSQL in production)."""
+"""The store layer: all SQL lives here (SQLite by default, PostgreSQL in production).
 
-from bot.store.database import Database
-
-__all__ = ["Database"]
+May import only ``bot.audit`` (the chain's pure functions) and the shared modules.
+"""

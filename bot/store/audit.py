@@ -16,7 +16,8 @@ from sqlalchemy import ColumnElement, String, Table, bindparam, func, insert, se
 from sqlalchemy.orm import Session
 
 from bot.audit.chain import GENESIS_HASH, ChainReport, ChainRow, canonical_json, chain_hash, format_time, verify_chain
-from bot.audit.events import AuditEvent, redact
+from bot.audit.events import AuditEvent
+from bot.redaction import redact
 from bot.store.database import Database
 from bot.store.models import AuditEventRow, AuditHeadRow
 

@@ -1,8 +1,8 @@
 """Group commit for standalone audit events: many threads, one transaction, one fsync.
 
 Why: every append locks the chain's head row until its transaction commits, and a commit
-waits for the disk (about 0.5 ms on these machines' PostgreSQL), so one append per
-transaction tops out near 1,250/s whatever the concurrency. Events that record a state
+waits for the disk, so one append per transaction has a ceiling whatever the concurrency
+(measured by benchmarks/audit.py, see docs/benchmarks.md). Events that record a state
 change are still appended inside that change's own transaction (``append_events``), so the
 two commit together. Everything else — step started/finished, progress lines, refusals —
 goes through this writer: callers block until their event is durable, but the events of all

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -102,6 +104,23 @@ class Database:
         """Raise if the database cannot answer a trivial query (used by /readyz)."""
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
+
+    def missing_file(self) -> str | None:
+        """For SQLite: why the database file is unusable (removed, not writable), else None.
+
+        A removed SQLite file would be silently recreated empty by the next connection, and
+        pooled connections keep answering from the deleted file's inode, so ``ping`` alone
+        cannot tell: ``/readyz`` asks this first.
+        """
+        parsed = make_url(self.url)
+        if self.dialect != "sqlite" or not parsed.database:
+            return None
+        path = Path(parsed.database)
+        if not path.exists():
+            return f"SQLite file {path} is missing"
+        if not os.access(path, os.R_OK | os.W_OK):
+            return f"SQLite file {path} is not readable and writable by this process"
+        return None
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -14,8 +14,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.states import RequestState
 from bot.store.models import ApprovalRow, RequestRow
+from bot.store.states import RequestState
 
 
 def create_request(session: Session, **values: Any) -> RequestRow:

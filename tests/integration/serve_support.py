@@ -34,14 +34,14 @@ import psycopg
 from sqlalchemy import select
 
 from bot.messages import ButtonAction
-from bot.states import RequestState
 from bot.store import locks as lock_store
 from bot.store import requests as request_store
 from bot.store.database import Database
 from bot.store.models import AuditEventRow, RequestRow, TargetLockRow, utcnow
+from bot.store.states import RequestState
+from fakes.kubernetes import FakeKubernetesServer
+from fakes.slack import FakeSlackApi, Message
 from tests.conftest import POSTGRES_ADMIN_URL, REPO, RUNBOOKS
-from tests.fakes.kubernetes import FakeKubernetesServer
-from tests.fakes.slack_api import FakeSlackApi, Message
 from tests.integration.slack_support import SIGNING_SECRET, click_payload, command_form, form_payload, signed_headers, wait_until
 
 CHANNEL = "C0OPS"
@@ -163,7 +163,7 @@ def free_port() -> int:
 def run_cli(env: Mapping[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``opsbot <args>`` in a subprocess with ``env``."""
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], env=dict(env), cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, "-m", "bot.cli.main", *args], env=dict(env), cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -250,7 +250,7 @@ def opsbot_serve(name: str, env: Mapping[str, str], log_dir: Path, *, workers: i
     stdout_path, stderr_path = log_dir / f"{name}.stdout", log_dir / f"{name}.stderr"
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+            [sys.executable, "-m", "bot.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
             env=dict(env),
             cwd=REPO,
             stdout=stdout,

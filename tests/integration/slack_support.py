@@ -1,6 +1,6 @@
 """A real opsbot server for tests, and a Slack client that talks to it the way Slack does.
 
-``serve_opsbot(settings, opsbot_factory=...)`` starts ``bot.server.build_server`` under
+``serve_opsbot(settings, core_factory=...)`` starts ``bot.serve.asgi.build_server`` under
 uvicorn (uvloop + httptools, as in production) on a free port in a background thread and
 yields a ``RunningServer``: its base URL, the core it built, and ``slack_user(...)`` to send
 signed slash commands and button clicks over real HTTP. Point the settings at a
@@ -34,23 +34,22 @@ import httpx
 import uvicorn
 from slack_sdk.models.blocks import Block
 
-from bot.actions.base import Action, ActionArgs, StepContext, StepResult
-from bot.actions.registry import ActionRegistry
-from bot.app import OpsbotApp, build_app
-from bot.catalog import Catalog, load_catalog
-from bot.config import TargetKind
-from bot.groups import ExternalGroupResolver
-from bot.messages import ButtonAction
-from bot.notifier import Notifier
-from bot.runner import RunnerTiming
-from bot.server import build_server
+from bot.catalog.actions import Action, ActionArgs, StepContext, StepResult
+from bot.catalog.catalog import Catalog, load_catalog
+from bot.catalog.config import TargetKind
+from bot.catalog.registry import ActionRegistry
+from bot.messages import ButtonAction, Notifier
+from bot.requests.builtins import BUILTIN_SPECS
+from bot.requests.groups import ExternalGroupResolver
+from bot.runs.engine import RunnerTiming
+from bot.serve.asgi import build_server
+from bot.serve.wiring import CoreFactory, OpsbotCore, ServingBot, build_core, default_core
 from bot.settings import Settings
-from bot.slack.app import OpsbotFactory, SlackBot, default_opsbot
 from bot.store import requests as request_store
 from bot.store.database import Database
 from bot.store.migrate import upgrade
-from tests.fakes.core import STATE, TOUCH_RUNBOOK, test_registry
-from tests.fakes.slack_api import RESPONSE_URL_CALL, FakeSlackApi, Message, RecordedCall
+from fakes.slack import RESPONSE_URL_CALL, FakeSlackApi, Message, RecordedCall
+from tests.doubles import STATE, TOUCH_RUNBOOK, test_registry
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-opsbot-test"
@@ -161,14 +160,14 @@ def write_touch_catalog(directory: Path) -> Catalog:
     (runbooks / "touch.yaml").write_text(TOUCH_RUNBOOK)
     (runbooks / "report.yaml").write_text(REPORT_RUNBOOK)
     (directory / "opsbot.yaml").write_text(SLACK_TEST_CONFIG)
-    return load_catalog(directory / "opsbot.yaml", runbooks, registry=slack_test_registry())
+    return load_catalog(directory / "opsbot.yaml", runbooks, builtins=BUILTIN_SPECS, registry=slack_test_registry())
 
 
-def catalog_factory(catalog: Catalog, *, timing: RunnerTiming = FAST_TIMING) -> OpsbotFactory:
-    """An ``OpsbotFactory`` that uses ``catalog`` (with its test actions) instead of loading files."""
+def catalog_factory(catalog: Catalog, *, timing: RunnerTiming = FAST_TIMING) -> CoreFactory:
+    """An ``CoreFactory`` that uses ``catalog`` (with its test actions) instead of loading files."""
 
-    def factory(settings: Settings, notifier: Notifier, groups: ExternalGroupResolver) -> OpsbotApp:
-        return build_app(settings, notifier=notifier, catalog=catalog, external_groups=groups, timing=timing, maintenance_interval=60.0)
+    def factory(settings: Settings, notifier: Notifier, groups: ExternalGroupResolver) -> OpsbotCore:
+        return build_core(settings, notifier=notifier, catalog=catalog, external_groups=groups, timing=timing, maintenance_interval=60.0)
 
     return factory
 
@@ -210,13 +209,15 @@ class RunningServer:
     """A live opsbot: where it listens and the core it built (for assertions on state)."""
 
     base_url: str
-    bot: SlackBot
+    bot: ServingBot
     http: httpx.Client
     signing_secret: str = SIGNING_SECRET
 
     @property
-    def opsbot(self) -> OpsbotApp:
-        return self.bot.opsbot
+    def opsbot(self) -> OpsbotCore:
+        """The core this server built (the tests' servers run it inline, without an executor)."""
+        assert self.bot.core is not None
+        return self.bot.core
 
     def slack_user(self, slack: FakeSlackApi, user_id: str, *, channel: str = CHANNEL) -> SlackUser:
         return SlackUser(self, slack, user_id, channel)
@@ -226,13 +227,13 @@ class RunningServer:
         return self.http.post("/slack/events", content=body, headers=headers)
 
     def wait_idle(self) -> None:
-        assert self.opsbot.runner.wait_idle(timeout=30), "opsbot's worker pool did not go idle"
+        assert self.opsbot.wait_idle(timeout=30), "opsbot's worker pool did not go idle"
 
 
 @contextlib.contextmanager
-def serve_opsbot(settings: Settings, *, opsbot_factory: OpsbotFactory = default_opsbot) -> Iterator[RunningServer]:
+def serve_opsbot(settings: Settings, *, core_factory: CoreFactory = default_core) -> Iterator[RunningServer]:
     """Run ``build_server(settings)`` under uvicorn on a free port until the block ends."""
-    app = build_server(settings, opsbot_factory=opsbot_factory)
+    app = build_server(settings, core_factory=core_factory)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -244,7 +245,7 @@ def serve_opsbot(settings: Settings, *, opsbot_factory: OpsbotFactory = default_
     try:
         _wait_until_started(server, thread)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            yield RunningServer(base_url=f"http://127.0.0.1:{port}", bot=app.state.slack_bot, http=http)
+            yield RunningServer(base_url=f"http://127.0.0.1:{port}", bot=app.state.serving, http=http)
     finally:
         server.should_exit = True
         thread.join(timeout=60)
@@ -259,7 +260,7 @@ def serve_touch_catalog(
     values = slack_settings(
         slack, database_url=migrated(database_url), config_path=directory / "opsbot.yaml", runbooks_dir=directory / "runbooks", **settings
     )
-    return serve_opsbot(values, opsbot_factory=catalog_factory(catalog))
+    return serve_opsbot(values, core_factory=catalog_factory(catalog))
 
 
 def _wait_until_started(server: uvicorn.Server, thread: threading.Thread) -> None:
@@ -410,7 +411,7 @@ def wait_until(predicate: Callable[[], T | None], timeout: float = 10.0, *, what
         time.sleep(0.01)
 
 
-def posted_request(opsbot: OpsbotApp, slack: FakeSlackApi, containing: str) -> Message:
+def posted_request(opsbot: OpsbotCore, slack: FakeSlackApi, containing: str) -> Message:
     """The request's message, once opsbot has also stored where it lives.
 
     Slack answers chat.postMessage before opsbot records the message's ts; a click in

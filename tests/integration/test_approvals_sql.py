@@ -10,18 +10,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.app import OpsbotApp
-from bot.audit.events import EventType
+from bot.audit.events import Actor, EventType
 from bot.errors import AlreadyDecided, AlreadyVoted, ApprovalExpired, ApprovalRefused, NotAnApprover, SelfApproval, StaleApproval
-from bot.invocation import Click, Invocation
-from bot.lifecycle import Actor, approve
 from bot.messages import ButtonAction
-from bot.states import RequestState
+from bot.requests.approvals import approve
+from bot.requests.invocation import Click, Invocation
+from bot.serve.wiring import OpsbotCore
 from bot.store import audit as audit_store
 from bot.store.migrate import upgrade
 from bot.store.models import AuditEventRow, RequestRow
-from tests.fakes import core
-from tests.fakes.core import FakeClock, RecordingNotifier, RecordingReplier, make_touch_app
+from bot.store.states import RequestState
+from tests import doubles as core
+from tests.doubles import FakeClock, RecordingNotifier, RecordingReplier, make_touch_app
 
 REQUESTER = Actor("U0REQ", "requester")
 
@@ -32,16 +32,16 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def app(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[OpsbotApp]:
+def app(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[OpsbotCore]:
     application, _ = make_touch_app(tmp_path, database_url, clock)
     upgrade(application.database)
     yield application
     application.close()
 
 
-def request_touch(app: OpsbotApp, value: str = "v2", actor: Actor = REQUESTER) -> RequestRow:
+def request_touch(app: OpsbotCore, value: str = "v2", actor: Actor = REQUESTER) -> RequestRow:
     reply = RecordingReplier()
-    app.operations.handle_command(Invocation(actor, "C0OPS", f"touch svc {value} in production"), reply)
+    app.front_door.handle_command(Invocation(actor, "C0OPS", f"touch svc {value} in production"), reply)
     assert not reply.messages, reply.last
     with app.database.reading() as session:
         row = session.scalars(select(RequestRow).order_by(RequestRow.id.desc())).first()
@@ -53,19 +53,19 @@ def shown(row: RequestRow) -> str:
     return f"{row.id}:{row.params_hash[:16]}:{row.plan_hash[:16]}"
 
 
-def events(app: OpsbotApp, event: EventType) -> list[AuditEventRow]:
+def events(app: OpsbotCore, event: EventType) -> list[AuditEventRow]:
     with app.database.reading() as session:
         return list(session.scalars(select(AuditEventRow).where(AuditEventRow.event == str(event))))
 
 
-def state_of(app: OpsbotApp, request_id: int) -> str:
+def state_of(app: OpsbotCore, request_id: int) -> str:
     with app.database.reading() as session:
         row = session.get(RequestRow, request_id)
         assert row is not None
         return row.state
 
 
-def test_fifty_approvers_clicking_at_once_give_one_approval_and_one_run(app: OpsbotApp, clock: FakeClock) -> None:
+def test_fifty_approvers_clicking_at_once_give_one_approval_and_one_run(app: OpsbotCore, clock: FakeClock) -> None:
     row = request_touch(app)
     barrier = threading.Barrier(50)
     outcomes: list[str] = []
@@ -87,31 +87,31 @@ def test_fifty_approvers_clicking_at_once_give_one_approval_and_one_run(app: Ops
     assert outcomes.count("already_decided") == 49
     assert len(events(app, EventType.APPROVED)) == 1
     for _ in range(50):
-        app.runner.submit(row.id)  # every clicker's front end would try to start it
-    assert app.runner.wait_idle(timeout=30)
+        app.engine.submit(row.id)  # every clicker's front end would try to start it
+    assert app.wait_idle(timeout=30)
     assert core.STATE.runs == 1
     assert state_of(app, row.id) == RequestState.SUCCEEDED
     assert len(events(app, EventType.STARTED)) == 1
     assert audit_store.verify(app.database).broken is None
 
 
-def test_double_click_by_the_same_approver_runs_once(app: OpsbotApp) -> None:
+def test_double_click_by_the_same_approver_runs_once(app: OpsbotCore) -> None:
     row = request_touch(app)
     replies = [RecordingReplier() for _ in range(20)]
     click = Click(Actor("U0A00", "approver0"), "C0OPS", ButtonAction.APPROVE, shown(row))
-    threads = [threading.Thread(target=app.operations.handle_click, args=(click, reply)) for reply in replies]
+    threads = [threading.Thread(target=app.front_door.handle_click, args=(click, reply)) for reply in replies]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert app.runner.wait_idle(timeout=30)
+    assert app.wait_idle(timeout=30)
     assert core.STATE.runs == 1
     refusals = [reply.last for reply in replies if reply.messages]
     assert len(refusals) == 19
     assert all("already" in text for text in refusals), refusals
 
 
-def test_requester_cannot_approve_own_request(app: OpsbotApp, clock: FakeClock) -> None:
+def test_requester_cannot_approve_own_request(app: OpsbotCore, clock: FakeClock) -> None:
     row = request_touch(app, actor=Actor("U0A01", "approver1"))
     with pytest.raises(SelfApproval, match="you cannot approve it"):
         approve(app.database, app.groups, request_id=row.id, actor=Actor("U0A01", "approver1"), shown=shown(row), now=clock())
@@ -120,7 +120,7 @@ def test_requester_cannot_approve_own_request(app: OpsbotApp, clock: FakeClock) 
     assert state_of(app, row.id) == RequestState.PENDING_APPROVAL
 
 
-def test_approval_after_expiry_is_refused_and_the_request_expires(app: OpsbotApp, clock: FakeClock) -> None:
+def test_approval_after_expiry_is_refused_and_the_request_expires(app: OpsbotCore, clock: FakeClock) -> None:
     row = request_touch(app)
     clock.advance(timedelta(minutes=10, seconds=1))
     with pytest.raises(ApprovalExpired, match="expired at"):
@@ -131,14 +131,14 @@ def test_approval_after_expiry_is_refused_and_the_request_expires(app: OpsbotApp
     assert core.STATE.runs == 0
 
 
-def test_approver_outside_the_groups_is_refused(app: OpsbotApp, clock: FakeClock) -> None:
+def test_approver_outside_the_groups_is_refused(app: OpsbotCore, clock: FakeClock) -> None:
     row = request_touch(app)
     with pytest.raises(NotAnApprover, match="must come from @approvers"):
         approve(app.database, app.groups, request_id=row.id, actor=Actor("U0OUT", "outsider"), shown=shown(row), now=clock())
     assert [event.outcome for event in events(app, EventType.APPROVAL_REFUSED)] == ["not_an_approver"]
 
 
-def test_approval_of_other_parameters_does_not_count(app: OpsbotApp, clock: FakeClock) -> None:
+def test_approval_of_other_parameters_does_not_count(app: OpsbotCore, clock: FakeClock) -> None:
     row = request_touch(app)
     forged = f"{row.id}:{'0' * 16}:{row.plan_hash[:16]}"
     with pytest.raises(StaleApproval):
@@ -147,17 +147,17 @@ def test_approval_of_other_parameters_does_not_count(app: OpsbotApp, clock: Fake
     assert [event.outcome for event in events(app, EventType.APPROVAL_REFUSED)] == ["stale"]
 
 
-def test_refusal_reasons_are_distinct(app: OpsbotApp, clock: FakeClock) -> None:
+def test_refusal_reasons_are_distinct(app: OpsbotCore, clock: FakeClock) -> None:
     codes = {SelfApproval.code, ApprovalExpired.code, NotAnApprover.code, StaleApproval.code, AlreadyDecided.code, AlreadyVoted.code}
     assert len(codes) == 6
     assert all(issubclass(kind, ApprovalRefused) for kind in (SelfApproval, ApprovalExpired, NotAnApprover, StaleApproval))
 
 
-def test_target_changed_after_approval_means_nothing_runs(app: OpsbotApp, clock: FakeClock) -> None:
+def test_target_changed_after_approval_means_nothing_runs(app: OpsbotCore, clock: FakeClock) -> None:
     row = request_touch(app)
     core.STATE.value = "changed-by-someone-else"
     approve(app.database, app.groups, request_id=row.id, actor=Actor("U0A00", "a0"), shown=shown(row), now=clock())
-    app.runner.execute(row.id)
+    app.engine.execute(row.id)
     assert state_of(app, row.id) == RequestState.FAILED
     assert core.STATE.runs == 0
     with app.database.reading() as session:
@@ -166,13 +166,13 @@ def test_target_changed_after_approval_means_nothing_runs(app: OpsbotApp, clock:
     assert "the target changed since the plan was approved" in stored.result
 
 
-def test_reject_means_nothing_runs(app: OpsbotApp) -> None:
+def test_reject_means_nothing_runs(app: OpsbotCore) -> None:
     row = request_touch(app)
     reply = RecordingReplier()
-    app.operations.handle_click(Click(Actor("U0A00", "a0"), "C0OPS", ButtonAction.REJECT, shown(row)), reply)
+    app.front_door.handle_click(Click(Actor("U0A00", "a0"), "C0OPS", ButtonAction.REJECT, shown(row)), reply)
     approve_reply = RecordingReplier()
-    app.operations.handle_click(Click(Actor("U0A01", "a1"), "C0OPS", ButtonAction.APPROVE, shown(row)), approve_reply)
-    app.runner.wait_idle(timeout=10)
+    app.front_door.handle_click(Click(Actor("U0A01", "a1"), "C0OPS", ButtonAction.APPROVE, shown(row)), approve_reply)
+    app.wait_idle(timeout=10)
     assert state_of(app, row.id) == RequestState.REJECTED
     assert core.STATE.runs == 0
     assert "already rejected" in approve_reply.last

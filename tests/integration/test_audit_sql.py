@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from bot.audit.events import AuditEvent, EventType
-from bot.cli import main
+from bot.cli.main import main
 from bot.store import audit as audit_store
 from bot.store.database import Database
 from bot.store.migrate import upgrade

@@ -32,8 +32,6 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from bot.actions.base import StepContext
-from bot.actions.registry import build_registry
 from bot.backends import Backends
 from bot.backends.aws import AwsBackend
 from bot.backends.aws.actions import (
@@ -52,9 +50,11 @@ from bot.backends.aws.actions import (
     EcsStatusArgs,
 )
 from bot.backends.aws.session import Actor, AwsPlace, AwsSessions, role_session_name
-from bot.config import AsgTarget, AwsAccess, EcsTarget, Environment, OpsbotConfig, Service
+from bot.catalog.actions import StepContext
+from bot.catalog.config import AsgTarget, AwsAccess, EcsTarget, Environment, OpsbotConfig, Service
+from bot.catalog.registry import build_registry
 from bot.errors import ActionFailed, TemporaryActionError
-from bot.health import TargetRef
+from bot.service_health import TargetRef
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling.client import AutoScalingClient

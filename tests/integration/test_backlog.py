@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.runner import PoolBusy
+from bot.serve.pool import PoolBusy
 from bot.store.migrate import upgrade
-from tests.fakes.core import FakeClock, make_touch_app
+from tests.doubles import FakeClock, make_touch_app
 
 
 def test_new_commands_are_shed_past_the_backlog_but_other_work_still_queues(tmp_path: Path, sqlite_url: str) -> None:
@@ -19,21 +19,21 @@ def test_new_commands_are_shed_past_the_backlog_but_other_work_still_queues(tmp_
     release = threading.Event()
     try:
         for _ in range(10):
-            app.runner.submit_task(release.wait, shed_when_busy=True)
+            app.pool.submit(release.wait, shed_when_busy=True)
         with pytest.raises(PoolBusy, match="10 tasks are already queued"):
-            app.runner.submit_task(release.wait, shed_when_busy=True)
-        app.runner.submit_task(release.wait)  # runs, approvals and clicks are never shed
+            app.pool.submit(release.wait, shed_when_busy=True)
+        app.pool.submit(release.wait)  # runs, approvals and clicks are never shed
     finally:
         release.set()
-        assert app.runner.wait_idle(timeout=10)
+        assert app.wait_idle(timeout=10)
         app.close()
 
 
 def test_long_runs_do_not_hold_up_the_work_after_an_ack(tmp_path: Path, sqlite_url: str) -> None:
-    from bot.invocation import Invocation
-    from bot.lifecycle import Actor
-    from tests.fakes import core
-    from tests.fakes.core import RecordingReplier
+    from bot.audit.events import Actor
+    from bot.requests.invocation import Invocation
+    from tests import doubles as core
+    from tests.doubles import RecordingReplier
 
     app, _ = make_touch_app(tmp_path, sqlite_url, FakeClock(), approvals=0, extra_services=12)
     upgrade(app.database)
@@ -42,14 +42,14 @@ def test_long_runs_do_not_hold_up_the_work_after_an_ack(tmp_path: Path, sqlite_u
     try:
         for index in range(12):  # more runs than run threads (8), each on its own service
             invocation = Invocation(Actor("U0REQ", "requester"), "C0OPS", f"touch svc{index} v{index} in production")
-            app.operations.handle_command(invocation, RecordingReplier())
+            app.front_door.handle_command(invocation, RecordingReplier())
         deadline = time.monotonic() + 20
         while core.STATE.runs < 8 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert core.STATE.runs == 8, "all eight run threads are busy with blocked runs"
-        app.runner.submit_task(answered.set)  # e.g. someone's `/ops help` arriving meanwhile
+        app.pool.submit(answered.set)  # e.g. someone's `/ops help` arriving meanwhile
         assert answered.wait(timeout=10), "post-ack work waited behind long runs"
     finally:
         core.STATE.release.set()
-        app.runner.wait_idle(timeout=30)
+        app.wait_idle(timeout=30)
         app.close()

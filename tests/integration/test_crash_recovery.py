@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from bot.states import RequestState
-from tests.fakes.kubernetes import FakeKubernetesServer
-from tests.fakes.slack_api import FakeSlackApi
+from bot.store.states import RequestState
+from fakes.kubernetes import FakeKubernetesServer
+from fakes.slack import FakeSlackApi
 from tests.integration.serve_support import (
     CHANNEL,
     DEVELOPER,
@@ -28,7 +28,6 @@ from tests.integration.serve_support import (
     INCIDENT_CHANNEL,
     DatabaseView,
     fake_cluster,
-    fake_slack,
     opsbot_serve,
     run_cli,
     serve_environment,
@@ -46,12 +45,6 @@ def kube() -> Iterator[FakeKubernetesServer]:
     # A deadline of a simulated day: the broken rollout stays "in progress" for the whole test.
     with fake_cluster(progress_deadline_seconds=86_400) as server:
         yield server
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlackApi]:
-    with fake_slack() as fake:
-        yield fake
 
 
 def test_a_run_whose_replica_was_killed_is_interrupted_and_its_lock_released(

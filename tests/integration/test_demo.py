@@ -29,7 +29,7 @@ STORY = """\
 @pytest.fixture(scope="module")
 def transcript() -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "demo", "--tick-seconds", "0.05"],
+        [sys.executable, "-m", "bot.cli.main", "demo", "--tick-seconds", "0.05"],
         input=STORY,
         capture_output=True,
         text=True,

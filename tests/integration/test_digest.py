@@ -16,41 +16,38 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from bot.actions.registry import build_registry
-from bot.app import OpsbotApp, build_app
-from bot.audit.events import EventType
+from bot.audit.events import Actor, EventType
 from bot.backends import Backends
-from bot.catalog import Catalog, load_catalog
-from bot.cli import main
-from bot.config import Environment, KubernetesAccess, KubernetesTarget, OpsbotConfig, Service
-from bot.digest import (
-    MAX_HEALTHY_LISTED,
-    SECTION_MAX_CHARS,
+from bot.catalog.catalog import Catalog, load_catalog
+from bot.catalog.config import Environment, KubernetesAccess, KubernetesTarget, OpsbotConfig, Service
+from bot.catalog.grammar import vocabulary_of
+from bot.catalog.registry import build_registry
+from bot.cli.main import main
+from bot.requests.builtins import BUILTIN_SPECS
+from bot.requests.invocation import Invocation
+from bot.runs.engine import RunnerTiming
+from bot.serve.wiring import OpsbotCore, build_core
+from bot.service_health import ServiceHealth
+from bot.settings import Settings
+from bot.store.database import Database
+from bot.store.migrate import upgrade
+from bot.store.models import AuditEventRow, RequestRow
+from bot.store.states import RequestState
+from bot.watch.digest_content import (
     Change,
     DigestContent,
-    Digests,
     HealthItem,
     Pending,
     changes_from_events,
     fingerprint,
-    gather_health,
-    render_digest,
     select_targets,
     should_post,
     summary_line,
 )
-from bot.digest_handlers import ScheduledWork, install_digest_builtins
-from bot.health import ServiceHealth
-from bot.invocation import Invocation
-from bot.lifecycle import Actor
-from bot.runner import RunnerTiming
-from bot.settings import Settings
-from bot.states import RequestState
-from bot.store.database import Database
-from bot.store.migrate import upgrade
-from bot.store.models import AuditEventRow, RequestRow
-from tests.fakes.core import FakeClock, RecordingNotifier, RecordingReplier
-from tests.fakes.kubernetes import FakeKubernetesServer
+from bot.watch.digest_render import MAX_HEALTHY_LISTED, SECTION_MAX_CHARS, render_digest
+from bot.watch.digests import Digests, gather_health
+from fakes.kubernetes import FakeKubernetesServer
+from tests.doubles import FakeClock, RecordingNotifier, RecordingReplier
 
 REGISTRY = "registry.example.com/shop"
 ALICE = Actor("U0ALICE", "alice")
@@ -141,15 +138,14 @@ class Fleet:
     """The fake cluster, the app wired to it, and what the app posted."""
 
     server: FakeKubernetesServer
-    app: OpsbotApp
+    app: OpsbotCore
     notifier: RecordingNotifier
     clock: FakeClock
-    work: ScheduledWork
 
     def run(self, actor: Actor, channel: str, text: str) -> RecordingReplier:
         reply = RecordingReplier()
-        self.app.operations.handle_command(Invocation(actor, channel, text), reply)
-        assert self.app.runner.wait_idle(timeout=60)
+        self.app.front_door.handle_command(Invocation(actor, channel, text), reply)
+        assert self.app.wait_idle(timeout=60)
         return reply
 
     def health(self) -> list[ServiceHealth]:
@@ -190,15 +186,15 @@ def make_fleet(tmp_path: Path, database_url: str, server: FakeKubernetesServer) 
     (tmp_path / "runbooks" / "deploy.yaml").write_text(DEPLOY)
     (tmp_path / "runbooks" / "rollback.yaml").write_text(ROLLBACK)
     (tmp_path / "opsbot.yaml").write_text(CONFIG.format(kubeconfig=kubeconfig))
-    catalog = load_catalog(tmp_path / "opsbot.yaml", tmp_path / "runbooks")
+    catalog = load_catalog(tmp_path / "opsbot.yaml", tmp_path / "runbooks", builtins=BUILTIN_SPECS)
     notifier = RecordingNotifier()
     clock = FakeClock(NOW)
     settings = Settings(OPSBOT_DATABASE_URL=database_url, OPSBOT_INSTANCE_ID="test", OPSBOT_SCHEDULER=False)
-    app = build_app(settings, notifier=notifier, catalog=catalog, clock=clock, timing=RunnerTiming(heartbeat_seconds=0.05))
+    app = build_core(settings, notifier=notifier, catalog=catalog, clock=clock, timing=RunnerTiming(heartbeat_seconds=0.05))
     upgrade(app.database)
     assert app.scheduler is None
     try:
-        yield Fleet(server, app, notifier, clock, install_digest_builtins(app.operations))
+        yield Fleet(server, app, notifier, clock)
     finally:
         app.close()
         app.backends.kubernetes.close()
@@ -262,17 +258,17 @@ def test_digest_to_another_channel_uses_that_channels_configuration(fleet: Fleet
 
 
 def test_quiet_digest_skips_an_unchanged_healthy_fleet_and_posts_when_something_changed(fleet: Fleet) -> None:
-    quiet = fleet.work.digests.for_channel("C0QUIET")
+    quiet = fleet.app.digests.for_channel("C0QUIET")
 
-    first = fleet.work.digests.post(quiet, slot="day-1")
+    first = fleet.app.digests.post(quiet, slot="day-1")
     fleet.clock.advance(timedelta(days=1))
-    unchanged = fleet.work.digests.post(quiet, slot="day-2")
+    unchanged = fleet.app.digests.post(quiet, slot="day-2")
     fleet.clock.advance(timedelta(hours=1))
     fleet.run(ALICE, "C0DEV", "deploy checkout 1.5.0 to staging")
     fleet.clock.advance(timedelta(hours=1))
-    changed = fleet.work.digests.post(quiet, slot="day-3")
+    changed = fleet.app.digests.post(quiet, slot="day-3")
     fleet.clock.advance(timedelta(days=1))
-    unchanged_again = fleet.work.digests.post(quiet, slot="day-4")
+    unchanged_again = fleet.app.digests.post(quiet, slot="day-4")
 
     assert [first.outcome, unchanged.outcome, changed.outcome, unchanged_again.outcome] == ["posted", "quiet", "posted", "quiet"]
     texts = [post.message.text for post in fleet.notifier.in_channel("C0QUIET")]
@@ -281,13 +277,13 @@ def test_quiet_digest_skips_an_unchanged_healthy_fleet_and_posts_when_something_
 
 
 def test_quiet_digest_posts_when_a_service_is_unhealthy(fleet: Fleet) -> None:
-    quiet = fleet.work.digests.for_channel("C0QUIET")
-    assert fleet.work.digests.post(quiet).outcome == "posted"
+    quiet = fleet.app.digests.for_channel("C0QUIET")
+    assert fleet.app.digests.post(quiet).outcome == "posted"
     fleet.set_image("prod", "payments", "payments", f"{REGISTRY}/payments:7.2-broken")
     wait_until(lambda: fleet.health_of("payments").state == "failed", "payments to fail")
     fleet.clock.advance(timedelta(days=1))
 
-    result = fleet.work.digests.post(quiet)
+    result = fleet.app.digests.post(quiet)
 
     assert result.outcome == "posted"
     assert result.message is not None and result.message.text == "3 services healthy, 1 failed · no changes"
@@ -313,7 +309,7 @@ def digest_calls(server: FakeKubernetesServer, config: OpsbotConfig, sqlite_url:
     backends = Backends(config)
     database = Database(sqlite_url)
     upgrade(database)
-    catalog = Catalog(config=config, runbooks={}, registry=build_registry(), commands={})
+    catalog = Catalog(config=config, runbooks={}, registry=build_registry(), commands={}, vocabulary=vocabulary_of(config))
 
     def health(items: list[HealthItem]) -> list[ServiceHealth]:
         return gather_health(backends, items)

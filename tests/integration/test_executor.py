@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.fakes.slack_api import FakeSlackApi
+from fakes.slack import FakeSlackApi
 from tests.integration.serve_support import fake_cluster, fake_slack, opsbot_serve, run_cli, serve_environment, write_config
 
 REQUESTER = "U0ALICE"

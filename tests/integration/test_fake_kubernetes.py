@@ -22,7 +22,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from tests.fakes.kubernetes import FakeKubernetesServer
+from fakes.kubernetes import FakeKubernetesServer
 
 IMAGE_V1 = "registry.example.com/shop/checkout:1.4.1"
 IMAGE_V2 = "registry.example.com/shop/checkout:1.4.2"

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from tests.fakes.slack_api import FakeSlackApi
+from fakes.slack import FakeSlackApi
 
 TOKEN = "xoxb-test"
 USERS = {"U0ALICE": "alice", "U0BOB": "bob"}

@@ -17,6 +17,7 @@ what happened, and the audit chain still verifies.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 import sqlite3
@@ -29,29 +30,27 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from bot.actions.registry import build_registry
-from bot.app import OpsbotApp, build_app
-from bot.audit.events import EventType
-from bot.backends.kubernetes.actions import KubernetesRollback
-from bot.catalog import Catalog, load_catalog
-from bot.invocation import Click, Invocation
-from bot.lifecycle import Actor
+from bot.audit.events import Actor, EventType
+from bot.backends.kubernetes.rollout_actions import KubernetesRollback
+from bot.catalog.catalog import Catalog, load_catalog
+from bot.catalog.registry import build_registry
 from bot.messages import ButtonAction
-from bot.runner import RunnerTiming
+from bot.requests.builtins import BUILTIN_SPECS
+from bot.requests.invocation import Click, Invocation
+from bot.runs.engine import RunnerTiming
+from bot.serve.wiring import OpsbotCore, build_core
 from bot.settings import Settings
-from bot.states import RequestState
 from bot.store import audit as audit_store
 from bot.store.migrate import upgrade
 from bot.store.models import AuditEventRow, RequestRow
+from bot.store.states import RequestState
+from fakes.kubernetes import FakeKubernetesServer
+from fakes.slack import FakeSlackApi
 from tests.conftest import EXAMPLE_CONFIG, POSTGRES_ADMIN_URL, RUNBOOKS
-from tests.fakes.core import STATE, FakeClock, RecordingNotifier, RecordingReplier
-from tests.fakes.core import test_registry as touch_registry
-from tests.fakes.kubernetes import FakeKubernetesServer
-from tests.fakes.slack_api import FakeSlackApi
+from tests.doubles import STATE, FakeClock, RecordingNotifier, RecordingReplier
+from tests.doubles import test_registry as touch_registry
 from tests.integration.slack_support import (
     RunningServer,
-    assert_every_blocks_payload_valid,
-    fake_slack,
     latest_message,
     posted_request,
     serve_touch_catalog,
@@ -65,13 +64,13 @@ DEPLOYMENT = "deployment shop/checkout in cluster demo-staging"
 REQUEST_TIMEOUT_SECONDS = 3
 
 
-def audit_story(app: OpsbotApp, request_id: int) -> list[str]:
+def audit_story(app: OpsbotCore, request_id: int) -> list[str]:
     with app.database.reading() as session:
         rows = session.scalars(select(AuditEventRow).where(AuditEventRow.request_id == request_id).order_by(AuditEventRow.seq))
         return [row.event for row in rows if row.event != EventType.STEP_PROGRESS]
 
 
-def progress_lines(app: OpsbotApp, request_id: int) -> list[str]:
+def progress_lines(app: OpsbotCore, request_id: int) -> list[str]:
     with app.database.reading() as session:
         rows = session.scalars(
             select(AuditEventRow).where(AuditEventRow.request_id == request_id, AuditEventRow.event == EventType.STEP_PROGRESS)
@@ -79,18 +78,18 @@ def progress_lines(app: OpsbotApp, request_id: int) -> list[str]:
         return [str(json.loads(row.details).get("message")) for row in rows]
 
 
-def last_request(app: OpsbotApp) -> RequestRow:
+def last_request(app: OpsbotCore) -> RequestRow:
     with app.database.reading() as session:
         row = session.scalars(select(RequestRow).order_by(RequestRow.id.desc())).first()
     assert row is not None
     return row
 
 
-def assert_chain_verifies_or_is_empty(app: OpsbotApp) -> None:
+def assert_chain_verifies_or_is_empty(app: OpsbotCore) -> None:
     assert audit_store.verify(app.database).broken is None
 
 
-def assert_chain_verifies(app: OpsbotApp) -> None:
+def assert_chain_verifies(app: OpsbotCore) -> None:
     report = audit_store.verify(app.database)
     assert report.broken is None, report.broken
     assert report.rows > 0
@@ -121,29 +120,29 @@ def fast_catalog(tmp_path: Path, kubeconfig: Path) -> Catalog:
     )
     registry = build_registry()
     registry.register_rollback(KubernetesRollback(poll_seconds=0.05))
-    catalog = load_catalog(EXAMPLE_CONFIG, runbooks, registry=registry)
+    catalog = load_catalog(EXAMPLE_CONFIG, runbooks, builtins=BUILTIN_SPECS, registry=registry)
     access = catalog.config.kubernetes.model_copy(
         update={"kubeconfig": str(kubeconfig), "request_timeout": timedelta(seconds=REQUEST_TIMEOUT_SECONDS)}
     )
     config = catalog.config.model_copy(update={"kubernetes": access})
-    return Catalog(config=config, runbooks=catalog.runbooks, registry=catalog.registry, commands=catalog.commands)
+    return dataclasses.replace(catalog, config=config)
 
 
 @pytest.fixture
-def kube_app(tmp_path: Path, kube: FakeKubernetesServer, sqlite_url: str) -> Iterator[tuple[OpsbotApp, RecordingNotifier]]:
+def kube_app(tmp_path: Path, kube: FakeKubernetesServer, sqlite_url: str) -> Iterator[tuple[OpsbotCore, RecordingNotifier]]:
     catalog = fast_catalog(tmp_path, kube.write_kubeconfig(tmp_path / "kubeconfig", contexts=["demo-staging", "demo-production"]))
     notifier = RecordingNotifier()
     settings = Settings(OPSBOT_DATABASE_URL=sqlite_url, OPSBOT_INSTANCE_ID="faults-test")
-    application = build_app(settings, notifier=notifier, catalog=catalog, timing=RunnerTiming(heartbeat_seconds=0.05))
+    application = build_core(settings, notifier=notifier, catalog=catalog, timing=RunnerTiming(heartbeat_seconds=0.05))
     upgrade(application.database)
     yield application, notifier
     application.close()
 
 
-def deploy(app: OpsbotApp, version: str) -> tuple[RequestRow, RecordingReplier]:
+def deploy(app: OpsbotCore, version: str) -> tuple[RequestRow, RecordingReplier]:
     reply = RecordingReplier()
-    app.operations.handle_command(Invocation(ALICE, "C0OPS", f"deploy checkout {version} to staging"), reply)
-    assert app.runner.wait_idle(timeout=60)
+    app.front_door.handle_command(Invocation(ALICE, "C0OPS", f"deploy checkout {version} to staging"), reply)
+    assert app.wait_idle(timeout=60)
     return last_request(app), reply
 
 
@@ -161,7 +160,7 @@ def incident_posts(notifier: RecordingNotifier) -> list[str]:
 
 
 def test_500s_a_timeout_and_a_reset_while_waiting_for_the_rollout_are_ridden_out(
-    kube_app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer
+    kube_app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer
 ) -> None:
     app, notifier = kube_app
     for kind in ("500", "timeout", "reset"):
@@ -180,7 +179,7 @@ def test_500s_a_timeout_and_a_reset_while_waiting_for_the_rollout_are_ridden_out
 
 @pytest.mark.parametrize("kind", ["500", "503", "timeout", "reset"])
 def test_one_failed_patch_is_retried_and_the_deploy_completes(
-    kube_app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer, kind: str
+    kube_app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer, kind: str
 ) -> None:
     app, notifier = kube_app
     kube.inject_fault(kind, method="PATCH", path_contains="/deployments/checkout", times=1, during_rollout=True)
@@ -197,7 +196,7 @@ def test_one_failed_patch_is_retried_and_the_deploy_completes(
 
 
 def test_a_patch_that_keeps_failing_fails_the_deploy_with_a_clear_message_and_changes_nothing(
-    kube_app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer
+    kube_app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer
 ) -> None:
     app, notifier = kube_app
     kube.inject_fault("500", method="PATCH", path_contains="/deployments/checkout", times=None, during_rollout=True)
@@ -216,7 +215,7 @@ def test_a_patch_that_keeps_failing_fails_the_deploy_with_a_clear_message_and_ch
 
 
 def test_an_api_server_failing_through_the_rollout_fails_the_deploy_and_rolls_it_back(
-    kube_app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer
+    kube_app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer
 ) -> None:
     app, notifier = kube_app
     kube.inject_fault("500", method="GET", path_contains="/deployments/checkout", times=4, during_rollout=True)
@@ -233,7 +232,7 @@ def test_an_api_server_failing_through_the_rollout_fails_the_deploy_and_rolls_it
 
 
 def test_an_api_server_that_stays_down_fails_the_deploy_and_says_the_rollback_failed_too(
-    kube_app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer
+    kube_app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer
 ) -> None:
     app, notifier = kube_app
     kube.inject_fault("503", method="GET", path_contains="/deployments/checkout", times=None, during_rollout=True)
@@ -255,14 +254,6 @@ TOUCH_STORY = [
     EventType.COMMAND_RECEIVED, EventType.APPROVAL_REQUESTED, EventType.APPROVAL_GIVEN, EventType.APPROVED, EventType.STARTED,
     EventType.STEP_STARTED, EventType.STEP_FINISHED, EventType.SUCCEEDED,
 ]  # fmt: skip
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlackApi]:
-    with fake_slack() as fake:
-        yield fake
-        assert_every_blocks_payload_valid(fake)
-        assert fake.server_errors == []
 
 
 @pytest.fixture
@@ -390,25 +381,25 @@ def log() -> Iterator[LogRecords]:
         yield records
 
 
-def two_step_app(tmp_path: Path, database_url: str, clock: FakeClock, *, lease: timedelta = LEASE) -> tuple[OpsbotApp, RecordingNotifier]:
+def two_step_app(tmp_path: Path, database_url: str, clock: FakeClock, *, lease: timedelta = LEASE) -> tuple[OpsbotCore, RecordingNotifier]:
     STATE.reset()
     (tmp_path / "runbooks").mkdir(exist_ok=True)
     (tmp_path / "runbooks" / "touch.yaml").write_text(TWO_STEP_RUNBOOK)
     (tmp_path / "opsbot.yaml").write_text(CONFIG)
-    catalog = load_catalog(tmp_path / "opsbot.yaml", tmp_path / "runbooks", registry=touch_registry())
+    catalog = load_catalog(tmp_path / "opsbot.yaml", tmp_path / "runbooks", builtins=BUILTIN_SPECS, registry=touch_registry())
     notifier = RecordingNotifier()
     settings = Settings(OPSBOT_DATABASE_URL=database_url, OPSBOT_INSTANCE_ID="faults-db")
     timing = RunnerTiming(lease=lease, heartbeat_seconds=0.05, lease_renew_every=2)
-    app = build_app(settings, notifier=notifier, catalog=catalog, clock=clock, timing=timing)
+    app = build_core(settings, notifier=notifier, catalog=catalog, clock=clock, timing=timing)
     upgrade(app.database)
     return app, notifier
 
 
 @contextlib.contextmanager
-def held_in_its_first_step(app: OpsbotApp) -> Iterator[None]:
+def held_in_its_first_step(app: OpsbotCore) -> Iterator[None]:
     """Start ``touch svc v2`` and hold it inside its first step until the block ends."""
     STATE.release.clear()
-    app.operations.handle_command(Invocation(ALICE, "C0OPS", "touch svc v2"), RecordingReplier())
+    app.front_door.handle_command(Invocation(ALICE, "C0OPS", "touch svc v2"), RecordingReplier())
     assert STATE.started.wait(10), "the run never reached its first step"
     try:
         yield
@@ -463,7 +454,7 @@ def test_a_postgresql_restart_between_steps_is_ridden_out_and_the_run_succeeds(t
     try:
         with held_in_its_first_step(app):
             assert terminate_backends(application_name) >= 1, "the app had sessions open mid-run"
-        assert app.runner.wait_idle(timeout=30)
+        assert app.wait_idle(timeout=30)
 
         row = last_request(app)
         assert row.state == RequestState.SUCCEEDED, row.result
@@ -486,7 +477,7 @@ def test_postgresql_refusing_connections_for_a_moment_at_the_end_of_a_run_still_
             terminate_backends(application_name)
         wait_until(lambda: log.saw("the database is unreachable"), what="the run to meet the outage")
         set_login(role, allowed=True)
-        assert app.runner.wait_idle(timeout=30)
+        assert app.wait_idle(timeout=30)
 
         row = last_request(app)
         assert row.state == RequestState.SUCCEEDED, row.result
@@ -511,13 +502,13 @@ def test_postgresql_gone_for_longer_than_a_lease_ends_the_run_interrupted_never_
         with held_in_its_first_step(app):
             set_login(role, allowed=False)
             terminate_backends(application_name)
-        assert app.runner.wait_idle(timeout=30), "the run gives up once its lease is over"
+        assert app.wait_idle(timeout=30), "the run gives up once its lease is over"
         assert log.saw("the database is unreachable")
         set_login(role, allowed=True)
         assert last_request(app).state == RequestState.RUNNING, "nothing could record the end while the database was away"
 
         clock.advance(SHORT_LEASE * 2)
-        interrupted = app.runner.recover()
+        interrupted = app.engine.recover()
 
         row = last_request(app)
         assert interrupted == [row.id] and row.state == RequestState.INTERRUPTED
@@ -540,8 +531,8 @@ def test_a_command_or_click_while_postgresql_is_down_gets_a_clear_answer_not_sil
         set_login(role, allowed=False)
         terminate_backends(application_name)
 
-        app.operations.handle_command(Invocation(ALICE, "C0OPS", "touch svc v2", delivery="d" * 64), reply)
-        app.operations.handle_click(Click(BOB, "C0OPS", ButtonAction.APPROVE, "1:x:y", delivery="e" * 64), clicked)
+        app.front_door.handle_command(Invocation(ALICE, "C0OPS", "touch svc v2", delivery="d" * 64), reply)
+        app.front_door.handle_click(Click(BOB, "C0OPS", ButtonAction.APPROVE, "1:x:y", delivery="e" * 64), clicked)
 
         for answer in (reply.last, clicked.last):
             assert "Something went wrong on our side" in answer and "Nothing further was changed" in answer
@@ -560,9 +551,9 @@ def test_a_sqlite_file_locked_past_a_heartbeat_delays_the_run_but_it_succeeds(tm
         with held_in_its_first_step(app):
             other.execute("BEGIN EXCLUSIVE")
         wait_until(lambda: STATE.value == "v2", what="the first step to finish while the file is locked")
-        assert not app.runner.wait_idle(timeout=0.5), "the run waits for the lock (several heartbeats)"
+        assert not app.wait_idle(timeout=0.5), "the run waits for the lock (several heartbeats)"
         other.execute("ROLLBACK")
-        assert app.runner.wait_idle(timeout=30)
+        assert app.wait_idle(timeout=30)
 
         row = last_request(app)
         assert row.state == RequestState.SUCCEEDED, row.result

@@ -31,23 +31,21 @@ from sqlalchemy import inspect
 
 from bot.audit.events import EventType
 from bot.messages import ButtonAction
-from bot.states import RequestState
 from bot.store import audit as audit_store
 from bot.store import requests as request_store
-from tests.fakes.core import STATE
-from tests.fakes.slack_api import FakeSlackApi, Message
+from bot.store.states import RequestState
+from fakes.slack import FakeSlackApi, Message
+from tests.doubles import STATE
 from tests.integration.slack_support import (
     CHANNEL,
     MESSAGE_METHODS,
     SIGNING_SECRET,
     USERS,
     RunningServer,
-    assert_every_blocks_payload_valid,
     block_actions_payload,
     blocks_of,
     click_payload,
     command_form,
-    fake_slack,
     form_payload,
     posted_request,
     serve_touch_catalog,
@@ -88,14 +86,6 @@ RAW_MARKUP = ("<!channel>", "<!here>", "<@U0ALICE>", "<https://evil.example")
 def server_log() -> Iterator[LogRecords]:
     with captured_logs() as records:
         yield records
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlackApi]:
-    with fake_slack() as fake:
-        yield fake
-        assert_every_blocks_payload_valid(fake)
-        assert fake.server_errors == []
 
 
 @pytest.fixture

@@ -9,19 +9,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.audit.events import EventType
-from bot.config import Channels, Environment, HealthWatch, KubernetesTarget, OpsbotConfig, Service
-from bot.health import ServiceHealth
-from bot.incidents import Degradation, IncidentState, IncidentWatch, Step, decide, degradation
-from bot.invocation import Click
-from bot.lifecycle import Actor
+from bot.audit.events import Actor, EventType
+from bot.catalog.config import Channels, Environment, HealthWatch, KubernetesTarget, OpsbotConfig, Service
 from bot.messages import ButtonAction, Message
-from bot.states import RequestState
+from bot.requests.invocation import Click
+from bot.requests.views import button_value
+from bot.service_health import ServiceHealth
 from bot.store.database import Database
 from bot.store.models import AuditEventRow, IncidentRow
-from bot.views import button_value
-from tests.fakes.core import FakeClock, RecordingNotifier, RecordingReplier
-from tests.fakes.kubernetes import FakeKubernetesServer
+from bot.store.states import RequestState
+from bot.watch.incidents import Degradation, IncidentState, IncidentWatch, Step, decide, degradation
+from fakes.kubernetes import FakeKubernetesServer
+from tests.doubles import FakeClock, RecordingNotifier, RecordingReplier
 from tests.integration.test_digest import ALICE, BOB, REGISTRY, Fleet, make_fleet, wait_until
 
 CAROL = Actor("U0CAROL", "carol")
@@ -202,8 +201,8 @@ def fleet(tmp_path: Path, sqlite_url: str, ticking_server: FakeKubernetesServer)
 
 def click(fleet: Fleet, actor: Actor, action: ButtonAction, value: str) -> RecordingReplier:
     reply = RecordingReplier()
-    fleet.app.operations.handle_click(Click(actor, "C0INCIDENT", action, value), reply)
-    assert fleet.app.runner.wait_idle(timeout=60)
+    fleet.app.front_door.handle_click(Click(actor, "C0INCIDENT", action, value), reply)
+    assert fleet.app.wait_idle(timeout=60)
     return reply
 
 
@@ -212,7 +211,7 @@ def incident_posts(fleet: Fleet) -> list[Message]:
 
 
 def test_broken_rollout_opens_one_incident_and_roll_back_goes_through_approval_to_recovery(fleet: Fleet) -> None:
-    watch = fleet.work.watch
+    watch = fleet.app.incidents
     fleet.set_image("prod", "shop", "search", f"{REGISTRY}/search:2.1-broken")
     wait_until(lambda: fleet.health_of("search").state == "failed", "search to exceed its progress deadline")
 
@@ -262,7 +261,7 @@ def test_broken_rollout_opens_one_incident_and_roll_back_goes_through_approval_t
 def test_roll_back_is_refused_by_the_policy_like_a_typed_command(fleet: Fleet) -> None:
     fleet.set_image("prod", "shop", "search", f"{REGISTRY}/search:2.1-broken")
     wait_until(lambda: fleet.health_of("search").state == "failed", "search to fail")
-    fleet.work.watch.check()
+    fleet.app.incidents.check()
     [opened] = incident_posts(fleet)
 
     outsider = click(fleet, Actor("U0MALLORY", "mallory"), ButtonAction.INCIDENT_ROLLBACK, opened.buttons[0].value)
@@ -276,7 +275,7 @@ def test_a_service_with_its_own_incident_channel_posts_there(fleet: Fleet) -> No
     fleet.set_image("prod", "payments", "payments", f"{REGISTRY}/payments:7.2-broken")
     wait_until(lambda: fleet.health_of("payments").state == "failed", "payments to fail")
 
-    fleet.work.watch.check()
+    fleet.app.incidents.check()
 
     assert [post.message.title for post in fleet.notifier.in_channel("C0PAYMENTS")] == ["🔥 payments/production is degraded"]
     assert list(fleet.notifier.in_channel("C0INCIDENT")) == []

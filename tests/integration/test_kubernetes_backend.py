@@ -18,31 +18,25 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from bot.actions.base import Action, StepContext
-from bot.actions.registry import build_registry
 from bot.backends import Backends
 from bot.backends.kubernetes import KubernetesBackend
-from bot.backends.kubernetes.actions import (
-    ACTIONS,
-    ROLLBACKS,
+from bot.backends.kubernetes.actions import ACTIONS, ROLLBACKS
+from bot.backends.kubernetes.rollout_actions import (
     KubernetesRollback,
-    Restart,
-    RestartArgs,
     Rollback,
     RollbackArgs,
-    Scale,
-    ScaleArgs,
     SetImage,
     SetImageArgs,
-    Status,
-    StatusArgs,
     WaitRollout,
     WaitRolloutArgs,
 )
-from bot.config import Environment, KubernetesAccess, KubernetesTarget, OpsbotConfig, Service
+from bot.backends.kubernetes.workload_actions import Restart, RestartArgs, Scale, ScaleArgs, Status, StatusArgs
+from bot.catalog.actions import Action, StepContext
+from bot.catalog.config import Environment, KubernetesAccess, KubernetesTarget, OpsbotConfig, Service
+from bot.catalog.registry import build_registry
 from bot.errors import ActionCancelled, ActionFailed, StepTimeout, TemporaryActionError
-from bot.health import TargetRef
-from tests.fakes.kubernetes import FakeKubernetesServer
+from bot.service_health import TargetRef
+from fakes.kubernetes import FakeKubernetesServer
 
 CLUSTER = "prod-eu"
 NAMESPACE = "shop"

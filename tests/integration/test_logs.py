@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from bot.states import RequestState
-from tests.fakes.kubernetes import FakeKubernetesServer
-from tests.fakes.slack_api import FakeSlackApi
+from bot.store.states import RequestState
+from fakes.kubernetes import FakeKubernetesServer
+from fakes.slack import FakeSlackApi
 from tests.integration.serve_support import (
     CHANNELS,
     DEVELOPER,
@@ -120,7 +120,9 @@ def test_serve_logs_json_with_request_fields_and_never_a_secret(tmp_path: Path, 
     assert slack_failure["level"] == "warning"
     assert fields(slack_failure, "request_id", "user", "runbook") == (unposted.id, DEVELOPER, "deploy"), "the failure says whose request"
     refusals = [line for line in lines if "(HTTP 401)" in line["event"]]
-    assert [(line["level"], line["logger"]) for line in refusals] == [("warning", "bot.server")] * 3, "one line per refused request"
+    assert [(line["level"], line["logger"]) for line in refusals] == [("warning", "bot.slack.signatures")] * 3, (
+        "one line per refused request"
+    )
     reasons = " | ".join(line["event"] for line in refusals)
     for reason in ("signature does not match", "stale timestamp", "no Slack signature headers"):
         assert reason in reasons

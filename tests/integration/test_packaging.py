@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main as opsbot_cli
+from bot.cli.main import main as opsbot_cli
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -173,3 +173,10 @@ def test_serve_refuses_to_start_without_slack_credentials(installed: Installed) 
     result = installed.run("serve", OPSBOT_DATABASE_URL=f"sqlite:///{installed.workdir / 'serve.db'}")
     assert result.returncode == 2
     assert "SLACK_BOT_TOKEN is not set" in result.stderr and "opsbot serve did not start." in result.stderr
+
+
+def test_the_image_has_no_fakes_and_demo_says_it_needs_a_checkout(installed: Installed) -> None:
+    result = installed.run("demo")
+    assert result.returncode != 0
+    assert "needs the fakes package of a source checkout" in result.stderr
+    assert "Traceback" not in result.stderr

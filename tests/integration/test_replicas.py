@@ -18,11 +18,11 @@ import httpx
 import pytest
 
 from bot.messages import ButtonAction
-from bot.states import RequestState
 from bot.store.models import TargetLockRow
+from bot.store.states import RequestState
+from fakes.kubernetes import FakeKubernetesServer, RecordedRequest
+from fakes.slack import FakeSlackApi, Message
 from tests.conftest import _postgres_or_fail
-from tests.fakes.kubernetes import FakeKubernetesServer, RecordedRequest
-from tests.fakes.slack_api import FakeSlackApi, Message
 from tests.integration.serve_support import (
     CHANNEL,
     DEVELOPER,

@@ -6,25 +6,26 @@ with the audit log and what a person would see in the channel checked at the end
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from bot.app import OpsbotApp, build_app
-from bot.catalog import Catalog
-from bot.invocation import Click, Invocation
-from bot.lifecycle import Actor
+from bot.audit.events import Actor
+from bot.catalog.catalog import Catalog
 from bot.messages import ButtonAction
-from bot.runner import RunnerTiming
+from bot.requests.invocation import Click, Invocation
+from bot.runs.engine import RunnerTiming
+from bot.serve.wiring import OpsbotCore, build_core
 from bot.settings import Settings
-from bot.states import RequestState
 from bot.store import audit as audit_store
 from bot.store.migrate import upgrade
 from bot.store.models import AuditEventRow, RequestRow
-from tests.fakes.core import RecordingNotifier, RecordingReplier
-from tests.fakes.kubernetes import FakeKubernetesServer
+from bot.store.states import RequestState
+from fakes.kubernetes import FakeKubernetesServer
+from tests.doubles import RecordingNotifier, RecordingReplier
 
 ALICE, BOB, DAVE = Actor("U0ALICE", "alice"), Actor("U0BOB", "bob"), Actor("U0DAVE", "dave")
 IMAGE = "registry.example.com/shop/checkout"
@@ -46,41 +47,39 @@ def kube(tmp_path: Path) -> Iterator[FakeKubernetesServer]:
 @pytest.fixture
 def app(
     tmp_path: Path, kube: FakeKubernetesServer, example_catalog: Catalog, sqlite_url: str
-) -> Iterator[tuple[OpsbotApp, RecordingNotifier]]:
+) -> Iterator[tuple[OpsbotCore, RecordingNotifier]]:
     kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", contexts=["demo-staging", "demo-production"])
     config = example_catalog.config.model_copy(
         update={"kubernetes": example_catalog.config.kubernetes.model_copy(update={"kubeconfig": str(kubeconfig)})}
     )
-    catalog = Catalog(
-        config=config, runbooks=example_catalog.runbooks, registry=example_catalog.registry, commands=example_catalog.commands
-    )
+    catalog = dataclasses.replace(example_catalog, config=config)
     notifier = RecordingNotifier()
     settings = Settings(OPSBOT_DATABASE_URL=sqlite_url, OPSBOT_INSTANCE_ID="runner-test")
-    application = build_app(settings, notifier=notifier, catalog=catalog, timing=RunnerTiming(heartbeat_seconds=0.05))
+    application = build_core(settings, notifier=notifier, catalog=catalog, timing=RunnerTiming(heartbeat_seconds=0.05))
     upgrade(application.database)
     yield application, notifier
     application.close()
 
 
-def run(app: OpsbotApp, actor: Actor, text: str) -> RecordingReplier:
+def run(app: OpsbotCore, actor: Actor, text: str) -> RecordingReplier:
     reply = RecordingReplier()
-    app.operations.handle_command(Invocation(actor, "C0OPS", text), reply)
-    assert app.runner.wait_idle(timeout=60)
+    app.front_door.handle_command(Invocation(actor, "C0OPS", text), reply)
+    assert app.wait_idle(timeout=60)
     return reply
 
 
-def last_request(app: OpsbotApp) -> RequestRow:
+def last_request(app: OpsbotCore) -> RequestRow:
     with app.database.reading() as session:
         row = session.scalars(select(RequestRow).order_by(RequestRow.id.desc())).first()
     assert row is not None
     return row
 
 
-def approve(app: OpsbotApp, row: RequestRow, actor: Actor = BOB) -> RecordingReplier:
+def approve(app: OpsbotCore, row: RequestRow, actor: Actor = BOB) -> RecordingReplier:
     reply = RecordingReplier()
     value = f"{row.id}:{row.params_hash[:16]}:{row.plan_hash[:16]}"
-    app.operations.handle_click(Click(actor, "C0OPS", ButtonAction.APPROVE, value), reply)
-    assert app.runner.wait_idle(timeout=60)
+    app.front_door.handle_click(Click(actor, "C0OPS", ButtonAction.APPROVE, value), reply)
+    assert app.wait_idle(timeout=60)
     return reply
 
 
@@ -88,14 +87,14 @@ def image(kube: FakeKubernetesServer, cluster: str = "demo-staging") -> str:
     return str(kube.deployment(cluster, "shop", "checkout")["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
-def story(app: OpsbotApp, request_id: int) -> list[str]:
+def story(app: OpsbotCore, request_id: int) -> list[str]:
     with app.database.reading() as session:
         rows = session.scalars(select(AuditEventRow).where(AuditEventRow.request_id == request_id).order_by(AuditEventRow.seq))
         return [row.event for row in rows if row.event != "step_progress"]
 
 
 def test_staging_deploy_rolls_out_and_the_audit_log_tells_each_step(
-    app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer
+    app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer
 ) -> None:
     ops, notifier = app
     run(ops, ALICE, "deploy checkout 1.4.2 to staging")
@@ -110,7 +109,7 @@ def test_staging_deploy_rolls_out_and_the_audit_log_tells_each_step(
     assert audit_store.verify(ops.database).broken is None
 
 
-def test_broken_image_is_rolled_back_automatically(app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer) -> None:
+def test_broken_image_is_rolled_back_automatically(app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer) -> None:
     ops, notifier = app
     run(ops, ALICE, "deploy checkout 1.4.3-broken to staging")
     row = last_request(ops)
@@ -122,7 +121,7 @@ def test_broken_image_is_rolled_back_automatically(app: tuple[OpsbotApp, Recordi
     assert len(incident) == 1 and "rolled back" in incident[0].message.text
 
 
-def test_production_deploy_waits_for_an_approval_then_runs(app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer) -> None:
+def test_production_deploy_waits_for_an_approval_then_runs(app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer) -> None:
     ops, _ = app
     run(ops, ALICE, "deploy checkout 1.4.2 to production")
     row = last_request(ops)
@@ -136,7 +135,7 @@ def test_production_deploy_waits_for_an_approval_then_runs(app: tuple[OpsbotApp,
     assert image(kube, "demo-production") == f"{IMAGE}:1.4.2"
 
 
-def test_rollback_to_an_explicit_revision(app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer) -> None:
+def test_rollback_to_an_explicit_revision(app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer) -> None:
     ops, _ = app
     run(ops, ALICE, "deploy checkout 1.4.2 to staging")
     run(ops, ALICE, "deploy checkout 1.4.3 to staging")
@@ -148,7 +147,7 @@ def test_rollback_to_an_explicit_revision(app: tuple[OpsbotApp, RecordingNotifie
     assert row.plan[0] == {"field": "revision", "before": "3", "after": "1"}
 
 
-def test_scale_within_and_outside_the_policy_limit(app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer) -> None:
+def test_scale_within_and_outside_the_policy_limit(app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer) -> None:
     ops, _ = app
     run(ops, ALICE, "scale checkout 5 in staging")
     assert last_request(ops).state == RequestState.SUCCEEDED
@@ -160,7 +159,7 @@ def test_scale_within_and_outside_the_policy_limit(app: tuple[OpsbotApp, Recordi
     assert kube.deployment("demo-production", "shop", "checkout")["spec"]["replicas"] == 3
 
 
-def test_restart_sets_the_restarted_at_annotation(app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer) -> None:
+def test_restart_sets_the_restarted_at_annotation(app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer) -> None:
     ops, _ = app
     run(ops, DAVE, "restart checkout in staging")
     assert last_request(ops).state == RequestState.SUCCEEDED
@@ -168,7 +167,7 @@ def test_restart_sets_the_restarted_at_annotation(app: tuple[OpsbotApp, Recordin
     assert "kubectl.kubernetes.io/restartedAt" in annotations
 
 
-def test_status_reports_replicas_and_details_in_the_thread(app: tuple[OpsbotApp, RecordingNotifier]) -> None:
+def test_status_reports_replicas_and_details_in_the_thread(app: tuple[OpsbotCore, RecordingNotifier]) -> None:
     ops, notifier = app
     run(ops, DAVE, "status checkout in production")
     row = last_request(ops)
@@ -179,7 +178,7 @@ def test_status_reports_replicas_and_details_in_the_thread(app: tuple[OpsbotApp,
 
 
 def test_explicit_lock_refuses_others_with_the_owner_and_reason(
-    app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer
+    app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer
 ) -> None:
     ops, notifier = app
     run(ops, ALICE, 'lock checkout in staging --reason "db migration"')
@@ -193,37 +192,37 @@ def test_explicit_lock_refuses_others_with_the_owner_and_reason(
 
 
 def test_second_deploy_while_one_runs_names_the_running_request(
-    app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer
+    app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer
 ) -> None:
     ops, _ = app
     first = RecordingReplier()
-    ops.operations.handle_command(Invocation(ALICE, "C0OPS", "deploy checkout 1.4.3-broken to staging"), first)
-    ops.runner.wait_idle(timeout=0.5)
+    ops.front_door.handle_command(Invocation(ALICE, "C0OPS", "deploy checkout 1.4.3-broken to staging"), first)
+    ops.wait_idle(timeout=0.5)
     with ops.database.reading() as session:
         running = session.scalars(select(RequestRow).where(RequestRow.state == "running")).first()
     assert running is not None, "the broken rollout should still be running"
     second = RecordingReplier()
-    ops.operations.handle_command(Invocation(DAVE, "C0OPS", "deploy checkout 1.4.2 to staging"), second)
+    ops.front_door.handle_command(Invocation(DAVE, "C0OPS", "deploy checkout 1.4.2 to staging"), second)
     assert f"checkout/staging is locked by request #{running.id} (deploy by <@U0ALICE>" in second.last
-    assert ops.runner.wait_idle(timeout=60)
+    assert ops.wait_idle(timeout=60)
 
 
-def test_cancelling_a_running_deploy_stops_it_and_rolls_back(app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer) -> None:
+def test_cancelling_a_running_deploy_stops_it_and_rolls_back(app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer) -> None:
     ops, _ = app
-    ops.operations.handle_command(Invocation(ALICE, "C0OPS", "deploy checkout 1.4.3-broken to staging"), RecordingReplier())
-    ops.runner.wait_idle(timeout=0.5)
+    ops.front_door.handle_command(Invocation(ALICE, "C0OPS", "deploy checkout 1.4.3-broken to staging"), RecordingReplier())
+    ops.wait_idle(timeout=0.5)
     row = last_request(ops)
     reply = RecordingReplier()
-    ops.operations.handle_command(Invocation(ALICE, "C0OPS", f"cancel {row.id}"), reply)
+    ops.front_door.handle_command(Invocation(ALICE, "C0OPS", f"cancel {row.id}"), reply)
     assert "Stopping" in reply.last
-    assert ops.runner.wait_idle(timeout=60)
+    assert ops.wait_idle(timeout=60)
     final = last_request(ops)
     assert final.state == RequestState.ROLLED_BACK
     assert "cancelled" in (final.result or "")
     assert image(kube) == f"{IMAGE}:1.4.1"
 
 
-def test_forbidden_names_the_object_and_cluster(app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer) -> None:
+def test_forbidden_names_the_object_and_cluster(app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer) -> None:
     ops, _ = app
     kube.forbid("patch", "deployments", cluster="demo-staging")
     reply = run(ops, ALICE, "deploy checkout 1.4.2 to staging")
@@ -232,7 +231,7 @@ def test_forbidden_names_the_object_and_cluster(app: tuple[OpsbotApp, RecordingN
     assert "forbidden" in reply.last.lower()
 
 
-def test_missing_deployment_names_the_object(app: tuple[OpsbotApp, RecordingNotifier], kube: FakeKubernetesServer) -> None:
+def test_missing_deployment_names_the_object(app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer) -> None:
     ops, _ = app
     reply = run(ops, DAVE, "status search")
     assert last_request(ops).state == RequestState.FAILED

@@ -14,17 +14,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.catalog import Catalog
-from bot.config import Channels, Digest
-from bot.digest import Digests
+from bot.catalog.catalog import Catalog
+from bot.catalog.config import Channels, Digest
+from bot.catalog.schedules import cron_trigger, interval_trigger
 from bot.errors import ConfigError
-from bot.incidents import IncidentWatch
-from bot.scheduling.scheduler import SlotJob, SlotRun, SlotScheduler, digest_job_ids, opsbot_jobs
-from bot.scheduling.slots import Slot, cron_trigger, interval_trigger
 from bot.store import slots as slot_store
 from bot.store.database import Database
 from bot.store.models import utcnow
-from tests.fakes.core import FakeClock, RecordingNotifier
+from bot.watch.digests import Digests
+from bot.watch.incidents import IncidentWatch
+from bot.watch.scheduler import SlotJob, SlotRun, SlotScheduler, digest_job_ids, opsbot_jobs
+from bot.watch.slots import Slot
+from tests.doubles import FakeClock, RecordingNotifier
 
 WAIT_SECONDS = 30.0
 

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import main
+from bot.cli.main import main
+from fakes.slack import FakeSlackApi
 from tests.conftest import EXAMPLE_CONFIG, RUNBOOKS
-from tests.fakes.slack_api import FakeSlackApi
 from tests.integration.slack_support import SIGNING_SECRET, migrated, signed_headers
 
 SLACK_VARIABLES = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "PROMETHEUS_MULTIPROC_DIR")
@@ -36,7 +36,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> pytest.Monk
     monkeypatch.setenv("OPSBOT_CONFIG", str(EXAMPLE_CONFIG))
     monkeypatch.setenv("OPSBOT_RUNBOOKS_DIR", str(RUNBOOKS))
     monkeypatch.setenv("OPSBOT_DATABASE_URL", migrated(sqlite_url))
-    monkeypatch.setattr("bot.cli_serve.configure_logging", lambda *args, **kwargs: None)
+    monkeypatch.setattr("bot.cli.serve.configure_logging", lambda *args, **kwargs: None)
     return monkeypatch
 
 
@@ -119,7 +119,7 @@ def test_opsbot_serve_with_two_workers_answers_slack_and_aggregates_metrics(slac
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        [sys.executable, "-m", "bot.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -1,6 +1,6 @@
 """opsbot's Slack front end end to end: a real server, signed requests over HTTP, the fake Slack Web API.
 
-Each test starts ``bot.server`` under uvicorn (uvloop + httptools) on a free port, with the
+Each test starts ``bot.serve.asgi`` under uvicorn (uvloop + httptools) on a free port, with the
 ``touch`` runbook (one approval from ``approvers``) and the read-only ``report`` runbook,
 and talks to it exactly as Slack would. What Slack received is read back from the fake;
 every blocks payload it received is validated with slack_sdk's models after each test.
@@ -21,14 +21,13 @@ from slack_sdk.signature import SignatureVerifier
 from bot.audit.events import EventType
 from bot.messages import ButtonAction
 from bot.store import audit as audit_store
+from fakes.slack import RESPONSE_URL_CALL, FakeSlackApi, Message
 from tests.conftest import POSTGRES_ADMIN_URL
-from tests.fakes.core import STATE
-from tests.fakes.slack_api import RESPONSE_URL_CALL, FakeSlackApi, Message
+from tests.doubles import STATE
 from tests.integration.slack_support import (
     CHANNEL,
     SIGNING_SECRET,
     RunningServer,
-    assert_every_blocks_payload_valid,
     block_actions_payload,
     fake_slack,
     form_payload,
@@ -40,13 +39,6 @@ from tests.integration.slack_support import (
 )
 
 REQUESTER, APPROVER, SECOND_APPROVER, OUTSIDER, GROUP_MEMBER = "U0REQ", "U0A00", "U0A01", "U0OUT", "U0GRP"
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlackApi]:
-    with fake_slack() as fake:
-        yield fake
-        assert_every_blocks_payload_valid(fake)
 
 
 @pytest.fixture

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from prometheus_client import REGISTRY
 from slack_sdk import WebClient
 
-from bot.config import OpsbotConfig
-from bot.groups import GroupDirectory
+from bot.catalog.config import OpsbotConfig
 from bot.messages import Button, ButtonAction, Message
+from bot.requests.groups import GroupDirectory
 from bot.slack.notifier import SlackNotifier, retry_handlers
 from bot.slack.replier import RESPONSE_URL_MAX_USES, SlackReplier
 from bot.slack.usergroups import GroupLookupFailed, SlackUserGroups
-from tests.fakes.slack_api import RESPONSE_URL_CALL, FakeSlackApi
-from tests.integration.slack_support import CHANNEL, assert_every_blocks_payload_valid, fake_slack
+from fakes.slack import RESPONSE_URL_CALL, FakeSlackApi
+from tests.integration.slack_support import CHANNEL
 
 
 class ManualClock:
@@ -24,13 +22,6 @@ class ManualClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlackApi]:
-    with fake_slack() as fake:
-        yield fake
-        assert_every_blocks_payload_valid(fake)
 
 
 @pytest.fixture

@@ -18,17 +18,15 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.messages import ButtonAction
-from bot.slack.app import SlackBot, create_slack_bot
+from bot.serve.wiring import OpsbotCore, ServingBot, build_inline_bot
 from bot.slack.socket_mode import build_socket_mode_handler
-from tests.fakes.core import STATE
-from tests.fakes.slack_api import FakeSlackApi
+from fakes.slack import FakeSlackApi
+from tests.doubles import STATE
 from tests.integration.slack_support import (
     CHANNEL,
-    assert_every_blocks_payload_valid,
     catalog_factory,
     click_payload,
     command_form,
-    fake_slack,
     latest_message,
     migrated,
     posted_request,
@@ -49,14 +47,7 @@ class RecordingSocketClient:
 
 
 @pytest.fixture
-def slack() -> Iterator[FakeSlackApi]:
-    with fake_slack() as fake:
-        yield fake
-        assert_every_blocks_payload_valid(fake)
-
-
-@pytest.fixture
-def bot(slack: FakeSlackApi, tmp_path: Path, sqlite_url: str) -> Iterator[SlackBot]:
+def bot(slack: FakeSlackApi, tmp_path: Path, sqlite_url: str) -> Iterator[ServingBot]:
     catalog = write_touch_catalog(tmp_path)
     settings = slack_settings(
         slack,
@@ -66,23 +57,29 @@ def bot(slack: FakeSlackApi, tmp_path: Path, sqlite_url: str) -> Iterator[SlackB
         SLACK_SIGNING_SECRET=None,  # Socket Mode needs no signing secret: the connection is authenticated
         SLACK_APP_TOKEN="xapp-1-A0FAKE-1-secret",
     )
-    slack_bot = create_slack_bot(settings, opsbot_factory=catalog_factory(catalog))
-    slack_bot.check_token()
-    yield slack_bot
-    slack_bot.opsbot.runner.wait_idle(timeout=30)
-    slack_bot.opsbot.close()
+    serving = build_inline_bot(settings, core_factory=catalog_factory(catalog))
+    serving.slack.check_token()
+    yield serving
+    assert serving.core is not None
+    serving.core.wait_idle(timeout=30)
+    serving.core.close()
+
+
+def core_of(bot: ServingBot) -> OpsbotCore:
+    assert bot.core is not None
+    return bot.core
 
 
 def envelope(kind: str, payload: dict[str, Any], envelope_id: str) -> SocketModeRequest:
     return SocketModeRequest(type=kind, envelope_id=envelope_id, payload=payload)
 
 
-def dispatch(bot: SlackBot, request: SocketModeRequest) -> SocketModeResponse:
+def dispatch(bot: ServingBot, request: SocketModeRequest) -> SocketModeResponse:
     """Run one envelope through the handler on a fresh event loop; return what went back over the socket."""
     client = RecordingSocketClient()
 
     async def run() -> None:
-        handler = build_socket_mode_handler(bot.bolt, "xapp-1-A0FAKE-1-secret")
+        handler = build_socket_mode_handler(bot.slack.bolt, "xapp-1-A0FAKE-1-secret")
         try:
             await handler.handle(client, request)  # type: ignore[arg-type]
         finally:
@@ -93,12 +90,12 @@ def dispatch(bot: SlackBot, request: SocketModeRequest) -> SocketModeResponse:
     return response
 
 
-def test_a_slash_command_envelope_is_acked_over_the_socket_and_runs_after_approval(bot: SlackBot, slack: FakeSlackApi) -> None:
+def test_a_slash_command_envelope_is_acked_over_the_socket_and_runs_after_approval(bot: ServingBot, slack: FakeSlackApi) -> None:
     answer = dispatch(bot, envelope("slash_commands", command_form(slack, "U0REQ", CHANNEL, "touch svc v2 in production"), "env-command"))
 
     assert answer.envelope_id == "env-command"
     assert answer.payload == {"text": "Working on `touch svc v2 in production`…", "response_type": "ephemeral"}
-    message = posted_request(bot.opsbot, slack, "touch svc")
+    message = posted_request(core_of(bot), slack, "touch svc")
 
     click = click_payload(slack, "U0A00", CHANNEL, message, ButtonAction.APPROVE)
     click_answer = dispatch(bot, envelope("interactive", click, "env-click"))
@@ -108,6 +105,6 @@ def test_a_slash_command_envelope_is_acked_over_the_socket_and_runs_after_approv
     assert STATE.runs == 1
 
 
-def test_the_handler_refuses_a_bot_token_in_place_of_an_app_token(bot: SlackBot) -> None:
+def test_the_handler_refuses_a_bot_token_in_place_of_an_app_token(bot: ServingBot) -> None:
     with pytest.raises(ValueError, match="app-level token"):
-        build_socket_mode_handler(bot.bolt, "xoxb-not-an-app-token")
+        build_socket_mode_handler(bot.slack.bolt, "xoxb-not-an-app-token")

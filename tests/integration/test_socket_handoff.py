@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog import load_catalog
-from bot.invocation import Invocation
-from bot.lifecycle import Actor
-from bot.slack.executor import FRAME_HEADER, SocketHandoff
+from bot.audit.events import Actor
+from bot.catalog.catalog import load_catalog
+from bot.requests.builtins import BUILTIN_SPECS
+from bot.requests.invocation import Invocation
+from bot.serve.worker_handoff import FRAME_HEADER, SocketHandoff
 from bot.slack.jobs import CommandJob, HandoffBusy, HandoffUnavailable, Job, NoticeJob, ReplyTarget
-from commands.parser import parse_command
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET = ReplyTarget(user_id="U0ALICE", channel="C0OPS", response_url=None)
@@ -31,9 +31,9 @@ def notice(text: str) -> NoticeJob:
 
 
 def command(text: str) -> CommandJob:
-    catalog = load_catalog(REPO / "opsbot.example.yaml", REPO / "runbooks")
+    catalog = load_catalog(REPO / "opsbot.example.yaml", REPO / "runbooks", builtins=BUILTIN_SPECS)
     invocation = Invocation(actor=Actor(user_id="U0ALICE", name="alice"), channel="C0OPS", text=text)
-    return CommandJob(invocation=invocation, parsed=parse_command("help", catalog.commands, catalog.config), reply=TARGET)
+    return CommandJob(invocation=invocation, parsed=catalog.parse("help"), reply=TARGET)
 
 
 class FakeExecutor:

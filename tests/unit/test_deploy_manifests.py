@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.requests.builtins import BUILTIN_SPECS
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 CHART = DEPLOY / "helm" / "opsbot"
@@ -146,11 +148,11 @@ def test_plain_manifests_hold_the_app_and_the_migration_job_apart(committed: lis
 def test_plain_manifest_config_is_a_valid_opsbot_config_with_rbac_for_every_in_cluster_target(
     committed: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    from bot.catalog import check_files
+    from bot.catalog.catalog import check_files
 
     config_text = one(committed, "ConfigMap")["data"]["opsbot.yaml"]
     (tmp_path / "opsbot.yaml").write_text(config_text, encoding="utf-8")
-    result = check_files(tmp_path / "opsbot.yaml", REPO / "runbooks")
+    result = check_files(tmp_path / "opsbot.yaml", REPO / "runbooks", builtins=BUILTIN_SPECS)
     assert result.problems == []
     assert result.config is not None
     in_cluster_namespaces = {
@@ -253,7 +255,7 @@ def test_no_role_at_all_when_rbac_is_off(rendered: dict[str, list[dict[str, Any]
 
 
 def test_probes_point_at_healthz_and_readyz_on_the_served_port(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    from bot.server import READINESS_TIMEOUT_SECONDS
+    from bot.serve.readiness import READINESS_TIMEOUT_SECONDS
 
     for variant, objects in rendered.items():
         container = server_container(objects)

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from bot.actions.base import StepContext
 from bot.backends import Backends
 from bot.backends.aws.ecs import wait_for_rollout
 from bot.backends.aws.ecs_rollout import rollout_status
-from bot.config import EcsTarget, Environment, OpsbotConfig, Service
+from bot.catalog.actions import StepContext
+from bot.catalog.config import EcsTarget, Environment, OpsbotConfig, Service
 from bot.errors import ActionCancelled, ActionFailed, StepTimeout
 
 if TYPE_CHECKING:

@@ -13,11 +13,11 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.catalog import Catalog
+from bot.catalog.catalog import Catalog
 from bot.errors import UsageError
 from bot.messages import code
 from bot.slack.listeners import usage_reply
-from commands.parser import CommandRequest, parse_command
+from commands.parser import CommandRequest
 from commands.spec import CommandSpec
 
 INJECTIONS = [
@@ -70,7 +70,7 @@ ENTITY = re.compile(r"&(amp|lt|gt);")
 
 
 def parse(catalog: Catalog, text: str) -> CommandRequest:
-    return parse_command(text, catalog.commands, catalog.config)
+    return catalog.parse(text)
 
 
 def assert_values_obey_their_parameters(catalog: Catalog, request: CommandRequest) -> None:

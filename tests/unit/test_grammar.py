@@ -6,13 +6,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.catalog import Catalog
-from bot.errors import UsageError
+from bot.catalog.catalog import Catalog
+from commands.errors import UsageError
 from commands.parser import CommandRequest, parse_command
 
 
 def parse(catalog: Catalog, text: str) -> CommandRequest:
-    return parse_command(text, catalog.commands, catalog.config)
+    return parse_command(text, catalog.commands, catalog.vocabulary)
 
 
 def usage_error(catalog: Catalog, text: str) -> UsageError:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.demo.kubeapi.patching import (
+from fakes.kubernetes.patching import (
     DEPLOYMENT_SCHEMA,
     FieldStrategy,
     JsonPatchError,

@@ -11,12 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.backends.kubernetes.actions import (
-    SetImageArgs,
-    choose_container,
-    split_image,
-    with_tag,
-)
+from bot.backends.images import split_image, with_tag
 from bot.backends.kubernetes.rollout import (
     RollbackRefused,
     choose_rollback,
@@ -26,6 +21,8 @@ from bot.backends.kubernetes.rollout import (
     selector_string,
     templates_equal,
 )
+from bot.backends.kubernetes.rollout_actions import SetImageArgs
+from bot.backends.kubernetes.step_support import choose_container
 from bot.errors import ActionFailed
 
 UID = "8764ae47-9092-11e4-8393-42010af018ff"

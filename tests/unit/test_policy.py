@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.catalog import Catalog
-from bot.config import FreezeWindow, OpsbotConfig
-from bot.groups import GroupDirectory
-from bot.policy import Decision, Subject, evaluate, freeze_active
+from bot.catalog.catalog import Catalog
+from bot.catalog.config import FreezeWindow, OpsbotConfig
+from bot.requests.groups import GroupDirectory
+from bot.requests.policy import Decision, Subject, evaluate, freeze_active
 
 ALICE, BOB, DAVE, MALLORY = "U0ALICE", "U0BOB", "U0DAVE", "U0MALLORY"
 WEDNESDAY_NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from bot.server import RefusalLog, signature_refusal_reason
+from bot.slack.signatures import RefusalLog, signature_refusal_reason
 
 NOW = 1_800_000_000
 
@@ -30,7 +30,7 @@ def test_each_refusal_is_one_warning_until_a_flood_is_summed_up(caplog: pytest.L
     now = [0.0]
     refusals = RefusalLog(per_minute=2, clock=lambda: now[0])
 
-    with caplog.at_level(logging.WARNING, logger="bot.server"):
+    with caplog.at_level(logging.WARNING, logger="bot.slack.signatures"):
         for _ in range(5):
             refusals.refused("no Slack signature headers", "10.0.0.7")
         now[0] = 61.0

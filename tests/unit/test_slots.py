@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.scheduling.slots import EPOCH, Slot, cron_trigger, crontab_weekdays, current_slot, interval_trigger, slot_key
+from bot.catalog.schedules import EPOCH, cron_trigger, crontab_weekdays, interval_trigger
+from bot.watch.slots import Slot, current_slot, slot_key
 
 BERLIN = ZoneInfo("Europe/Berlin")
 GRACE = timedelta(minutes=30)

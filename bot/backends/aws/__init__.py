@@ -13,8 +13,8 @@ from bot.backends.aws.asg import AutoScalingGroup
 from bot.backends.aws.ecs import EcsService
 from bot.backends.aws.health import health_of
 from bot.backends.aws.session import BOT_ACTOR, Actor, AwsPlace, AwsSessions
-from bot.config import AsgTarget, AwsAccess, EcsTarget
-from bot.health import ServiceHealth, TargetRef
+from bot.catalog.config import AsgTarget, AwsAccess, EcsTarget
+from bot.service_health import ServiceHealth, TargetRef
 
 __all__ = ["Actor", "AwsBackend"]
 

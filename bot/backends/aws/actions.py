@@ -12,16 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from bot.actions.base import (
-    Action,
-    ActionArgs,
-    Change,
-    RollbackSupport,
-    StepContext,
-    StepResult,
-)
 from bot.backends.aws.asg import (
     AutoScalingGroup,
     check_capacity,
@@ -36,7 +28,6 @@ from bot.backends.aws.ecs import (
     deployment_id_of,
     previous_revision,
     service_task_definition,
-    with_tag,
 )
 from bot.backends.aws.ecs_rollout import (
     RolloutStatus,
@@ -45,7 +36,16 @@ from bot.backends.aws.ecs_rollout import (
     short_task_definition,
 )
 from bot.backends.aws.session import Actor
-from bot.config import AsgTarget, EcsTarget, TargetKind
+from bot.backends.images import check_image, check_tag, with_tag
+from bot.catalog.actions import (
+    Action,
+    ActionArgs,
+    Change,
+    RollbackSupport,
+    StepContext,
+    StepResult,
+)
+from bot.catalog.config import AsgTarget, EcsTarget, TargetKind
 from bot.errors import ActionFailed
 
 if TYPE_CHECKING:
@@ -55,8 +55,6 @@ if TYPE_CHECKING:
         ServiceTypeDef,
     )
 
-DOCKER_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
-IMAGE_REFERENCE = r"^[^\s]+$"
 RECENT_EVENTS = 5
 
 
@@ -66,11 +64,21 @@ RECENT_EVENTS = 5
 class EcsDeployArgs(ActionArgs):
     """Exactly one of ``tag`` (keeps the repository) or ``image`` (a full reference)."""
 
-    tag: str | None = Field(default=None, pattern=DOCKER_TAG)
-    image: str | None = Field(default=None, pattern=IMAGE_REFERENCE, max_length=1024)
+    tag: str | None = None
+    image: str | None = None
     container: str | None = None
     poll_seconds: float = Field(default=5, gt=0, le=300)
     wait: bool = True
+
+    @field_validator("tag")
+    @classmethod
+    def _valid_tag(cls, value: str | None) -> str | None:
+        return None if value is None else check_tag(value, digest_allowed=False)
+
+    @field_validator("image")
+    @classmethod
+    def _valid_image(cls, value: str | None) -> str | None:
+        return None if value is None else check_image(value)
 
     @model_validator(mode="after")
     def _tag_or_image(self) -> EcsDeployArgs:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bot.backends.aws.errors import AwsResource, aws_errors, not_found
-from bot.config import AsgTarget
+from bot.catalog.config import AsgTarget
 from bot.errors import ActionFailed
 
 if TYPE_CHECKING:

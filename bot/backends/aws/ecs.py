@@ -19,7 +19,7 @@ from bot.backends.aws.ecs_rollout import (
     short_task_definition,
 )
 from bot.backends.aws.errors import AwsResource, aws_errors, not_found
-from bot.config import EcsTarget
+from bot.catalog.config import EcsTarget
 from bot.errors import ActionFailed, StepTimeout
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         TaskDefinitionTypeDef,
     )
 
-    from bot.actions.base import StepContext
+    from bot.catalog.actions import StepContext
 
 BACKOFF_FACTOR = 1.5
 MAX_POLL_SECONDS = 30.0
@@ -232,19 +232,6 @@ def choose_container(source: TaskDefinition, wanted: str | None) -> str:
         f"task definition {source.short_name} has several containers ({listed}); name one with "
         "`container:` in the step or `container` in the service's ecs config"
     )
-
-
-def with_tag(image: str, tag: str) -> str:
-    """Replace the tag (or digest) of ``image``, keeping registry and repository.
-
-    ``123.dkr.ecr.eu-west-1.amazonaws.com/checkout:1.4.1`` → ``…/checkout:1.4.2``;
-    a ``registry:5000/app`` port is not mistaken for a tag.
-    """
-    repository = image.split("@", 1)[0]
-    slash = repository.rfind("/")
-    if ":" in repository[slash + 1 :]:
-        repository = repository[: repository.rfind(":")]
-    return f"{repository}:{tag}"
 
 
 def registration_request(source: TaskDefinition, *, container: str, image: str, allowed: set[str]) -> RegisterTaskDefinitionRequestTypeDef:

@@ -22,9 +22,9 @@ from bot.backends.aws.ecs_rollout import (
 )
 from bot.backends.aws.errors import AwsResource, aws_errors
 from bot.backends.aws.session import AwsPlace, AwsSessions
-from bot.config import AsgTarget, EcsTarget
+from bot.catalog.config import AsgTarget, EcsTarget
 from bot.errors import ActionFailed
-from bot.health import HealthState, ServiceHealth, TargetRef
+from bot.service_health import HealthState, ServiceHealth, TargetRef
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling.type_defs import AutoScalingGroupTypeDef

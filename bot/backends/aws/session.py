@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, TypedDict, TypeVar, cast
 import boto3
 from botocore.config import Config
 
-from bot.config import AsgTarget, AwsAccess, EcsTarget
+from bot.catalog.config import AsgTarget, AwsAccess, EcsTarget
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling.client import AutoScalingClient

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from bot.backends.kubernetes.client import ClusterApi, KubeClients
 from bot.backends.kubernetes.health import collect_health
-from bot.config import KubernetesAccess, KubernetesTarget
-from bot.health import ServiceHealth, TargetRef
+from bot.catalog.config import KubernetesAccess, KubernetesTarget
+from bot.service_health import ServiceHealth, TargetRef
 
 __all__ = ["ClusterApi", "KubernetesBackend"]
 

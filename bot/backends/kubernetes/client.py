@@ -25,7 +25,7 @@ from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
 from bot.backends.kubernetes.errors import KubeRef, config_error, kube_errors
-from bot.config import KubernetesAccess, KubernetesTarget
+from bot.catalog.config import KubernetesAccess, KubernetesTarget
 
 IN_CLUSTER = "in-cluster"
 """The cluster name used in messages for a target without a kubeconfig context."""

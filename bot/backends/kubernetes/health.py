@@ -20,9 +20,9 @@ from bot.backends.kubernetes.rollout import (
     rollout_status,
     selector_matches,
 )
-from bot.config import KubernetesTarget
+from bot.catalog.config import KubernetesTarget
 from bot.errors import ActionFailed
-from bot.health import HealthState, ServiceHealth, TargetRef
+from bot.service_health import HealthState, ServiceHealth, TargetRef
 
 CRASH_LOOP_REASON = "CrashLoopBackOff"
 

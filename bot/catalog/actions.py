@@ -1,0 +1,128 @@
+"""The contract between the runner and the backends.
+
+An ``Action`` is stateless: everything it needs (the target, the backend clients, where
+to report progress, when to give up) arrives in a ``StepContext``. That keeps Kubernetes
+and AWS calls inside their backends and lets the runner own timeouts and cancellation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.catalog.config import Target, TargetKind
+from bot.errors import ActionCancelled, StepTimeout
+
+if TYPE_CHECKING:
+    from bot.backends import Backends
+
+
+class ActionArgs(BaseModel):
+    """Base for an action's arguments: unknown keys are errors in ``opsbot validate``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ArgsT = TypeVar("ArgsT", bound=ActionArgs)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of a plan: ``image checkout:1.4.1 → checkout:1.4.2``."""
+
+    field: str
+    before: str | None
+    after: str | None
+
+    def render(self) -> str:
+        before = self.before if self.before is not None else "(none)"
+        after = self.after if self.after is not None else "(none)"
+        if before == after:
+            return f"{self.field} {before} (unchanged)"
+        return f"{self.field} {before} → {after}"
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"field": self.field, "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a step did: a one-line summary for the message, details for the thread."""
+
+    summary: str
+    details: tuple[str, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepContext:
+    """Everything a running step may use; built by the runner per step."""
+
+    request_id: int
+    service: str
+    env: str
+    target: Target
+    actor_id: str
+    actor_name: str
+    backends: Backends
+    progress: Callable[[str], None]
+    cancel_event: threading.Event
+    deadline: float
+    rollback_point: dict[str, Any] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+
+    def remaining(self) -> float:
+        """Seconds left before this step's deadline (never negative)."""
+        return max(0.0, self.deadline - self.clock())
+
+    def check(self) -> None:
+        """Raise if the run was cancelled or the step is past its deadline."""
+        if self.cancel_event.is_set():
+            raise ActionCancelled("cancelled")
+        if self.clock() >= self.deadline:
+            raise StepTimeout("timed out")
+
+    def wait(self, seconds: float) -> None:
+        """Sleep between polls, waking at once on cancellation; raise past the deadline."""
+        self.check()
+        if self.cancel_event.wait(timeout=min(seconds, self.remaining())):
+            raise ActionCancelled("cancelled")
+        self.check()
+
+
+class Action(ABC, Generic[ArgsT]):
+    """A named step. Subclasses set the class variables and implement ``run``."""
+
+    name: ClassVar[str]
+    target_kind: ClassVar[TargetKind | None]
+    args_model: ClassVar[type[ActionArgs]]
+    mutating: ClassVar[bool] = True
+    summary: ClassVar[str]
+
+    def plan(self, ctx: StepContext, args: ArgsT) -> list[Change]:
+        """What running this step would change, read without changing anything."""
+        return []
+
+    @abstractmethod
+    def run(self, ctx: StepContext, args: ArgsT) -> StepResult:
+        """Do the step; raise ``ActionFailed`` (or a subclass) with a user message on failure."""
+
+
+class RollbackSupport(ABC):
+    """How ``on_failure: rollback`` undoes a failed run for one kind of target."""
+
+    target_kind: ClassVar[TargetKind]
+
+    @abstractmethod
+    def capture(self, ctx: StepContext) -> dict[str, Any]:
+        """Record, before the first mutating step, what to return to (JSON-serializable)."""
+
+    @abstractmethod
+    def restore(self, ctx: StepContext, point: dict[str, Any]) -> StepResult:
+        """Put the target back to ``point`` and wait until it is healthy again."""

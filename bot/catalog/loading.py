@@ -1,0 +1,134 @@
+"""Load the config file and the runbooks directory into validated models.
+
+Problems are collected, not raised one at a time, so ``opsbot validate`` can list every
+mistake in a pull request at once, each as ``file:line: field.path: message``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from bot.catalog.config import OpsbotConfig
+from bot.catalog.runbooks import Runbook
+from bot.catalog.yaml_lines import YamlDocument, YamlProblem, format_problem, load_yaml_file
+from bot.errors import ConfigError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+MAX_RUNBOOK_FILES = 500
+
+
+@dataclass(frozen=True)
+class LoadedRunbook:
+    """A runbook and the file it came from (for line numbers in later checks)."""
+
+    runbook: Runbook
+    document: YamlDocument
+
+
+@dataclass
+class LoadResult:
+    """What loaded, and every problem found on the way."""
+
+    config: OpsbotConfig | None = None
+    config_document: YamlDocument | None = None
+    runbooks: list[LoadedRunbook] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    broken_runbook_names: set[str] = field(default_factory=set)
+    """Names of runbooks that failed to load, so references to them are not reported twice."""
+
+    def raise_for_problems(self) -> None:
+        if self.problems:
+            raise ConfigError(self.problems)
+
+
+def load_config(path: Path, result: LoadResult) -> None:
+    """Parse ``path`` into ``result.config`` or add its problems."""
+    document = _load_document(path, result)
+    if document is None:
+        return
+    result.config_document = document
+    if not isinstance(document.data, dict):
+        result.problems.append(format_problem(path, document.line_of([]), None, "the config must be a mapping of keys"))
+        return
+    result.config = _validate(OpsbotConfig, document, result.problems)
+
+
+def load_runbooks(directory: Path, result: LoadResult) -> None:
+    """Parse every ``*.yaml``/``*.yml`` in ``directory`` (not recursive)."""
+    if not directory.is_dir():
+        result.problems.append(format_problem(directory, None, None, "runbooks directory does not exist"))
+        return
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    if len(files) > MAX_RUNBOOK_FILES:
+        result.problems.append(format_problem(directory, None, None, f"{len(files)} files; the limit is {MAX_RUNBOOK_FILES}"))
+        return
+    seen: dict[str, Path] = {}
+    for path in files:
+        document = _load_document(path, result)
+        if document is None:
+            continue
+        if not isinstance(document.data, dict):
+            result.problems.append(format_problem(path, document.line_of([]), None, "a runbook must be a mapping of keys"))
+            continue
+        runbook = _validate(Runbook, document, result.problems)
+        if runbook is None:
+            name = document.data.get("name")
+            result.broken_runbook_names.add(name if isinstance(name, str) else path.stem)
+            continue
+        if runbook.name in seen:
+            message = f"runbook {runbook.name!r} is already defined in {seen[runbook.name]}"
+            result.problems.append(format_problem(path, document.line_of(["name"]), "name", message))
+            continue
+        seen[runbook.name] = path
+        result.runbooks.append(LoadedRunbook(runbook, document))
+
+
+def problem_at(document: YamlDocument, location: Sequence[str | int], message: str) -> str:
+    """A problem line pointing at ``location`` inside ``document``."""
+    field_path = _dotted(location)
+    return format_problem(document.path, document.line_of(location), field_path or None, message)
+
+
+def _load_document(path: Path, result: LoadResult) -> YamlDocument | None:
+    try:
+        return load_yaml_file(path)
+    except YamlProblem as problem:
+        result.problems.append(str(problem))
+        return None
+
+
+def _validate(model: type[ModelT], document: YamlDocument, problems: list[str]) -> ModelT | None:
+    try:
+        return model.model_validate(document.data)
+    except ValidationError as error:
+        for item in error.errors(include_url=False):
+            location = [part for part in item["loc"] if _is_field(part)]
+            problems.append(problem_at(document, location, _message(item)))
+        return None
+
+
+def _is_field(part: object) -> bool:
+    """Drop pydantic's validator tags (``function-after[...]``) from error locations."""
+    if isinstance(part, int):
+        return True
+    return isinstance(part, str) and "[" not in part and "(" not in part
+
+
+def _message(item: Any) -> str:
+    kind = item.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see the configuration reference)"
+    message = str(item.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ")
+
+
+def _dotted(location: Sequence[str | int]) -> str:
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text

@@ -1,0 +1,142 @@
+"""The board: the one place that draws a request's message and keeps it up to date.
+
+A request has one message, posted when it is created and updated in place from ask to
+result; its thread carries step details; failures are announced in the incident channel.
+The run engine reports to the board through ``RunObserver`` and never writes text itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from bot.catalog.catalog import Catalog
+from bot.messages import Message, MessageRef, Notifier, escape, mention
+from bot.requests.approvals import votes_of
+from bot.requests.views import STATE_WORDS, request_message
+from bot.runs.run_view import RunView
+from bot.store import requests as request_store
+from bot.store.database import Database
+from bot.store.models import RequestRow
+from bot.store.states import RequestState
+
+logger = logging.getLogger(__name__)
+
+MAX_THREAD_DETAIL_CHARS = 2_800
+"""Longer step details go to the thread as a file (a section holds 3,000 characters)."""
+UPDATE_INTERVAL_SECONDS = 1.0
+"""``chat.update`` is rate limited (Tier 3): progress lines redraw a message at most once a second."""
+
+
+class RequestBoard:
+    """Draws requests for people; implements ``bot.runs.run_view.RunObserver``."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        database: Database,
+        notifier: Notifier,
+        clock: Callable[[], datetime],
+        retry_seconds: float = 60.0,
+    ) -> None:
+        self._catalog = catalog
+        self._database = database
+        self._notifier = notifier
+        self._clock = clock
+        self._retry_seconds = retry_seconds
+        self._last_drawn: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    # -- drawing ------------------------------------------------------------------------
+
+    def post(self, row: RequestRow, now: datetime) -> MessageRef | None:
+        """The request's first message, in its channel, drawn as of ``now`` (its creation); None if it could not be posted."""
+        target = self._catalog.describe_target(row.service, row.env)
+        return self._notifier.post(row.channel, request_message(row, target=target, now=now))
+
+    def redraw(self, row: RequestRow, run: RunView | None = None) -> None:
+        """Redraw a request's message from the database (and the live run, when one is going)."""
+        ref = MessageRef.from_dict(row.message_ref)
+        if ref is None:
+            return
+        votes = self._database.retry_while_unreachable(
+            f"read the votes of request {row.id}", lambda: votes_of(self._database, row.id), for_seconds=self._retry_seconds
+        )
+        target = self._catalog.describe_target(row.service, row.env)
+        self._notifier.update(ref, request_message(row, votes=votes, run=run, target=target, now=self._clock()))
+
+    def redraw_by_id(self, request_id: int) -> None:
+        with self._database.reading() as session:
+            row = request_store.get_request(session, request_id)
+        if row is not None:
+            self.redraw(row)
+
+    def note(self, row: RequestRow, text: str) -> None:
+        """A line (mrkdwn built by opsbot) in the request's thread; long text as a file there."""
+        ref = MessageRef.from_dict(row.message_ref)
+        if ref is None:
+            return
+        if len(text) > MAX_THREAD_DETAIL_CHARS:
+            self._notifier.upload(ref.channel, f"request-{row.id}-details.txt", text, thread=ref)
+            return
+        self._notifier.post(ref.channel, Message.plain(text), thread=ref)
+
+    def announce(self, row: RequestRow, text: str) -> None:
+        """Tell the service's incident channel (or the config's), if there is one."""
+        service = self._catalog.config.services.get(row.service)
+        channel = (service.incident_channel if service else None) or self._catalog.config.channels.incident
+        if channel:
+            self._notifier.post(channel, Message.plain(text))
+
+    # -- RunObserver ----------------------------------------------------------------------
+
+    def run_started(self, row: RequestRow, run: RunView) -> None:
+        self._draw_run(row, run)
+
+    def run_progressed(self, row: RequestRow, run: RunView, *, milestone: bool) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not milestone and now - self._last_drawn.get(row.id, 0.0) < UPDATE_INTERVAL_SECONDS:
+                return
+            self._last_drawn[row.id] = now
+        self.redraw(row, run)
+
+    def step_details(self, row: RequestRow, title: str, lines: tuple[str, ...]) -> None:
+        self.note(row, f"*{escape(title)}*\n" + "\n".join(escape(line) for line in lines))
+
+    def run_finished(self, row: RequestRow, run: RunView) -> None:
+        with self._lock:
+            self._last_drawn.pop(row.id, None)
+        self.redraw(row, run)
+        if row.state in (RequestState.FAILED, RequestState.ROLLED_BACK):
+            self.announce(row, failure_announcement(row))
+
+    def run_not_started(self, row: RequestRow) -> None:
+        self.redraw(row)
+
+    def run_interrupted(self, row: RequestRow) -> None:
+        self.redraw(row)
+        self.note(row, f"⚠️ Interrupted: {escape(row.result or '')}.")
+        self.announce(
+            row,
+            f"⚠️ {escape(row.runbook)} {escape(row.service)} in {escape(row.env)} (#{row.id}) was interrupted: {escape(row.result or '')}.",
+        )
+
+    def _draw_run(self, row: RequestRow, run: RunView) -> None:
+        with self._lock:
+            self._last_drawn[row.id] = time.monotonic()
+        self.redraw(row, run)
+
+
+def failure_announcement(row: RequestRow) -> str:
+    """``❌ deploy checkout in production (#12, asked by @alice) failed: …`` for the incident channel."""
+    state = RequestState(row.state)
+    icon = "↩️" if state == RequestState.ROLLED_BACK else "❌"
+    return (
+        f"{icon} {escape(row.runbook)} {escape(row.service)} in {escape(row.env)} (#{row.id}, asked by {mention(row.requester_id)}) "
+        f"{STATE_WORDS[state]}: {escape(row.result or '')}"
+    )

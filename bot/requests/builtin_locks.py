@@ -1,0 +1,74 @@
+"""Built-ins that hold a target still: ``lock`` and ``unlock`` (policy-checked, audited, announced)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.audit.events import Actor, AuditEvent, EventType
+from bot.audit.factories import actor_event
+from bot.errors import OpsbotError, TargetLocked
+from bot.messages import Message, Replier, escape, mention
+from bot.requests.desk import Desk
+from bot.requests.invocation import Invocation
+from bot.requests.views import lock_text
+from bot.store import audit as audit_store
+from bot.store import locks as lock_store
+from commands.parser import CommandRequest
+
+DEFAULT_LOCK_SECONDS = 3_600
+
+
+def lock_target(desk: Desk, parsed: CommandRequest, invocation: Invocation, reply: Replier) -> None:
+    service, env = _service_env(parsed)
+    desk.gate.authorize(command="lock", service=service, env=env, params=parsed.params, actor=invocation.actor, channel=invocation.channel)
+    now = desk.clock()
+    seconds = parsed.params.get("duration")
+    duration = timedelta(seconds=seconds if isinstance(seconds, int) else DEFAULT_LOCK_SECONDS)
+    reason = str(parsed.params.get("reason") or "")
+    with desk.database.transaction() as session:
+        holder = lock_store.try_acquire(
+            session, service=service, env=env, kind="manual", holder_id=invocation.actor.user_id,
+            holder_name=invocation.actor.name, now=now, expires_at=now + duration, reason=reason,
+        )  # fmt: skip
+        if holder is not None:
+            raise TargetLocked(lock_text(holder, now), markup=True)
+        event = _lock_event(EventType.LOCKED, invocation.actor, invocation.channel, service, env, reason, int(duration.total_seconds()))
+        audit_store.append_events(session, [event], now)
+    minutes = int(duration.total_seconds() // 60)
+    text = f"🔒 {escape(service)}/{escape(env)} is locked by {mention(invocation.actor.user_id)} for {minutes} min"
+    text += f": {escape(reason)}" if reason else "."
+    desk.notifier.post(invocation.channel, Message.plain(text))
+
+
+def unlock_target(desk: Desk, parsed: CommandRequest, invocation: Invocation, reply: Replier) -> None:
+    service, env = _service_env(parsed)
+    desk.gate.authorize(
+        command="unlock", service=service, env=env, params=parsed.params, actor=invocation.actor, channel=invocation.channel
+    )
+    now = desk.clock()
+    with desk.database.transaction() as session:
+        removed = lock_store.release_manual(session, service=service, env=env)
+        if removed is None:
+            current = lock_store.current(session, service=service, env=env, now=now)
+            if current is not None:
+                message = lock_text(current, now) + " Only explicit locks can be unlocked; a run's lock ends with the run."
+                raise OpsbotError(message, markup=True)
+            raise OpsbotError(f"{service}/{env} is not locked.")
+        event = _lock_event(EventType.UNLOCKED, invocation.actor, invocation.channel, service, env, removed.reason, 0)
+        audit_store.append_events(session, [event], now)
+    desk.notifier.post(
+        invocation.channel, Message.plain(f"🔓 {escape(service)}/{escape(env)} was unlocked by {mention(invocation.actor.user_id)}.")
+    )
+
+
+def _service_env(parsed: CommandRequest) -> tuple[str, str]:
+    if parsed.service is None or parsed.env is None:
+        raise OpsbotError("Name a service and an environment, like: lock checkout in production.")
+    return parsed.service, parsed.env
+
+
+def _lock_event(event: EventType, actor: Actor, channel: str, service: str, env: str, reason: str, seconds: int) -> AuditEvent:
+    command = "unlock" if event == EventType.UNLOCKED else "lock"
+    return actor_event(
+        event, actor, channel=channel, runbook=command, service=service, env=env, outcome=str(event), reason=reason, seconds=seconds
+    )

@@ -1,0 +1,139 @@
+"""The front door: one code path for Slack and the shell, from a typed command or a click to its end.
+
+``handle_command`` and ``handle_click`` run after the ack (in the post-ack pool or the shell),
+may call backends and Slack, and never raise: every error becomes a private reply a person
+can act on (an unexpected one gets an error id for the logs), and every decision is audited.
+A signed Slack delivery acts once across replicas (``bot.store.replays``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from bot.audit.events import Actor, EventType
+from bot.audit.factories import actor_event
+from bot.errors import OpsbotError, UsageError, report_internal_error
+from bot.logs import log_context
+from bot.messages import Message, Replier, escape
+from bot.requests.builtins import Builtin
+from bot.requests.clicks import Clicks, request_id_of
+from bot.requests.desk import Desk
+from bot.requests.intake import Intake
+from bot.requests.invocation import Click, Invocation
+from bot.store import audit as audit_store
+from bot.store import replays as replay_store
+from commands.parser import CommandRequest
+
+logger = logging.getLogger(__name__)
+
+
+class FrontDoor:
+    """Turns invocations and clicks into built-in answers, requests, decisions and runs."""
+
+    def __init__(self, *, desk: Desk, builtins: Mapping[str, Builtin], intake: Intake, clicks: Clicks) -> None:
+        self._desk = desk
+        self._builtins = builtins
+        self._intake = intake
+        self._clicks = clicks
+
+    def handle_command(self, invocation: Invocation, reply: Replier, parsed: CommandRequest | None = None) -> None:
+        """Run a typed command to its end; never raises. A replayed delivery is dropped."""
+        with (
+            log_context(user=invocation.actor.user_id, channel=invocation.channel, command=parsed.command if parsed else None),
+            answering_errors(reply),
+        ):
+            # A replayed `help` or `history` changes nothing and shows the sender nothing new: only
+            # commands that can change state pay for the cross-replica dedupe (a database write).
+            read_only = parsed is not None and parsed.command in self._builtins and self._builtins[parsed.command].read_only
+            if self._is_replay(None if read_only else invocation.delivery, invocation.actor.user_id, invocation.channel):
+                return
+            command = parsed if parsed is not None else self._intake.parse_audited(invocation)
+            builtin = self._builtins.get(command.command) if command.builtin else None
+            if builtin is not None:
+                builtin.handle(self._desk, command, invocation, reply)
+            elif command.builtin:
+                raise UsageError(f"`{command.command}` is not available in this deployment.")
+            else:
+                self._intake.request(command, invocation, reply)
+
+    def handle_click(self, click: Click, reply: Replier) -> None:
+        """Act on a button press; never raises. A replayed delivery is dropped."""
+        with (
+            log_context(user=click.actor.user_id, channel=click.channel, action=str(click.action), request_id=request_id_of(click.value)),
+            answering_errors(reply),
+        ):
+            if not self._is_replay(click.delivery, click.actor.user_id, click.channel):
+                self._clicks.handle(click, reply)
+
+    def record_rejected(self, invocation: Invocation, error: UsageError) -> None:
+        """Audit a command that failed to parse on the ack path (the reply already went out)."""
+        self._audit_quietly(invocation, "usage", error=error.user_message)
+
+    def record_shed(self, invocation: Invocation, parsed: CommandRequest) -> None:
+        """Audit a command refused because too much work was queued (its person was told "busy")."""
+        self._audit_quietly(invocation, "busy", command=parsed.command)
+
+    def _audit_quietly(self, invocation: Invocation, outcome: str, **details: Any) -> None:
+        event = actor_event(
+            EventType.COMMAND_REJECTED, invocation.actor, channel=invocation.channel, outcome=outcome, text=invocation.text[:300], **details
+        )
+        with answering_errors(NO_REPLY):
+            self._desk.audit_writer.append(event)
+
+    def _is_replay(self, delivery: str | None, user_id: str, channel: str) -> bool:
+        """Record the delivery; True (and audited) if any replica already acted on it."""
+        if delivery is None:
+            return False
+        now = self._desk.clock()
+        with self._desk.database.transaction() as session:
+            if replay_store.first_time_seen(session, delivery, now):
+                return False
+            event = actor_event(EventType.REPLAY_REJECTED, _anonymous(user_id), channel=channel, outcome="replay", delivery=delivery)
+            audit_store.append_events(session, [event], now)
+        logger.warning("dropped a replayed Slack request (delivery %s)", delivery)
+        return True
+
+
+@contextlib.contextmanager
+def answering_errors(reply: Replier) -> Iterator[None]:
+    """Turn what goes wrong inside into a private reply: the error's own words, or an id for the logs.
+
+    Recording a delivery or a decision is a database write: a database that is down must cost
+    the person a clear reply, not an exception nobody sees in a pool thread.
+    """
+    try:
+        yield
+    except OpsbotError as error:
+        reply.private(error_message(error))
+    except Exception:  # noqa: BLE001 - logged with its traceback and an id by report_internal_error
+        reply.private(Message.plain(report_internal_error(logger, "unhandled error")))
+
+
+def error_message(error: OpsbotError) -> Message:
+    """An opsbot error as a reply: its text (escaped unless opsbot built it as mrkdwn), then the usage line."""
+    text = error.user_message if error.markup else escape(error.user_message)
+    if isinstance(error, UsageError) and error.usage:
+        text += f"\n{usage_line(error.usage)}"
+    return Message.plain(text)
+
+
+def usage_line(usage: str) -> str:
+    """``Usage: `/ops deploy {service} …` `` (escaped: usage lines come from runbook files)."""
+    return f"Usage: `/ops {escape(usage)}`"
+
+
+class _NoReply:
+    """For work whose person has already been answered (ack-path usage errors)."""
+
+    def private(self, message: Message) -> None:
+        logger.warning("dropped a reply after the ack: %s", message.text)
+
+
+NO_REPLY = _NoReply()
+
+
+def _anonymous(user_id: str) -> Actor:
+    return Actor(user_id=user_id, name="")

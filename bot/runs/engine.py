@@ -1,0 +1,435 @@
+"""The run engine: claim an approved request, run its steps, finish it, audit each move.
+
+Exactly once: a run starts only by moving its request from ``approved`` to ``running`` with
+one conditional UPDATE, so a second submit (double click, another replica, the recovery
+sweep) finds nothing to start. While running, a heartbeat renews the request's lease and
+watches for a cancel; a run whose lease lapses (its process died) is marked ``interrupted``
+by any replica's recovery sweep (``bot.runs.recovery``). The engine knows no Slack: it
+reports through a ``RunObserver`` that the board in ``bot.requests`` implements.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.audit.binding import plan_hash
+from bot.audit.events import SYSTEM, EventType
+from bot.audit.factories import request_event
+from bot.backends import Backends
+from bot.catalog.actions import StepContext, StepResult
+from bot.catalog.catalog import Catalog
+from bot.catalog.durations import humanize_age
+from bot.catalog.runbooks import Runbook
+from bot.errors import ActionCancelled, ActionFailed, OpsbotError, StepTimeout
+from bot.logs import log_context
+from bot.metrics import record_run
+from bot.runs.recovery import interrupt_abandoned
+from bot.runs.run_view import RunObserver, RunView, StepView
+from bot.runs.steps import PreparedStep, build_plan, is_mutating, make_context, prepare_steps
+from bot.store import audit as audit_store
+from bot.store import locks as lock_store
+from bot.store import requests as request_store
+from bot.store.audit_writer import AuditWriter
+from bot.store.database import Database
+from bot.store.models import RequestRow, TargetLockRow
+from bot.store.states import RequestState
+
+logger = logging.getLogger(__name__)
+
+LOCK_MARGIN = timedelta(minutes=5)
+ROLLBACK_SECONDS = 15 * 60
+"""How long an automatic rollback may take, whatever was left of the run's own timeout."""
+
+
+@dataclass(frozen=True)
+class RunnerTiming:
+    """How often to renew leases and look for cancels; short in tests, defaults for production."""
+
+    lease: timedelta = timedelta(seconds=60)
+    heartbeat_seconds: float = 1.0
+    lease_renew_every: int = 10
+
+    @classmethod
+    def for_lease(cls, seconds: float) -> RunnerTiming:
+        """A lease of ``seconds``, renewed at least three times per lease so one slow renewal never loses it.
+
+        60 s gives the defaults (a beat a second, a renewal every 10 s); a short lease (tests,
+        ``OPSBOT_RUN_LEASE_SECONDS``) beats and renews faster.
+        """
+        heartbeat = min(1.0, seconds / 6)
+        renew_every = max(1, min(10, int(seconds / (3 * heartbeat))))
+        return cls(lease=timedelta(seconds=seconds), heartbeat_seconds=heartbeat, lease_renew_every=renew_every)
+
+
+class PlanChanged(ActionFailed):
+    """The target no longer looks like it did when the plan was approved."""
+
+
+class RunEngine:
+    """Executes approved requests in its own thread pool (a rollout holds a thread for minutes)."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        catalog: Catalog,
+        backends: Backends,
+        observer: RunObserver,
+        audit_writer: AuditWriter,
+        runner_id: str,
+        threads: int = 8,
+        clock: Callable[[], datetime],
+        timing: RunnerTiming | None = None,
+    ) -> None:
+        self._database = database
+        self._catalog = catalog
+        self._backends = backends
+        self._observer = observer
+        self._audit_writer = audit_writer
+        self._runner_id = runner_id
+        self._clock = clock
+        self._timing = timing or RunnerTiming()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="opsbot-run")
+        self._pending: set[Future[Any]] = set()
+        self._idle = threading.Condition()
+
+    @property
+    def timing(self) -> RunnerTiming:
+        return self._timing
+
+    # -- scheduling ---------------------------------------------------------------------
+
+    def submit(self, request_id: int) -> Future[Any]:
+        """Start the request in the run pool if it is still approved; returns at once."""
+        future = self._pool.submit(self._execute_safely, request_id)
+        with self._idle:
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no submitted run is left (the shell waits before its next prompt)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._idle:
+            while self._pending:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+    def recover(self) -> list[int]:
+        """Mark runs whose process died as interrupted and start approved runs nobody picked up."""
+        now = self._clock()
+        with self._database.reading() as session:
+            abandoned = request_store.abandoned_runs(session, now)
+            stranded = request_store.approved_waiting(session, now - self._timing.lease)
+        interrupted: list[int] = []
+        for request_id in abandoned:
+            with log_context(request_id=request_id, runner=self._runner_id):
+                row = interrupt_abandoned(self._database, request_id, now)
+            if row is not None:
+                interrupted.append(request_id)
+                self._observer.run_interrupted(row)
+        for request_id in stranded:
+            self.submit(request_id)
+        return interrupted
+
+    def _forget(self, future: Future[Any]) -> None:
+        with self._idle:
+            self._pending.discard(future)
+            if not self._pending:
+                self._idle.notify_all()
+
+    # -- execution ----------------------------------------------------------------------
+
+    def _execute_safely(self, request_id: int) -> RequestState | None:
+        with log_context(request_id=request_id, runner=self._runner_id):
+            try:
+                return self.execute(request_id)
+            except Exception:
+                logger.exception("run of request %s crashed", request_id)
+                return None
+
+    def execute(self, request_id: int) -> RequestState | None:
+        """Run the request here and now if it is approved; returns its final state (None if not ours)."""
+        claimed = self._claim(request_id)
+        if claimed is None:
+            return None
+        row, runbook, steps = claimed
+        with log_context(request_id=row.id, runbook=row.runbook, user=row.requester_id, service=row.service, env=row.env):
+            return self._execute_claimed(row, runbook, steps)
+
+    def _execute_claimed(self, row: RequestRow, runbook: Runbook, steps: list[PreparedStep]) -> RequestState:
+        logger.info("run of request #%s started on %s", row.id, self._runner_id, extra={"outcome": "started"})
+        run = RunView(steps=[StepView(step.spec.title) for step in steps])
+        started = time.monotonic()
+        self._observer.run_started(row, run)
+        cancel = threading.Event()
+        stop_heartbeat = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(row.id, cancel, stop_heartbeat), name=f"opsbot-lease-{row.id}", daemon=True
+        )
+        heartbeat.start()
+        try:
+            state, result = self._run_steps(row, runbook, steps, run, cancel)
+        finally:
+            stop_heartbeat.set()
+            heartbeat.join(timeout=5)
+        run.duration_seconds = time.monotonic() - started
+        final = self._finish(row, state, result, run.duration_seconds)
+        record_run(row.runbook, str(state), run.duration_seconds)
+        logger.info("run of request #%s finished: %s", row.id, state, extra={"outcome": str(state)})
+        self._observer.run_finished(final, run)
+        return state
+
+    def _claim(self, request_id: int) -> tuple[RequestRow, Runbook, list[PreparedStep]] | None:
+        """approved → running, and take the target's lock, in one transaction."""
+        now = self._clock()
+        with self._database.transaction() as session:
+            row = request_store.get_request(session, request_id)
+            if row is None or row.state != RequestState.APPROVED:
+                return None
+            runbook = self._catalog.runbook(row.runbook)
+            if not request_store.transition(
+                session, request_id, expected=[RequestState.APPROVED], new=RequestState.RUNNING, now=now,
+                runner_id=self._runner_id, lease_expires_at=now + self._timing.lease, started_at=now,
+            ):  # fmt: skip
+                return None
+            problem, steps = self._prepare(row, runbook)
+            if problem is None and runbook is not None and is_mutating(steps):
+                holder = lock_store.try_acquire(
+                    session, service=row.service, env=row.env, kind="run", holder_id=row.requester_id,
+                    holder_name=row.requester_name, now=now, expires_at=now + runbook.timeout + LOCK_MARGIN,
+                    request_id=row.id, runbook=row.runbook,
+                )  # fmt: skip
+                if holder is not None:
+                    problem = held_by_text(holder, now) + " Nothing was changed; request again when it is free."
+            if problem is not None:
+                request_store.transition(
+                    session, request_id, expected=[RequestState.RUNNING], new=RequestState.FAILED, now=now,
+                    finished_at=now, result=problem, lease_expires_at=None,
+                )  # fmt: skip
+                audit_store.append_events(
+                    session, [request_event(row, EventType.FAILED, SYSTEM, outcome="not_started", reason=problem)], now
+                )
+                refused = request_store.get_request(session, request_id)
+            else:
+                audit_store.append_events(
+                    session, [request_event(row, EventType.STARTED, SYSTEM, outcome="started", runner=self._runner_id)], now
+                )
+                refused = None
+        if refused is not None:
+            self._observer.run_not_started(refused)
+            return None
+        assert runbook is not None
+        return self._reload(request_id), runbook, steps
+
+    def _prepare(self, row: RequestRow, runbook: Runbook | None) -> tuple[str | None, list[PreparedStep]]:
+        if runbook is None:
+            return f"the runbook {row.runbook!r} no longer exists; nothing was changed", []
+        try:
+            target = self._catalog.target(row.service, row.env)
+            return None, prepare_steps(self._catalog, runbook, target, row.params)
+        except (KeyError, OpsbotError) as error:
+            message = error.user_message if isinstance(error, OpsbotError) else f"{row.service}/{row.env} is no longer in the catalog"
+            return f"{message}; nothing was changed", []
+
+    def _run_steps(
+        self, row: RequestRow, runbook: Runbook, steps: list[PreparedStep], run: RunView, cancel: threading.Event
+    ) -> tuple[RequestState, str]:
+        run_deadline = time.monotonic() + runbook.timeout.total_seconds()
+        progress = _ProgressLog(self, row, run)
+        base = make_context(
+            request_id=row.id, service=row.service, env=row.env, target=self._catalog.target(row.service, row.env),
+            actor_id=row.requester_id, actor_name=row.requester_name, backends=self._backends,
+            progress=progress.line, cancel_event=cancel, timeout_seconds=runbook.timeout.total_seconds(),
+        )  # fmt: skip
+        mutated = False
+        rollback_point: dict[str, Any] | None = None
+        current: StepView | None = None
+        try:
+            self._check_plan(row, steps, base)
+            support = self._catalog.registry.rollback_for(base.target.kind)
+            if runbook.on_failure == "rollback" and support is not None and is_mutating(steps):
+                rollback_point = support.capture(base)
+            summaries: list[str] = []
+            for step, view in zip(steps, run.steps, strict=True):
+                current = view
+                result = self._run_step(row, step, view, base, run_deadline, progress)
+                mutated = mutated or step.action.mutating
+                summaries.append(result.summary)
+            return RequestState.SUCCEEDED, summaries[-1] if summaries else "done"
+        except (ActionFailed, ActionCancelled, OpsbotError) as error:
+            message = error.user_message
+            if current is not None:
+                current.state = "cancelled" if isinstance(error, ActionCancelled) else "failed"
+                current.summary = message
+                self._audit(row, EventType.STEP_FAILED, outcome=type(error).__name__, step=current.title, error=message)
+            _skip_rest(run)
+            if rollback_point is not None and mutated:
+                return self._roll_back(row, base, rollback_point, message, progress)
+            return RequestState.FAILED, ("cancelled: " if isinstance(error, ActionCancelled) else "") + message
+        except Exception as error:
+            error_id = uuid.uuid4().hex[:8]
+            logger.exception("unexpected error in request %s (error id %s)", row.id, error_id)
+            if current is not None:
+                current.state = "failed"
+            _skip_rest(run)
+            message = f"internal error (id {error_id}): {type(error).__name__}; the platform team can find it in the logs"
+            if rollback_point is not None and mutated:
+                return self._roll_back(row, base, rollback_point, message, progress)
+            return RequestState.FAILED, message
+
+    def _check_plan(self, row: RequestRow, steps: list[PreparedStep], ctx: StepContext) -> None:
+        """Refuse to run when the target changed since the plan that was approved."""
+        current = [change.as_dict() for change in build_plan(steps, ctx)]
+        if plan_hash(current) != row.plan_hash:
+            before = "; ".join(f"{item['field']} {item['before']} → {item['after']}" for item in row.plan) or "(empty)"
+            now = "; ".join(f"{item['field']} {item['before']} → {item['after']}" for item in current) or "(empty)"
+            raise PlanChanged(
+                f"the target changed since the plan was approved (approved: {before}; now: {now}). Nothing was changed; request it again."
+            )
+
+    def _run_step(
+        self, row: RequestRow, step: PreparedStep, view: StepView, base: StepContext, run_deadline: float, progress: _ProgressLog
+    ) -> StepResult:
+        view.state = "running"
+        progress.step = view.title
+        self._audit(row, EventType.STEP_STARTED, outcome="started", step=view.title, action=step.spec.action)
+        self._observer.run_progressed(row, progress.run, milestone=True)
+        limit = step.spec.timeout.total_seconds() if step.spec.timeout else None
+        base.deadline = run_deadline if limit is None else min(run_deadline, time.monotonic() + limit)
+        try:
+            result = step.action.run(base, step.args)
+        except StepTimeout as error:
+            raise StepTimeout(f"step {view.title!r} timed out: {error.user_message}") from error
+        view.state, view.summary = "done", result.summary
+        self._audit(row, EventType.STEP_FINISHED, outcome="ok", step=view.title, summary=result.summary)
+        if result.details:
+            self._observer.step_details(row, view.title, result.details)
+        self._observer.run_progressed(row, progress.run, milestone=True)
+        return result
+
+    def _roll_back(
+        self, row: RequestRow, ctx: StepContext, point: dict[str, Any], failure: str, progress: _ProgressLog
+    ) -> tuple[RequestState, str]:
+        support = self._catalog.registry.rollback_for(ctx.target.kind)
+        assert support is not None
+        run = progress.run
+        self._audit(row, EventType.ROLLBACK_STARTED, outcome="started", reason=failure, point=point)
+        run.steps.append(StepView("Roll back", "running"))
+        self._observer.run_progressed(row, run, milestone=True)
+        ctx.cancel_event = threading.Event()  # a cancelled run must still be allowed to undo itself
+        ctx.deadline = time.monotonic() + ROLLBACK_SECONDS
+        try:
+            result = support.restore(ctx, point)
+        except Exception as error:  # noqa: BLE001 - report both failures, never mask the first
+            text = error.user_message if isinstance(error, OpsbotError) else type(error).__name__
+            run.steps[-1].state, run.steps[-1].summary = "failed", text
+            self._audit(row, EventType.STEP_FAILED, outcome="rollback_failed", step="Roll back", error=text)
+            return RequestState.FAILED, f"{failure}; the automatic rollback also failed: {text}"
+        run.steps[-1].state, run.steps[-1].summary = "done", result.summary
+        self._audit(row, EventType.STEP_FINISHED, outcome="ok", step="Roll back", summary=result.summary)
+        return RequestState.ROLLED_BACK, f"{failure}; rolled back: {result.summary}"
+
+    def _finish(self, row: RequestRow, state: RequestState, result: str, duration: float) -> RequestRow:
+        # The work is done: a database restart right now must not lose how it ended (the request would
+        # stay ``running`` until its lease lapsed, then be called interrupted). Past one lease, another
+        # replica may have done exactly that, so give up and let the recovery sweep speak.
+        return self._database.retry_while_unreachable(
+            f"record how request {row.id} ended",
+            lambda: self._record_finish(row, state, result, duration),
+            for_seconds=self._timing.lease.total_seconds(),
+        )
+
+    def _record_finish(self, row: RequestRow, state: RequestState, result: str, duration: float) -> RequestRow:
+        now = self._clock()
+        event = {
+            RequestState.SUCCEEDED: EventType.SUCCEEDED,
+            RequestState.ROLLED_BACK: EventType.ROLLED_BACK,
+        }.get(state, EventType.FAILED)
+        with self._database.transaction() as session:
+            moved = request_store.transition(
+                session, row.id, expected=[RequestState.RUNNING], new=state, now=now, finished_at=now,
+                result=result[:4_000], lease_expires_at=None,
+            )  # fmt: skip
+            lock_store.release_for_request(session, service=row.service, env=row.env, request_id=row.id)
+            if moved:
+                audit_store.append_events(
+                    session, [request_event(row, event, SYSTEM, outcome=str(state), result=result[:2_000], seconds=round(duration, 3))], now
+                )
+            else:
+                logger.warning("request %s finished as %s but was no longer running here (lease lost?)", row.id, state)
+            fresh = request_store.get_request(session, row.id)
+        assert fresh is not None
+        return fresh
+
+    def _heartbeat(self, request_id: int, cancel: threading.Event, stop: threading.Event) -> None:
+        """Renew the lease and turn a cancel request in the database into the run's cancel event."""
+        beats = 0
+        while not stop.wait(self._timing.heartbeat_seconds):
+            beats += 1
+            try:
+                with self._database.transaction() as session:
+                    if request_store.cancel_requested(session, request_id):
+                        cancel.set()
+                    if beats % self._timing.lease_renew_every == 0:
+                        request_store.renew_lease(session, request_id, self._runner_id, self._clock() + self._timing.lease)
+            except Exception:
+                logger.warning("heartbeat for request %s failed; retrying", request_id, exc_info=True)
+
+    def _audit(self, row: RequestRow, event: EventType, *, outcome: str, **details: Any) -> None:
+        """A step event: group-committed with other threads' events (it changes no state of its own)."""
+        try:
+            self._audit_writer.append(request_event(row, event, SYSTEM, outcome=outcome, **details))
+        except Exception:
+            logger.exception("could not audit %s for request %s", event, row.id)
+
+    def _reload(self, request_id: int) -> RequestRow:
+        with self._database.reading() as session:
+            row = request_store.get_request(session, request_id)
+        assert row is not None
+        return row
+
+
+class _ProgressLog:
+    """Turns ``ctx.progress`` lines into audit events, the run's progress, and (throttled by the board) message updates."""
+
+    def __init__(self, engine: RunEngine, row: RequestRow, run: RunView) -> None:
+        self.engine, self.row, self.run = engine, row, run
+        self.step = ""
+        self._lock = threading.Lock()
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            self.run.add_progress(text)
+        self.engine._audit(self.row, EventType.STEP_PROGRESS, outcome="progress", step=self.step, message=text)
+        self.engine._observer.run_progressed(self.row, self.run, milestone=False)
+
+
+def held_by_text(lock: TargetLockRow, now: datetime) -> str:
+    """Plain text for a stored result: ``checkout/production is locked by request #12 (deploy by alice, 3 min ago).``"""
+    age = humanize_age((now - lock.acquired_at).total_seconds())
+    target = f"{lock.service}/{lock.env}"
+    if lock.kind == "run" and lock.request_id is not None:
+        return f"{target} is locked by request #{lock.request_id} ({lock.runbook} by {lock.holder_name}, {age})."
+    reason = f": {lock.reason}" if lock.reason else ""
+    return f"{target} is locked by {lock.holder_name} ({age}, until {lock.expires_at.strftime('%H:%M UTC')}){reason}."
+
+
+def _skip_rest(run: RunView) -> None:
+    for view in run.steps:
+        if view.state == "pending":
+            view.state = "skipped"

@@ -1,0 +1,116 @@
+"""Preparing a runbook's steps for one target: which apply, their arguments, their context."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from bot.backends import Backends
+from bot.catalog.actions import Action, ActionArgs, Change, StepContext
+from bot.catalog.catalog import Catalog
+from bot.catalog.config import Target
+from bot.catalog.runbooks import TEMPLATE_REFERENCE, Runbook, StepSpec
+from bot.errors import UsageError
+from commands.values import ParamValue
+
+PLAN_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class PreparedStep:
+    """A step ready to run: the action instance and its validated arguments."""
+
+    spec: StepSpec
+    action: Action[Any]
+    args: ActionArgs
+
+
+def prepare_steps(catalog: Catalog, runbook: Runbook, target: Target, params: dict[str, ParamValue]) -> list[PreparedStep]:
+    """Steps whose action applies to this kind of target, with arguments rendered and validated."""
+    prepared: list[PreparedStep] = []
+    for spec in runbook.steps:
+        if not catalog.registry.applies_to(spec.action, target.kind):
+            continue
+        action = catalog.registry.create(spec.action)
+        try:
+            args = action.args_model.model_validate(render_args(spec.args, params))
+        except ValidationError as error:
+            first = error.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise UsageError(f"Step {spec.title!r}: argument {where}: {first['msg']}.") from None
+        prepared.append(PreparedStep(spec, action, args))
+    if not prepared:
+        kinds = sorted({kind for name in (step.action for step in runbook.steps) if (kind := _kind(catalog, name))})
+        raise UsageError(
+            f"`{runbook.name}` has no steps for {target.describe()} ({target.kind} targets); it works on: {', '.join(kinds) or 'nothing'}."
+        )
+    return prepared
+
+
+def render_args(args: dict[str, Any], params: dict[str, ParamValue]) -> dict[str, Any]:
+    """Fill ``{param}`` templates; a value that is exactly one template keeps its type (or None)."""
+    rendered: dict[str, Any] = {}
+    for key, value in args.items():
+        if isinstance(value, str):
+            whole = TEMPLATE_REFERENCE.fullmatch(value)
+            if whole is not None:
+                rendered[key] = params.get(whole.group(1))
+            else:
+                rendered[key] = TEMPLATE_REFERENCE.sub(lambda found: _text(params.get(found.group(1))), value)
+        else:
+            rendered[key] = value
+    return rendered
+
+
+def make_context(
+    *,
+    request_id: int,
+    service: str,
+    env: str,
+    target: Target,
+    actor_id: str,
+    actor_name: str,
+    backends: Backends,
+    progress: Callable[[str], None],
+    cancel_event: threading.Event | None = None,
+    timeout_seconds: float = PLAN_TIMEOUT_SECONDS,
+) -> StepContext:
+    return StepContext(
+        request_id=request_id,
+        service=service,
+        env=env,
+        target=target,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        backends=backends,
+        progress=progress,
+        cancel_event=cancel_event or threading.Event(),
+        deadline=time.monotonic() + timeout_seconds,
+    )
+
+
+def build_plan(steps: list[PreparedStep], ctx: StepContext) -> list[Change]:
+    """What the mutating steps would change, read without changing anything."""
+    changes: list[Change] = []
+    for step in steps:
+        if step.action.mutating:
+            changes.extend(step.action.plan(ctx, step.args))
+    return changes
+
+
+def is_mutating(steps: list[PreparedStep]) -> bool:
+    return any(step.action.mutating for step in steps)
+
+
+def _kind(catalog: Catalog, action_name: str) -> str | None:
+    action = catalog.registry.get(action_name)
+    return action.target_kind if action is not None else None
+
+
+def _text(value: ParamValue) -> str:
+    return "" if value is None else str(value)

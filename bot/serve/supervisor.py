@@ -1,0 +1,187 @@
+"""The process model of ``opsbot serve``: checks before anything starts, the executor processes, uvicorn's HTTP workers.
+
+Why check before uvicorn starts: with ``--workers N`` each worker builds its part in its own
+process, and a missing secret or an old schema would show up as N crash loops with
+tracebacks. Checked here, it is one sentence saying what to do. Never Bolt's dev server (see
+docs/benchmarks.md).
+
+This process supervises ``OPSBOT_EXECUTORS`` executor processes (each a core: post-ack pool,
+run engine, scheduler, housekeeping; see ``bot.serve.executor``) and uvicorn's HTTP workers,
+which only verify, parse, ack and hand jobs to the executors over private Unix sockets. If an
+executor dies, serve stops (non-zero) so the orchestrator restarts the pod rather than ack
+work nobody does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+HTTP_FACTORY = "bot.serve.asgi:create_app"
+SOCKET_MODE_FACTORY = "bot.serve.asgi:create_socket_mode_app"
+GRACEFUL_SHUTDOWN_SECONDS = 30
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # as in bot.metrics, which must not be imported before the directory is ready
+EXECUTOR_SOCKET_ENV = "OPSBOT_EXECUTOR_SOCKET"
+
+
+def serve(settings: Settings, *, socket_mode: bool, host: str, port: int, workers: int) -> None:
+    """Check, start the executors, run uvicorn until it stops; exit non-zero if an executor died."""
+    prepare_metrics_directory(workers)
+    refuse_unless_ready(settings, socket_mode=socket_mode)
+    import uvicorn
+
+    with contextlib.ExitStack() as stack:
+        executors = [stack.enter_context(executor_process(index)) for index in range(settings.executors)]
+        os.environ[EXECUTOR_SOCKET_ENV] = ",".join(executor.socket_path for executor in executors)  # read by each HTTP worker
+        _run_uvicorn(uvicorn, socket_mode, host, port, workers)
+    if any(executor.died for executor in executors):
+        click.echo("error: the executor process stopped unexpectedly, so opsbot serve stopped too (see the log above).", err=True)
+        sys.exit(1)
+
+
+def _run_uvicorn(uvicorn: Any, socket_mode: bool, host: str, port: int, workers: int) -> None:
+    uvicorn.run(
+        SOCKET_MODE_FACTORY if socket_mode else HTTP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,  # a log line per request costs throughput; /metrics counts requests instead
+        log_config=None,  # keep opsbot's JSON logging (each worker configures it in create_app)
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+
+
+@dataclass
+class ExecutorHandle:
+    """The executor child: where it listens, and whether it died on its own."""
+
+    socket_path: str
+    process: BaseProcess
+    stopping: bool = False
+    died: bool = False
+
+
+@contextlib.contextmanager
+def executor_process(index: int = 0) -> Iterator[ExecutorHandle]:
+    """Start the executor (spawned, so it shares nothing with this process), stop it on the way out."""
+    from bot.serve.executor import run_executor
+
+    directory = tempfile.mkdtemp(prefix="opsbot-executor-")  # mode 0700: only this user can reach the socket
+    handle = ExecutorHandle(socket_path=os.path.join(directory, "executor.sock"), process=None)  # type: ignore[arg-type]
+    handle.process = multiprocessing.get_context("spawn").Process(
+        target=run_executor, args=(handle.socket_path,), name=f"opsbot-executor-{index}"
+    )
+    handle.process.start()
+    try:
+        _wait_for_executor(handle)
+        threading.Thread(target=_stop_serving_if_executor_dies, args=(handle,), name="opsbot-executor-watch", daemon=True).start()
+        yield handle
+    finally:
+        handle.stopping = True
+        if handle.process.is_alive():
+            handle.process.terminate()  # SIGTERM: the executor lets running steps finish or be recovered
+            handle.process.join(timeout=GRACEFUL_SHUTDOWN_SECONDS)
+        if handle.process.is_alive():
+            handle.process.kill()
+            handle.process.join(timeout=5)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _wait_for_executor(handle: ExecutorHandle, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not handle.process.is_alive():
+            raise click.ClickException(f"the executor process exited during startup (code {handle.process.exitcode}); see the log above")
+        if os.path.exists(handle.socket_path):
+            return
+        time.sleep(0.05)
+    raise click.ClickException(f"the executor process did not start listening within {timeout:.0f} s")
+
+
+def _stop_serving_if_executor_dies(handle: ExecutorHandle) -> None:
+    handle.process.join()
+    if handle.stopping:
+        return
+    handle.died = True
+    logger.error("the executor process exited with code %s; stopping opsbot serve", handle.process.exitcode)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def refuse_unless_ready(settings: Settings, *, socket_mode: bool) -> None:
+    from bot.serve.readiness import missing_slack_settings
+
+    problems = missing_slack_settings(settings, socket_mode=socket_mode)
+    problems += _config_problems(settings)
+    problems += _schema_problems(settings)
+    if problems:
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+        click.echo("opsbot serve did not start.", err=True)
+        sys.exit(2)
+
+
+def _config_problems(settings: Settings) -> list[str]:
+    from bot.catalog.catalog import check_files
+    from bot.requests.builtins import BUILTIN_SPECS
+
+    result = check_files(settings.config_path, settings.runbooks_dir, builtins=BUILTIN_SPECS)
+    return [f"config: {problem}" for problem in result.problems]
+
+
+def _schema_problems(settings: Settings) -> list[str]:
+    from bot.store.database import Database
+    from bot.store.migrate import current_revision, head_revision
+
+    database = Database(settings.database_url.get_secret_value())
+    try:
+        current = current_revision(database)
+    except Exception as error:  # noqa: BLE001 - reported as a sentence, not a traceback
+        return [f"cannot reach the database ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"]
+    finally:
+        database.dispose()
+    head = head_revision()
+    if current != head:
+        return [
+            f"the database schema is at {current or 'nothing (empty database)'}, this opsbot needs {head}: run `opsbot db upgrade` first"
+        ]
+    return []
+
+
+def prepare_metrics_directory(workers: int) -> None:
+    """Create ``PROMETHEUS_MULTIPROC_DIR`` and clear a previous run's files, as prometheus-client requires.
+
+    Must run before anything imports ``bot.metrics``: creating a metric writes its file there.
+    """
+    directory = os.environ.get(MULTIPROC_ENV)  # prometheus-client's own variable, read at its import
+    if not directory:
+        if workers > 1:
+            logger.warning("%d workers without %s: each /metrics scrape sees only the worker that answers it", workers, MULTIPROC_ENV)
+        return
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink(missing_ok=True)

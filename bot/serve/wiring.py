@@ -1,0 +1,199 @@
+"""Wiring: build every part of a running opsbot from settings, in one visible place.
+
+Two things are built here. The *core* (``build_core``): catalog, database, policy gate,
+board, run engine, post-ack pool, scheduler and sweeps; it lives in each executor process, or
+in the serving process itself when there is no executor (tests, the shell). The *serving bot*
+(``build_inline_bot``, ``build_ack_only_bot``): the Slack front door and the handoff that takes
+its jobs to a core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.backends import Backends
+from bot.catalog.catalog import Catalog, load_catalog, load_commands
+from bot.messages import Notifier
+from bot.requests.approvals import expire_due
+from bot.requests.board import RequestBoard
+from bot.requests.builtins import BUILTIN_SPECS, BUILTINS_BY_NAME
+from bot.requests.clicks import Clicks
+from bot.requests.desk import Desk
+from bot.requests.front_door import FrontDoor
+from bot.requests.gate import Gate
+from bot.requests.groups import ExternalGroupResolver, GroupDirectory
+from bot.requests.intake import Intake
+from bot.runs.engine import RunEngine, RunnerTiming
+from bot.runs.maintenance import Maintenance
+from bot.serve.pool import LocalHandoff, PostAckPool
+from bot.serve.worker_handoff import SpreadHandoff
+from bot.service_health import ServiceHealth
+from bot.settings import Settings
+from bot.slack.bolt_app import SlackBot
+from bot.slack.jobs import Handoff, JobRunner
+from bot.slack.notifier import SlackNotifier, make_web_client
+from bot.slack.usergroups import SlackUserGroups
+from bot.store.audit_writer import AuditWriter
+from bot.store.database import Database
+from bot.store.models import utcnow
+from bot.watch.digest_content import HealthItem
+from bot.watch.digests import Digests, gather_health
+from bot.watch.incidents import IncidentWatch
+from bot.watch.scheduler import SlotScheduler, build_scheduler
+
+
+@dataclass
+class OpsbotCore:
+    """Everything after the ack; ``close`` stops background work and waits for running work."""
+
+    settings: Settings
+    catalog: Catalog
+    database: Database
+    groups: GroupDirectory
+    backends: Backends
+    audit_writer: AuditWriter
+    engine: RunEngine
+    board: RequestBoard
+    front_door: FrontDoor
+    digests: Digests
+    incidents: IncidentWatch
+    pool: PostAckPool
+    maintenance: Maintenance
+    scheduler: SlotScheduler | None = None
+
+    def start_background(self) -> None:
+        self.maintenance.sweep()
+        self.maintenance.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Until the post-ack work and the runs it started are done (the shell waits before its next prompt)."""
+        return self.pool.wait_idle(timeout) and self.engine.wait_idle(timeout)
+
+    def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+        self.maintenance.stop()
+        self.pool.shutdown(wait=True)
+        self.engine.shutdown(wait=True)
+        self.audit_writer.close()
+        self.database.dispose()
+
+
+CoreFactory = Callable[[Settings, Notifier, ExternalGroupResolver], OpsbotCore]
+"""Builds the core around the Slack notifier and group resolver (tests pass one with their own catalog)."""
+
+
+def load_settings_catalog(settings: Settings) -> Catalog:
+    """The catalog the settings name (``OPSBOT_CONFIG``, ``OPSBOT_RUNBOOKS_DIR``), with opsbot's built-ins."""
+    return load_catalog(settings.config_path, settings.runbooks_dir, builtins=BUILTIN_SPECS)
+
+
+def build_core(
+    settings: Settings,
+    *,
+    notifier: Notifier,
+    catalog: Catalog | None = None,
+    external_groups: ExternalGroupResolver | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    timing: RunnerTiming | None = None,
+    maintenance_interval: float | None = None,
+) -> OpsbotCore:
+    """Load the catalog (unless given), connect the database, and wire the parts together.
+
+    ``timing`` and ``maintenance_interval`` default to the settings (``OPSBOT_RUN_LEASE_SECONDS``,
+    ``OPSBOT_MAINTENANCE_SECONDS``); tests pass their own.
+    """
+    loaded = catalog or load_settings_catalog(settings)
+    database = Database(settings.database_url.get_secret_value())
+    groups = GroupDirectory(loaded.config, external_groups)
+    backends = Backends(loaded.config)
+    run_timing = timing or RunnerTiming.for_lease(settings.run_lease_seconds)
+    lease_seconds = run_timing.lease.total_seconds()
+    audit_writer = AuditWriter(database, clock, retry_seconds=lease_seconds)
+    board = RequestBoard(catalog=loaded, database=database, notifier=notifier, clock=clock, retry_seconds=lease_seconds)
+    engine = RunEngine(
+        database=database, catalog=loaded, backends=backends, observer=board, audit_writer=audit_writer,
+        runner_id=settings.instance_id, threads=settings.runner_threads, clock=clock, timing=run_timing,
+    )  # fmt: skip
+
+    def health(items: list[HealthItem]) -> list[ServiceHealth]:
+        return gather_health(backends, items)
+
+    digests = Digests(catalog=loaded, database=database, notifier=notifier, clock=clock, health=health)
+    incidents = IncidentWatch(config=loaded.config, database=database, notifier=notifier, clock=clock, health=health)
+    gate = Gate(config=loaded.config, groups=groups, audit_writer=audit_writer, clock=clock)
+    desk = Desk(
+        catalog=loaded, database=database, groups=groups, gate=gate, board=board, notifier=notifier,
+        audit_writer=audit_writer, digests=digests, incidents=incidents, clock=clock,
+    )  # fmt: skip
+    intake = Intake(desk=desk, backends=backends, engine=engine)
+    front_door = FrontDoor(desk=desk, builtins=BUILTINS_BY_NAME, intake=intake, clicks=Clicks(desk=desk, intake=intake, engine=engine))
+    scheduler = (
+        build_scheduler(loaded.config, database=database, owner=settings.instance_id, digests=digests, watch=incidents)
+        if settings.run_scheduler
+        else None
+    )
+    interval = settings.maintenance_seconds if maintenance_interval is None else maintenance_interval
+    maintenance = Maintenance(
+        database=database, engine=engine, expire_due=lambda now: expire_due(database, now), redraw=board.redraw, clock=clock,
+        interval=interval,
+    )  # fmt: skip
+    return OpsbotCore(
+        settings=settings, catalog=loaded, database=database, groups=groups, backends=backends, audit_writer=audit_writer,
+        engine=engine, board=board, front_door=front_door, digests=digests, incidents=incidents,
+        pool=PostAckPool(max_backlog=settings.max_backlog),
+        maintenance=maintenance, scheduler=scheduler,
+    )  # fmt: skip
+
+
+def default_core(settings: Settings, notifier: Notifier, groups: ExternalGroupResolver) -> OpsbotCore:
+    return build_core(settings, notifier=notifier, external_groups=groups)
+
+
+@dataclass
+class ServingBot:
+    """What one serving process runs: the Slack front door, the handoff behind it, and (inline) the core."""
+
+    slack: SlackBot
+    handoff: Handoff
+    database: Database
+    core: OpsbotCore | None = None
+
+    async def start(self) -> None:
+        """On the serving loop: start the core's background work (in a thread), then the handoff."""
+        if self.core is not None:
+            await asyncio.to_thread(self.core.start_background)
+        await self.handoff.start()
+
+    async def close(self) -> None:
+        """On the serving loop: hand the last jobs over, then stop the core (waiting for running runs)."""
+        await self.handoff.close()
+        if self.core is not None:
+            await asyncio.to_thread(self.core.close)
+        else:
+            await asyncio.to_thread(self.database.dispose)
+
+
+def build_inline_bot(settings: Settings, *, core_factory: CoreFactory = default_core) -> ServingBot:
+    """The core in this process, jobs to its post-ack pool (tests; ``build_server`` without an executor)."""
+    web = make_web_client(settings)
+    core = core_factory(settings, SlackNotifier(web), SlackUserGroups(web))
+    handoff = LocalHandoff(core.pool, JobRunner(core.front_door, web))
+    slack = SlackBot(settings=settings, web=web, parse=core.catalog.parse, commands=core.catalog.commands, handoff=handoff)
+    return ServingBot(slack=slack, handoff=handoff, database=core.database, core=core)
+
+
+def build_ack_only_bot(settings: Settings, executor_sockets: str) -> ServingBot:
+    """Ack-only: parse with the commands, hand every job to the executor processes (comma-separated sockets).
+
+    Loads no action registry and no backend: an HTTP worker never imports ``kubernetes`` or ``boto3``.
+    """
+    commands = load_commands(settings.config_path, settings.runbooks_dir, builtins=BUILTIN_SPECS)
+    handoff = SpreadHandoff(executor_sockets.split(","))
+    slack = SlackBot(settings=settings, web=make_web_client(settings), parse=commands.parse, commands=commands.commands, handoff=handoff)
+    return ServingBot(slack=slack, handoff=handoff, database=Database(settings.database_url.get_secret_value()))

@@ -1,0 +1,217 @@
+"""The Slack front end: the Bolt ``AsyncApp``, its listeners, the signature check before it, and the token check.
+
+Choices that keep the 3-second ack honest:
+
+- ``process_before_response=True``: Bolt answers Slack when the listener returns. Our
+  listeners do no I/O, so that is sub-millisecond; Bolt's default instead polls for a
+  lazy ack (a per-request floor; see docs/benchmarks.md).
+- ``authorize=`` instead of ``token=``: with a token, Bolt calls ``auth.test`` on the first
+  request of every process, i.e. Web API I/O before an ack. We call ``auth.test`` once at
+  startup in a thread (``SlackBot.check_token``) and authorize every request from memory.
+- Two clients: Bolt's ``AsyncWebClient`` is only there because Bolt wants one; the work
+  after the ack uses one sync ``WebClient`` with 429 retries in worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.settings import Settings
+from bot.slack.jobs import Handoff
+from bot.slack.listeners import ANY_ACTION, OPS_COMMAND, BlockActionsGuard, SlackListeners, WorkspaceGuard
+from bot.slack.notifier import api_base_url
+from bot.slack.signatures import RefusalLog, signature_refusal_reason
+from commands.parser import CommandRequest
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SlackAnswer:
+    """The HTTP answer to one request from Slack."""
+
+    status: int
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """What ``auth.test`` said about the bot token at startup."""
+
+    ok: bool
+    detail: str
+    team_id: str | None = None
+    bot_user_id: str | None = None
+    bot_id: str | None = None
+    enterprise_id: str | None = None
+
+
+class SlackBot:
+    """The Slack front door: verify, decode and acknowledge what Slack sends, and hand the work over.
+
+    Where the work goes after the ack is the ``Handoff``'s business (``bot.serve`` picks one);
+    this class never does the work itself and never waits for it.
+    """
+
+    def __init__(
+        self, *, settings: Settings, web: WebClient, parse: Callable[[str], CommandRequest], commands: Collection[str], handoff: Handoff
+    ) -> None:
+        self.settings = settings
+        self.web = web
+        self.handoff = handoff
+        self.token: TokenCheck | None = None
+        self.listeners = SlackListeners(parse=parse, commands=commands, handoff=handoff)
+        self.bolt = build_bolt_app(settings, self.listeners, self.authorization)
+        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        self._signatures = SignatureVerifier(secret) if secret else None
+        self._refusals = RefusalLog()
+
+    async def answer(self, body: bytes, headers: Mapping[str, str], client: str) -> SlackAnswer:
+        """``POST /slack/events``: the signature, then Bolt; what to send back to Slack."""
+        if not self.is_signed_by_slack(body, headers):
+            self._refusals.refused(signature_refusal_reason(headers, time.time()), client)
+            return SlackAnswer(401, b'{"error":"invalid request"}', "application/json")
+        try:
+            response = await self.bolt.async_dispatch(AsyncBoltRequest(body=body.decode("utf-8"), headers=dict(headers)))
+        except Exception as error:
+            # Bolt fails this way only while reading the request (``payload=`` not JSON, ``team: []``,
+            # ``authorizations: true``): bad input rather than an opsbot bug, so one line in the log
+            # (the traceback only at DEBUG), and a person who clicked still hears that nothing was done.
+            logger.warning("Bolt could not decode a signed request: %s: %.200s", type(error).__name__, error)
+            logger.debug("Bolt's decoding error", exc_info=True)
+            self.listeners.answer_undecodable(body)
+            return SlackAnswer(400, b'{"error":"malformed request"}', "application/json")
+        content_type = response.first_headers_without_set_cookie().get("content-type", "text/plain;charset=utf-8")
+        return SlackAnswer(response.status, response.body.encode("utf-8"), content_type)
+
+    def is_signed_by_slack(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        """Slack's request signature, checked before Bolt sees the body.
+
+        Bolt checks it too, but only after decoding the body: an unsigned request with a body
+        that is not valid JSON would otherwise become an exception and a traceback, for anyone.
+        """
+        if self._signatures is None:
+            return False
+        try:
+            return self._signatures.is_valid_request(body, headers)
+        except ValueError:  # not UTF-8: not something Slack sent
+            return False
+
+    def check_token(self) -> TokenCheck:
+        """One ``auth.test`` (blocking: run it in a thread at startup); the result feeds ``/readyz``."""
+        try:
+            response = self.web.auth_test()
+        except SlackApiError as error:
+            self.token = TokenCheck(ok=False, detail=str(error.response.get("error") or f"http_{error.response.status_code}"))
+        except Exception as error:  # noqa: BLE001 - reported by /readyz, not fatal: Slack may be back in a minute
+            self.token = TokenCheck(ok=False, detail=f"Slack unreachable ({type(error).__name__})")
+        else:
+            self.token = TokenCheck(
+                ok=True,
+                detail=f"team {response.get('team_id')} as {response.get('user_id')}",
+                team_id=_str_or_none(response.get("team_id")),
+                bot_user_id=_str_or_none(response.get("user_id")),
+                bot_id=_str_or_none(response.get("bot_id")),
+                enterprise_id=_str_or_none(response.get("enterprise_id")),
+            )
+        if self.token.ok:
+            self.listeners.set_home_workspace(team_id=self.token.team_id, enterprise_id=self.token.enterprise_id)
+        log = logger.info if self.token.ok else logger.error
+        log("Slack token check: %s", self.token.detail)
+        return self.token
+
+    def authorization(self, enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
+        """Bolt's per-request authorization, from memory: never a Web API call on the ack path."""
+        token = self.settings.slack_bot_token.get_secret_value() if self.settings.slack_bot_token else None
+        known = self.token if self.token is not None and self.token.ok else None
+        return AuthorizeResult(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            bot_token=token,
+            bot_user_id=known.bot_user_id if known else None,
+            bot_id=known.bot_id if known else None,
+            user_id=user_id,
+        )
+
+
+class _ExpectedTokenWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself, then warns that our ``client`` wins.
+
+    It is meant to (the token reaches Bolt through ``authorize``); the warning would only alarm operators.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+def build_bolt_app(
+    settings: Settings, listeners: SlackListeners, authorization: Callable[[str | None, str | None, str | None], AuthorizeResult]
+) -> AsyncApp:
+    """The Bolt app, with Bolt's own token check and signature check off.
+
+    The signature is verified once, before Bolt even decodes the body (``SlackBot.answer``, for every
+    request to /slack/events; Socket Mode requests come over
+    an authenticated WebSocket and carry none). Bolt verifying it again cost a second HMAC and
+    its middleware on every ack (measured in benchmarks/ack.py).
+    """
+
+    # Bolt passes arguments by parameter name, so this must be a plain function, not a bound method.
+    async def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
+        return authorization(enterprise_id, team_id, user_id)
+
+    bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
+    if not any(isinstance(existing, _ExpectedTokenWarning) for existing in bolt_logger.filters):
+        bolt_logger.addFilter(_ExpectedTokenWarning())
+    app = AsyncApp(
+        name="opsbot",
+        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
+        client=AsyncWebClient(base_url=api_base_url(settings.slack_api_url)),
+        authorize=authorize,
+        process_before_response=True,
+        request_verification_enabled=False,  # verified before Bolt, see the docstring
+        raise_error_for_unhandled_request=False,
+    )
+    configure(app, listeners)
+    return app
+
+
+def configure(app: AsyncApp, listeners: SlackListeners) -> None:
+    """Every middleware and listener opsbot registers, in one place.
+
+    Bolt injects arguments by parameter name and cannot call bound methods, hence these
+    one-line functions in front of ``SlackListeners``.
+    """
+
+    async def ops_command(ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest) -> None:
+        await listeners.on_command(ack, body, request)
+
+    async def button_clicked(ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest) -> None:
+        await listeners.on_block_action(ack, body, request)
+
+    async def listener_failed(error: Exception, body: dict[str, Any]) -> None:
+        await listeners.on_error(error, body)
+
+    app.middleware(WorkspaceGuard(listeners))
+    app.middleware(BlockActionsGuard(listeners))
+    app.command(OPS_COMMAND)(ops_command)
+    app.block_action(ANY_ACTION)(button_clicked)
+    app.error(listener_failed)
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
