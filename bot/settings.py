@@ -10,11 +10,13 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+MIN_AUDIT_KEY_CHARS = 32
+S3_LOCATION = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
 
 
 class Settings(BaseSettings):
@@ -44,6 +46,39 @@ class Settings(BaseSettings):
     """Set by `opsbot serve` for its HTTP workers: where the executor processes take jobs (internal)."""
     run_lease_seconds: int = Field(default=60, ge=3, le=3_600, alias="OPSBOT_RUN_LEASE_SECONDS")
     maintenance_seconds: int = Field(default=15, ge=1, le=3_600, alias="OPSBOT_MAINTENANCE_SECONDS")
+    header_timeout_seconds: float = Field(default=5.0, gt=0, le=300, alias="OPSBOT_HEADER_TIMEOUT_SECONDS")
+    """A connection must finish its request line and headers this long after it opens (or after its last answer)."""
+    body_timeout_seconds: float = Field(default=5.0, gt=0, le=300, alias="OPSBOT_BODY_TIMEOUT_SECONDS")
+    """A request body must be complete this long after its headers (Slack itself gives up on an ack after 3 s)."""
+    keep_alive_seconds: int = Field(default=5, ge=1, le=300, alias="OPSBOT_KEEP_ALIVE_SECONDS")
+    """uvicorn's ``timeout_keep_alive``: an idle keep-alive connection is closed after this long."""
+    max_connections: int = Field(default=1_000, ge=2, le=100_000, alias="OPSBOT_MAX_CONNECTIONS")
+    """Open connections per HTTP worker; past it, the oldest one still sending its headers (or idle) is closed."""
+    audit_key: SecretStr | None = Field(default=None, alias="OPSBOT_AUDIT_KEY")
+    """HMAC key of the audit chain (at least 32 characters; best from a file no database role can read)."""
+    audit_anchor_seconds: int = Field(default=600, ge=10, le=86_400, alias="OPSBOT_AUDIT_ANCHOR_SECONDS")
+    """How often the chain's head is published (a JSON log line always, plus the sinks below)."""
+    audit_anchor_s3: str | None = Field(
+        default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", alias="OPSBOT_AUDIT_ANCHOR_S3"
+    )
+    """``s3://bucket/prefix``: each anchor as an object under Object Lock (the bucket must have Object Lock enabled)."""
+    audit_anchor_s3_endpoint: str | None = Field(default=None, alias="OPSBOT_AUDIT_ANCHOR_S3_ENDPOINT")
+    audit_anchor_s3_region: str | None = Field(default=None, alias="OPSBOT_AUDIT_ANCHOR_S3_REGION")
+    audit_anchor_s3_retention_days: int = Field(default=365, ge=1, le=36_500, alias="OPSBOT_AUDIT_ANCHOR_S3_RETENTION_DAYS")
+    audit_anchor_s3_mode: Literal["COMPLIANCE", "GOVERNANCE"] = Field(default="COMPLIANCE", alias="OPSBOT_AUDIT_ANCHOR_S3_MODE")
+    audit_anchor_channel: str | None = Field(default=None, pattern=r"^[CG][A-Z0-9]{2,}$", alias="OPSBOT_AUDIT_ANCHOR_CHANNEL")
+    """A Slack channel id to post each anchor to (a channel whose history the database's writers cannot edit)."""
+
+    @field_validator("audit_key")
+    @classmethod
+    def _key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_AUDIT_KEY_CHARS:
+            raise ValueError(f"OPSBOT_AUDIT_KEY must be at least {MIN_AUDIT_KEY_CHARS} characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    def audit_key_bytes(self) -> bytes | None:
+        """The audit chain's HMAC key as bytes (None: the chain is plain SHA-256)."""
+        return self.audit_key.get_secret_value().encode("utf-8") if self.audit_key is not None else None
 
     @classmethod
     def settings_customise_sources(

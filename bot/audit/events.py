@@ -39,6 +39,7 @@ class EventType(StrEnum):
     INCIDENT_RESOLVED = "incident_resolved"
     DIGEST_POSTED = "digest_posted"
     REPLAY_REJECTED = "replay_rejected"
+    AUDIT_KEY_INTRODUCED = "audit_key_introduced"  # the chain is keyed from this row on (bot.audit.chain)
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.logs import configure_logging
+from bot.logs import ThrottledWarning, configure_logging
 from bot.metrics import exposition, record_ack
+from bot.serve.bodies import BodyRefused, read_limited_body
 from bot.serve.process import settle_garbage_collector
 from bot.serve.readiness import Readiness, missing_slack_settings
 from bot.serve.wiring import CoreFactory, ServingBot, build_ack_only_bot, build_inline_bot, default_core
@@ -73,7 +74,9 @@ def build_server(settings: Settings, *, core_factory: CoreFactory = default_core
         Route("/metrics", metrics, methods=["GET"]),
     ]
     if not socket_mode:
-        routes.append(Route(SLACK_EVENTS_PATH, slack_events_endpoint(serving), methods=["POST"]))
+        routes.append(
+            Route(SLACK_EVENTS_PATH, slack_events_endpoint(serving, body_timeout=settings.body_timeout_seconds), methods=["POST"])
+        )
     server = Starlette(routes=routes, lifespan=_lifespan(serving, socket))
     server.state.serving = serving
     return server
@@ -89,23 +92,32 @@ async def metrics(_request: Request) -> Response:
     return Response(content, media_type=content_type)
 
 
-def slack_events_endpoint(serving: ServingBot) -> Callable[[Request], Awaitable[Response]]:
-    """``POST /slack/events``: size limit, then the Slack front door; timed for ``opsbot_ack_seconds``."""
+def slack_events_endpoint(serving: ServingBot, *, body_timeout: float) -> Callable[[Request], Awaitable[Response]]:
+    """``POST /slack/events``: the body read as a stream within its limits, then the Slack front door; timed for ``opsbot_ack_seconds``."""
+
+    refusals = ThrottledWarning(logger)  # anyone can send these: visible in the log, never a flood of lines
 
     async def slack_events(request: Request) -> Response:
         started = time.perf_counter()
         try:
-            if _declared_length(request) > MAX_SLACK_BODY_BYTES:
-                return PlainTextResponse("payload too large", status_code=413)
-            body = await request.body()
-            if len(body) > MAX_SLACK_BODY_BYTES:
-                return PlainTextResponse("payload too large", status_code=413)
+            try:
+                body = await read_limited_body(request, max_bytes=MAX_SLACK_BODY_BYTES, timeout=body_timeout)
+            except BodyRefused as refused:
+                return _refuse_body(refused, request, refusals)
             answer = await serving.slack.answer(body, request.headers, request.client.host if request.client else "?")
             return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
         finally:
             record_ack(time.perf_counter() - started)
 
     return slack_events
+
+
+def _refuse_body(refused: BodyRefused, request: Request, refusals: ThrottledWarning) -> Response:
+    """413/408 with ``Connection: close``: uvicorn then closes the socket instead of reading (and discarding) the rest."""
+    client = request.client.host if request.client else "?"
+    refusals.warn("refused a request body from %s: %s", client, refused.reason)
+    text = {413: "payload too large", 408: "request body too slow"}.get(refused.status, "bad request")
+    return PlainTextResponse(text, status_code=refused.status, headers={"Connection": "close"})
 
 
 def _lifespan(
@@ -128,10 +140,3 @@ def _lifespan(
             await serving.close()
 
     return lifespan
-
-
-def _declared_length(request: Request) -> int:
-    try:
-        return int(request.headers.get("content-length", "0"))
-    except ValueError:
-        return 0

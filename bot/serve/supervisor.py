@@ -52,26 +52,27 @@ def serve(settings: Settings, *, socket_mode: bool, host: str, port: int, worker
     with contextlib.ExitStack() as stack:
         executors = [stack.enter_context(executor_process(index)) for index in range(settings.executors)]
         os.environ[EXECUTOR_SOCKET_ENV] = ",".join(executor.socket_path for executor in executors)  # read by each HTTP worker
-        _run_uvicorn(uvicorn, socket_mode, host, port, workers)
+        _run_uvicorn(uvicorn, settings, socket_mode, host, port, workers)
     if any(executor.died for executor in executors):
         click.echo("error: the executor process stopped unexpectedly, so opsbot serve stopped too (see the log above).", err=True)
         sys.exit(1)
 
 
-def _run_uvicorn(uvicorn: Any, socket_mode: bool, host: str, port: int, workers: int) -> None:
+def _run_uvicorn(uvicorn: Any, settings: Settings, socket_mode: bool, host: str, port: int, workers: int) -> None:
+    from bot.serve.connections import uvicorn_options
+
     uvicorn.run(
         SOCKET_MODE_FACTORY if socket_mode else HTTP_FACTORY,
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        loop="uvloop",
-        http="httptools",
         lifespan="on",
         access_log=False,  # a log line per request costs throughput; /metrics counts requests instead
         log_config=None,  # keep opsbot's JSON logging (each worker configures it in create_app)
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        **uvicorn_options(settings),  # uvloop, httptools with header/connection limits, keep-alive timeout
     )
 
 

@@ -10,12 +10,14 @@ its jobs to a core.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.backends import Backends
 from bot.catalog.catalog import Catalog, load_catalog, load_commands
+from bot.catalog.schedules import interval_trigger
 from bot.messages import Notifier
 from bot.requests.approvals import expire_due
 from bot.requests.board import RequestBoard
@@ -36,13 +38,18 @@ from bot.slack.bolt_app import SlackBot
 from bot.slack.jobs import Handoff, JobRunner
 from bot.slack.notifier import SlackNotifier, make_web_client
 from bot.slack.usergroups import SlackUserGroups
+from bot.store.audit import introduce_key
 from bot.store.audit_writer import AuditWriter
 from bot.store.database import Database
 from bot.store.models import utcnow
+from bot.watch.anchoring import AnchorSink, AuditAnchoring, SlackChannelSink
 from bot.watch.digest_content import HealthItem
 from bot.watch.digests import Digests, gather_health
 from bot.watch.incidents import IncidentWatch
-from bot.watch.scheduler import SlotScheduler, build_scheduler
+from bot.watch.scheduler import SlotJob, SlotScheduler, build_scheduler
+
+logger = logging.getLogger(__name__)
+ANCHOR_JOB = "audit-anchor"
 
 
 @dataclass
@@ -62,9 +69,16 @@ class OpsbotCore:
     incidents: IncidentWatch
     pool: PostAckPool
     maintenance: Maintenance
+    anchoring: AuditAnchoring
     scheduler: SlotScheduler | None = None
 
     def start_background(self) -> None:
+        key = self.settings.audit_key_bytes()
+        if key is not None:
+            with self.database.transaction() as session:
+                keyed_at = introduce_key(session, key, utcnow())  # AuditKeyMismatch stops the start: never write unverifiable rows
+            if keyed_at is not None:
+                logger.warning("the audit chain is keyed from seq %d on (OPSBOT_AUDIT_KEY was set)", keyed_at)
         self.maintenance.sweep()
         self.maintenance.start()
         if self.scheduler is not None:
@@ -81,6 +95,7 @@ class OpsbotCore:
         self.pool.shutdown(wait=True)
         self.engine.shutdown(wait=True)
         self.audit_writer.close()
+        self.anchoring.publish("shutdown")  # after the last append: the head as this process leaves it
         self.database.dispose()
 
 
@@ -109,7 +124,7 @@ def build_core(
     ``OPSBOT_MAINTENANCE_SECONDS``); tests pass their own.
     """
     loaded = catalog or load_settings_catalog(settings)
-    database = Database(settings.database_url.get_secret_value())
+    database = Database(settings.database_url.get_secret_value(), audit_key=settings.audit_key_bytes())
     groups = GroupDirectory(loaded.config, external_groups)
     backends = Backends(loaded.config)
     run_timing = timing or RunnerTiming.for_lease(settings.run_lease_seconds)
@@ -138,6 +153,10 @@ def build_core(
         if settings.run_scheduler
         else None
     )
+    anchoring = AuditAnchoring(database=database, sinks=anchor_sinks(settings, notifier), clock=clock)
+    if scheduler is not None:
+        every = timedelta(seconds=settings.audit_anchor_seconds)
+        scheduler.add(SlotJob(ANCHOR_JOB, interval_trigger(every), anchoring.scheduled, every))
     interval = settings.maintenance_seconds if maintenance_interval is None else maintenance_interval
     maintenance = Maintenance(
         database=database, engine=engine, expire_due=lambda now: expire_due(database, now), redraw=board.redraw, clock=clock,
@@ -147,8 +166,24 @@ def build_core(
         settings=settings, catalog=loaded, database=database, groups=groups, backends=backends, audit_writer=audit_writer,
         engine=engine, board=board, front_door=front_door, digests=digests, incidents=incidents,
         pool=PostAckPool(max_backlog=settings.max_backlog),
-        maintenance=maintenance, scheduler=scheduler,
+        maintenance=maintenance, anchoring=anchoring, scheduler=scheduler,
     )  # fmt: skip
+
+
+def anchor_sinks(settings: Settings, notifier: Notifier) -> list[AnchorSink]:
+    """The configured places anchors go besides the log line: an Object Lock bucket, a Slack channel."""
+    sinks: list[AnchorSink] = []
+    if settings.audit_anchor_s3:
+        from bot.backends.aws.anchor_bucket import S3AnchorBucket
+
+        bucket = S3AnchorBucket(
+            settings.audit_anchor_s3, endpoint_url=settings.audit_anchor_s3_endpoint, region=settings.audit_anchor_s3_region,
+            retention=timedelta(days=settings.audit_anchor_s3_retention_days), mode=settings.audit_anchor_s3_mode,
+        )  # fmt: skip
+        sinks.append(bucket)
+    if settings.audit_anchor_channel:
+        sinks.append(SlackChannelSink(notifier, settings.audit_anchor_channel))
+    return sinks
 
 
 def default_core(settings: Settings, notifier: Notifier, groups: ExternalGroupResolver) -> OpsbotCore:

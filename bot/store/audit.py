@@ -15,10 +15,12 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, String, Table, bindparam, func, insert, select, type_coerce, update
 from sqlalchemy.orm import Session
 
-from bot.audit.chain import GENESIS_HASH, ChainReport, ChainRow, canonical_json, chain_hash, format_time, verify_chain
-from bot.audit.events import AuditEvent
+from bot.audit.anchors import Anchor
+from bot.audit.chain import GENESIS_HASH, ChainRow, canonical_json, chain_hash, format_time, key_id
+from bot.audit.events import SYSTEM, AuditEvent, EventType
+from bot.audit.verification import ChainHead, ChainReport, verify_chain
 from bot.redaction import redact
-from bot.store.database import Database
+from bot.store.database import AUDIT_KEY_INFO, Database
 from bot.store.models import AuditEventRow, AuditHeadRow
 
 HEAD_ID = 1
@@ -28,29 +30,69 @@ VERIFY_BATCH = 20_000
 # cost more than the database round trips (see docs/benchmarks.md).
 _AUDIT_TABLE: Table = AuditEventRow.__table__  # type: ignore[assignment]
 _HEAD_TABLE: Table = AuditHeadRow.__table__  # type: ignore[assignment]
-_LOCK_HEAD = select(AuditHeadRow.seq, AuditHeadRow.last_hash).where(AuditHeadRow.id == HEAD_ID).with_for_update()
+_READ_HEAD = select(AuditHeadRow.seq, AuditHeadRow.last_hash, AuditHeadRow.key_id).where(AuditHeadRow.id == HEAD_ID)
+_LOCK_HEAD = _READ_HEAD.with_for_update()
 _INSERT_EVENT = insert(_AUDIT_TABLE)
 _MOVE_HEAD = update(_HEAD_TABLE).where(_HEAD_TABLE.c.id == HEAD_ID).values(seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
 
 
+class AuditKeyMismatch(RuntimeError):
+    """The chain is keyed with another key than this process's (or this process has none): appending would break it."""
+
+
 def append_events(session: Session, events: Sequence[AuditEvent], now: datetime) -> list[int]:
-    """Append ``events`` in order inside the caller's transaction; returns their seq numbers."""
+    """Append ``events`` in order inside the caller's transaction; returns their seq numbers.
+
+    Hashed with the database's audit key (``Database(audit_key=…)``) once the chain is keyed; a
+    process whose key differs from the chain's refuses to append (the caller's change rolls back)
+    rather than write rows nobody could verify.
+    """
     if not events:
         return []
     connection = session.connection()
     head = connection.execute(_LOCK_HEAD).one_or_none()
     if head is None:
         raise RuntimeError("audit_head row is missing: run `opsbot db upgrade`")
-    seq, prev_hash = head
+    seq, prev_hash, head_key_id = head
+    key = _chain_key(session.info.get(AUDIT_KEY_INFO), head_key_id)
     rows: list[dict[str, object]] = []
     for event in events:
         seq += 1
-        row = _row_values(seq, event, now, prev_hash)
+        row = _row_values(seq, event, now, prev_hash, key)
         prev_hash = str(row["hash"])
         rows.append(row)
     connection.execute(_INSERT_EVENT, rows)
     connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev_hash})
     return [int(str(row["seq"])) for row in rows]
+
+
+def introduce_key(session: Session, key: bytes, now: datetime) -> int | None:
+    """Key the chain from now on: append an ``audit_key_introduced`` row (itself keyed) and record the key in the head.
+
+    Idempotent: None if the chain is already keyed with ``key``; ``AuditKeyMismatch`` if with another.
+    Rows before the introduction keep their plain hashes, so an existing log stays verifiable.
+    """
+    connection = session.connection()
+    head = connection.execute(_LOCK_HEAD).one_or_none()
+    if head is None:
+        raise RuntimeError("audit_head row is missing: run `opsbot db upgrade`")
+    seq, prev_hash, head_key_id = head
+    wanted = key_id(key)
+    if head_key_id == wanted:
+        return None
+    if head_key_id is not None:
+        raise AuditKeyMismatch(f"the audit chain is keyed with key id {head_key_id}, OPSBOT_AUDIT_KEY is key id {wanted}")
+    event = AuditEvent(EventType.AUDIT_KEY_INTRODUCED, actor_id=SYSTEM.user_id, actor_name=SYSTEM.name, details={"key_id": wanted})
+    row = _row_values(seq + 1, event, now, prev_hash, key)
+    connection.execute(_INSERT_EVENT, [row])
+    connection.execute(update(_HEAD_TABLE).where(_HEAD_TABLE.c.id == HEAD_ID).values(seq=seq + 1, last_hash=row["hash"], key_id=wanted))
+    return seq + 1
+
+
+def read_head(session: Session) -> ChainHead | None:
+    """The head as it stands (None if its row is missing): what an anchor publishes."""
+    head = session.connection().execute(_READ_HEAD).one_or_none()
+    return None if head is None else ChainHead(seq=int(head[0]), hash=str(head[1]), key_id=head[2])
 
 
 def tail(session: Session, *, limit: int = 20, service: str | None = None, request_id: int | None = None) -> list[AuditEventRow]:
@@ -83,8 +125,8 @@ def events_since(session: Session, since: datetime, services: Sequence[str] | No
     return list(session.scalars(query))
 
 
-def verify(database: Database) -> ChainReport:
-    """Check the whole chain, streaming rows; reads never block writers.
+def verify(database: Database, *, key: bytes | None = None, anchors: Sequence[Anchor] = ()) -> ChainReport:
+    """Check the whole chain (with ``key`` where it is keyed) against its head and ``anchors``, streaming rows; reads never block writers.
 
     The database formats each timestamp into the hashed text form itself (in C), and rows
     come through SQLAlchemy Core, not the ORM: 1 M rows verify in seconds, not minutes.
@@ -95,12 +137,10 @@ def verify(database: Database) -> ChainReport:
         table.runbook, table.service, table.env, table.params, table.outcome, table.details, table.prev_hash, table.hash,
     )  # fmt: skip
     with database.reading() as session:
-        connection = session.connection()
-        head = connection.execute(select(AuditHeadRow.seq, AuditHeadRow.last_hash).where(AuditHeadRow.id == HEAD_ID)).one_or_none()
-        result = connection.execution_options(yield_per=VERIFY_BATCH).execute(select(*columns).order_by(table.seq))
+        head = read_head(session)
+        result = session.connection().execution_options(yield_per=VERIFY_BATCH).execute(select(*columns).order_by(table.seq))
         rows: Iterator[ChainRow] = iter(result)
-        head_seq, head_hash = (head[0], head[1]) if head is not None else (None, None)
-        return verify_chain(rows, head_seq, head_hash if head_seq else None)
+        return verify_chain(rows, head, key=key, anchors=anchors)
 
 
 def _time_text(database: Database) -> ColumnElement[str]:
@@ -116,7 +156,18 @@ def count_events(session: Session) -> int:
     return int(head or 0)
 
 
-def _row_values(seq: int, event: AuditEvent, now: datetime, prev_hash: str) -> dict[str, object]:
+def _chain_key(own: bytes | None, head_key_id: str | None) -> bytes | None:
+    """The key to hash new rows with: none until the chain is keyed, then exactly the chain's key."""
+    if head_key_id is None:
+        return None
+    if own is None:
+        raise AuditKeyMismatch(f"the audit chain is keyed (key id {head_key_id}) but OPSBOT_AUDIT_KEY is not set in this process")
+    if key_id(own) != head_key_id:
+        raise AuditKeyMismatch(f"the audit chain is keyed with key id {head_key_id}, OPSBOT_AUDIT_KEY is key id {key_id(own)}")
+    return own
+
+
+def _row_values(seq: int, event: AuditEvent, now: datetime, prev_hash: str, key: bytes | None) -> dict[str, object]:
     params = canonical_json(redact(event.params))
     details = canonical_json(redact(event.details))
     fields = (
@@ -149,8 +200,11 @@ def _row_values(seq: int, event: AuditEvent, now: datetime, prev_hash: str) -> d
         "outcome": event.outcome,
         "details": details,
         "prev_hash": prev_hash,
-        "hash": chain_hash(fields, prev_hash),
+        "hash": chain_hash(fields, prev_hash, key),
     }
 
 
-__all__ = ["GENESIS_HASH", "append_events", "count_events", "events_between", "events_since", "tail", "verify"]
+__all__ = [
+    "GENESIS_HASH", "AuditKeyMismatch", "append_events", "count_events", "events_between", "events_since", "introduce_key", "read_head",
+    "tail", "verify",
+]  # fmt: skip

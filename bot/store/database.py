@@ -27,12 +27,14 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 RETRY_FIRST_PAUSE_SECONDS = 0.1
 RETRY_MAX_PAUSE_SECONDS = 2.0
 T = TypeVar("T")
+AUDIT_KEY_INFO = "opsbot_audit_key"
+"""``Session.info`` key of the audit chain's HMAC key: every append site gets it through its session, none passes it."""
 
 
 class Database:
     """One engine per process; ``transaction()`` is the only way the code writes."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False, audit_key: bytes | None = None) -> None:
         self.url = url
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
@@ -53,7 +55,7 @@ class Database:
                 echo=echo,
             )
             self.read_engine = self.engine
-        self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False, autoflush=False)
+        self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False, autoflush=False, info={AUDIT_KEY_INFO: audit_key})
         self._read_sessions = sessionmaker(bind=self.read_engine, expire_on_commit=False, autoflush=False)
 
     @property

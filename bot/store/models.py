@@ -134,6 +134,8 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     last_hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """The fingerprint of the HMAC key the chain is hashed with since its key-introduction row; None: plain SHA-256."""
 
 
 class TargetLockRow(Base):

@@ -43,6 +43,7 @@ from bot.requests.builtins import BUILTIN_SPECS
 from bot.requests.groups import ExternalGroupResolver
 from bot.runs.engine import RunnerTiming
 from bot.serve.asgi import build_server
+from bot.serve.connections import uvicorn_options
 from bot.serve.wiring import CoreFactory, OpsbotCore, ServingBot, build_core, default_core
 from bot.settings import Settings
 from bot.store import requests as request_store
@@ -238,7 +239,7 @@ def serve_opsbot(settings: Settings, *, core_factory: CoreFactory = default_core
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on", access_log=False, log_config=None)
+    config = uvicorn.Config(app, lifespan="on", access_log=False, log_config=None, **uvicorn_options(settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="opsbot-test-server", daemon=True)
     thread.start()
