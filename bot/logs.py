@@ -82,7 +82,6 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
     root.addHandler(handler)
     root.setLevel(level)
     # alembic: /readyz reads the schema revision, and alembic logs two INFO lines each time.
-    logging.getLogger("bot.audit.anchor").setLevel(logging.INFO)  # audit anchors are always written (bot.watch.anchoring)
     for noisy in ("urllib3", "kubernetes", "botocore", "boto3", "slack_bolt", "slack_sdk", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
 

@@ -112,19 +112,33 @@ def audit_export(fmt: str, since: datetime | None, until: datetime | None) -> No
 
 
 @audit.command("verify")
-def audit_verify() -> None:
-    """Check the hash chain end to end; exit 1 naming the first bad row."""
+@click.option(
+    "--anchors", "anchor_sources", multiple=True, metavar="FILE|s3://BUCKET/PREFIX",
+    help="Check the chain against every anchor found there (repeatable): a log export, pasted Slack messages, an audit export, "
+    "or the Object Lock bucket opsbot anchors to.",
+)  # fmt: skip
+def audit_verify(anchor_sources: tuple[str, ...]) -> None:
+    """Check the hash chain end to end (with OPSBOT_AUDIT_KEY where it is keyed); exit 1 naming where it breaks."""
     import time
 
+    from bot.cli.audit_anchors import load_anchors
     from bot.store.audit import verify
 
+    settings = Settings()
+    anchors = load_anchors(anchor_sources, settings)
     started = time.perf_counter()
-    report = verify(_database())
+    report = verify(_database(), key=settings.audit_key_bytes(), anchors=anchors)
     elapsed = time.perf_counter() - started
-    if report.broken is not None:
-        click.echo(f"BROKEN: {report.broken} (checked {report.rows} rows in {elapsed:.1f}s)", err=True)
+    checked = f"checked {report.rows} rows" + (f" against {report.anchors_checked} anchors" if anchors else "") + f" in {elapsed:.1f}s"
+    if report.problems:
+        for problem in report.problems:
+            click.echo(f"BROKEN: {problem}", err=True)
+        click.echo(f"({checked})", err=True)
         sys.exit(1)
-    click.echo(f"OK: {report.rows} events, chain intact, head seq {report.last_seq} hash {report.last_hash[:16]}… ({elapsed:.1f}s)")
+    keyed = f", keyed since seq {report.keyed_from}" if report.keyed_from is not None else ""
+    anchored = f", extends all {report.anchors_checked} anchors" if anchors else ""
+    head = f"head seq {report.last_seq} hash {report.last_hash[:16]}…"
+    click.echo(f"OK: {report.rows} events, chain intact{keyed}{anchored}, {head} ({elapsed:.1f}s)")
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -24,8 +24,8 @@ from bot.store.database import Database
 
 logger = logging.getLogger(__name__)
 ANCHOR_LOGGER = "bot.audit.anchor"
-"""Its own logger, kept at INFO whatever ``OPSBOT_LOG_LEVEL`` says (``bot.logs.configure_logging``): the line is always written."""
 anchor_log = logging.getLogger(ANCHOR_LOGGER)
+anchor_log.setLevel(logging.INFO)  # its own level: the line is written whatever OPSBOT_LOG_LEVEL says
 
 
 class AnchorSink(Protocol):
