@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     """uvicorn's ``timeout_keep_alive``: an idle keep-alive connection is closed after this long."""
     max_connections: int = Field(default=1_000, ge=2, le=100_000, alias="OPSBOT_MAX_CONNECTIONS")
     """Open connections per HTTP worker; past it, the oldest one still sending its headers (or idle) is closed."""
+    urgent_commands: str = Field(default="rollback", pattern=r"^[a-z0-9_,-]*$", alias="OPSBOT_URGENT_COMMANDS")
+    """Commands that skip the fair queue and use the reserved threads (comma-separated): never shed behind bulk work."""
+    rate_per_minute: float = Field(default=30.0, gt=0, le=10_000, alias="OPSBOT_RATE_PER_MINUTE")
+    """Commands one person may send per minute on average (a token bucket per person and HTTP worker)."""
+    rate_burst: int = Field(default=10, ge=1, le=10_000, alias="OPSBOT_RATE_BURST")
+    """Commands one person may send at once before the per-minute rate applies."""
     audit_key: SecretStr | None = Field(default=None, alias="OPSBOT_AUDIT_KEY")
     """HMAC key of the audit chain (at least 32 characters; best from a file no database role can read)."""
     audit_anchor_seconds: int = Field(default=600, ge=10, le=86_400, alias="OPSBOT_AUDIT_ANCHOR_SECONDS")
@@ -75,6 +81,9 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < MIN_AUDIT_KEY_CHARS:
             raise ValueError(f"OPSBOT_AUDIT_KEY must be at least {MIN_AUDIT_KEY_CHARS} characters (e.g. `openssl rand -hex 32`)")
         return value
+
+    def urgent_command_names(self) -> frozenset[str]:
+        return frozenset(name.strip() for name in self.urgent_commands.split(",") if name.strip())
 
     def audit_key_bytes(self) -> bytes | None:
         """The audit chain's HMAC key as bytes (None: the chain is plain SHA-256)."""

@@ -76,6 +76,10 @@ class FrontDoor:
         """Audit a command refused because too much work was queued (its person was told "busy")."""
         self._audit_quietly(invocation, "busy", command=parsed.command)
 
+    def record_rate_limited(self, invocation: Invocation, command: str, *, retry_after: int, refused: int) -> None:
+        """Audit a person told to slow down (per-person rate limit); ``refused`` counts their refusals since the last such row."""
+        self._audit_quietly(invocation, "rate_limited", command=command, retry_after=retry_after, refused=refused)
+
     def _audit_quietly(self, invocation: Invocation, outcome: str, **details: Any) -> None:
         event = actor_event(
             EventType.COMMAND_REJECTED, invocation.actor, channel=invocation.channel, outcome=outcome, text=invocation.text[:300], **details

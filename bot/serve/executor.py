@@ -37,9 +37,10 @@ class ExecutorServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer)
 
     daemon_threads = True
 
-    def __init__(self, path: str, pool: PostAckPool, jobs: JobRunner) -> None:
+    def __init__(self, path: str, pool: PostAckPool, jobs: JobRunner, *, urgent: frozenset[str] = frozenset()) -> None:
         self.pool = pool
         self.jobs = jobs
+        self.urgent = urgent
         super().__init__(path, _JobReader)
 
 
@@ -60,7 +61,7 @@ class _JobReader(socketserver.StreamRequestHandler):
 
     def _dispatch(self, job: Job) -> None:
         try:
-            submit_job(self.server.pool, self.server.jobs, job)
+            submit_job(self.server.pool, self.server.jobs, job, urgent=self.server.urgent)
         except HandoffBusy:
             if isinstance(job, CommandJob):
                 logger.warning("refused a %s command: the executor's pool is full (OPSBOT_MAX_BACKLOG)", job.parsed.command)
@@ -78,7 +79,7 @@ def run_executor(socket_path: str) -> None:
     os.nice(settings.executor_nice)
     web = make_web_client(settings)
     core = build_core(settings, notifier=SlackNotifier(web), external_groups=SlackUserGroups(web))
-    server = ExecutorServer(socket_path, core.pool, JobRunner(core.front_door, web))
+    server = ExecutorServer(socket_path, core.pool, JobRunner(core.front_door, web), urgent=settings.urgent_command_names())
     stop = threading.Event()
 
     def request_stop(*_args: Any) -> None:

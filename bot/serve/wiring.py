@@ -218,7 +218,7 @@ def build_inline_bot(settings: Settings, *, core_factory: CoreFactory = default_
     """The core in this process, jobs to its post-ack pool (tests; ``build_server`` without an executor)."""
     web = make_web_client(settings)
     core = core_factory(settings, SlackNotifier(web), SlackUserGroups(web))
-    handoff = LocalHandoff(core.pool, JobRunner(core.front_door, web))
+    handoff = LocalHandoff(core.pool, JobRunner(core.front_door, web), urgent=settings.urgent_command_names())
     slack = SlackBot(settings=settings, web=web, parse=core.catalog.parse, commands=core.catalog.commands, handoff=handoff)
     return ServingBot(slack=slack, handoff=handoff, database=core.database, core=core)
 
@@ -229,6 +229,6 @@ def build_ack_only_bot(settings: Settings, executor_sockets: str) -> ServingBot:
     Loads no action registry and no backend: an HTTP worker never imports ``kubernetes`` or ``boto3``.
     """
     commands = load_commands(settings.config_path, settings.runbooks_dir, builtins=BUILTIN_SPECS)
-    handoff = SpreadHandoff(executor_sockets.split(","))
+    handoff = SpreadHandoff(executor_sockets.split(","), urgent=settings.urgent_command_names())
     slack = SlackBot(settings=settings, web=make_web_client(settings), parse=commands.parse, commands=commands.commands, handoff=handoff)
     return ServingBot(slack=slack, handoff=handoff, database=Database(settings.database_url.get_secret_value()))

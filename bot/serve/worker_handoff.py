@@ -18,7 +18,8 @@ import struct
 import time
 from typing import cast
 
-from bot.slack.jobs import CommandJob, HandoffBusy, HandoffUnavailable, Job
+from bot.serve.fair_queue import FairQueue, QueueFull
+from bot.slack.jobs import CommandJob, HandoffBusy, HandoffUnavailable, Job, ShedJob
 
 logger = logging.getLogger(__name__)
 
@@ -39,19 +40,21 @@ class SocketHandoff:
     Unix-socket transport. No thread: a sender thread woken for every job competed with the
     event loop for the GIL (measured with benchmarks/ack.py, see docs/benchmarks.md).
 
-    New commands wait in a bounded queue (``HandoffBusy`` when full: the ack says "busy");
-    clicks, notices and audit records go first and are never refused for room, because a click
-    dropped here would leave its person with no answer at all. While the executor reads slower
+    New commands wait in a bounded ``FairQueue`` (people in turn; when it is full, the person
+    with the most queued gives way, and ``HandoffBusy`` only for that person: the ack says "busy");
+    clicks, notices, audit records and urgent commands go first and are never refused for room,
+    because a click dropped here would leave its person with no answer at all. While the executor reads slower
     than jobs arrive, the transport pauses writing and frames wait here, in that order. While no
     executor is connected, ``submit`` says ``HandoffUnavailable`` and a reconnect is retried
     every 0.2 s (frames already handed to a transport that then broke are lost with the
     executor, which stops the pod anyway; see ``opsbot serve``).
     """
 
-    def __init__(self, path: str, *, queue_size: int = SEND_QUEUE_SIZE) -> None:
+    def __init__(self, path: str, *, queue_size: int = SEND_QUEUE_SIZE, urgent: frozenset[str] = frozenset()) -> None:
         self._path = path
         self._limit = queue_size
-        self._commands: collections.deque[bytes] = collections.deque()
+        self._urgent = urgent
+        self._commands: FairQueue[tuple[bytes, CommandJob]] = FairQueue()
         self._first: collections.deque[bytes] = collections.deque()
         self._link: _ExecutorLink | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -72,12 +75,14 @@ class SocketHandoff:
     def submit(self, job: Job) -> None:
         if self._link is None:
             raise HandoffUnavailable("the executor process is not reachable")
-        payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
-        frame = FRAME_HEADER.pack(len(payload)) + payload
-        if isinstance(job, CommandJob):
-            if len(self._commands) >= self._limit:
-                raise HandoffBusy(f"{self._limit} jobs are waiting to reach the executor")
-            self._commands.append(frame)
+        frame = _frame(job)
+        if isinstance(job, CommandJob) and job.parsed.command not in self._urgent:
+            try:
+                shed = self._commands.put(job.invocation.actor.user_id, (frame, job), full=len(self._commands) >= self._limit)
+            except QueueFull:
+                raise HandoffBusy(f"{self._limit} jobs are waiting to reach the executor") from None
+            if shed is not None:  # someone with more queued gave way: the executor tells them "busy" and audits it
+                self._first.append(_frame(ShedJob(shed[1])))
         else:
             self._first.append(frame)
         self._schedule_flush()
@@ -110,9 +115,10 @@ class SocketHandoff:
         link = self._link
         while link is not None and not link.paused and (self._first or self._commands):
             batch: list[bytes] = []
-            for queue in (self._first, self._commands):
-                while queue and len(batch) < FLUSH_BATCH:
-                    batch.append(queue.popleft())
+            while self._first and len(batch) < FLUSH_BATCH:
+                batch.append(self._first.popleft())
+            while self._commands and len(batch) < FLUSH_BATCH:
+                batch.append(self._commands.pop()[0])
             link.transport.write(b"".join(batch))
 
     def _resumed(self) -> None:
@@ -141,6 +147,11 @@ class SocketHandoff:
             self._schedule_flush()
             return True
         return False
+
+
+def _frame(job: Job) -> bytes:
+    payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+    return FRAME_HEADER.pack(len(payload)) + payload
 
 
 class _ExecutorLink(asyncio.Protocol):
@@ -184,8 +195,8 @@ class SpreadHandoff:
     coordinate through the database exactly like replicas do.
     """
 
-    def __init__(self, paths: list[str]) -> None:
-        self._handoffs = [SocketHandoff(path) for path in paths]
+    def __init__(self, paths: list[str], *, urgent: frozenset[str] = frozenset()) -> None:
+        self._handoffs = [SocketHandoff(path, urgent=urgent) for path in paths]
         self._next = itertools.count()
 
     async def start(self) -> None:

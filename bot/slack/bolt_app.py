@@ -34,6 +34,7 @@ from bot.settings import Settings
 from bot.slack.jobs import Handoff
 from bot.slack.listeners import ANY_ACTION, OPS_COMMAND, BlockActionsGuard, SlackListeners, WorkspaceGuard
 from bot.slack.notifier import api_base_url
+from bot.slack.rate_limits import PersonRateLimits
 from bot.slack.signatures import RefusalLog, signature_refusal_reason
 from commands.parser import CommandRequest
 
@@ -75,7 +76,8 @@ class SlackBot:
         self.web = web
         self.handoff = handoff
         self.token: TokenCheck | None = None
-        self.listeners = SlackListeners(parse=parse, commands=commands, handoff=handoff)
+        rate_limits = PersonRateLimits(per_minute=settings.rate_per_minute, burst=settings.rate_burst)
+        self.listeners = SlackListeners(parse=parse, commands=commands, handoff=handoff, rate_limits=rate_limits)
         self.bolt = build_bolt_app(settings, self.listeners, self.authorization)
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self._signatures = SignatureVerifier(secret) if secret else None

@@ -71,7 +71,24 @@ class NoticeJob:
     text: str
 
 
-Job = CommandJob | ClickJob | RejectedJob | NoticeJob
+@dataclass(frozen=True)
+class ShedJob:
+    """A command that was acked, then gave way in a full queue to someone with fewer queued: tell its person, audit it."""
+
+    command: CommandJob
+
+
+@dataclass(frozen=True)
+class RateLimitedJob:
+    """A person over their command rate was told to slow down in the ack: audit it (once per burst, not per command)."""
+
+    invocation: Invocation
+    command: str
+    retry_after: int
+    refused: int
+
+
+Job = CommandJob | ClickJob | RejectedJob | NoticeJob | ShedJob | RateLimitedJob
 
 
 class HandoffBusy(Exception):
@@ -112,6 +129,10 @@ class JobRunner:
             self._front_door.handle_click(job.click, self.replier(job.reply))
         elif isinstance(job, RejectedJob):
             self._front_door.record_rejected(job.invocation, UsageError(job.message, usage=job.usage))
+        elif isinstance(job, ShedJob):
+            self.refuse_busy(job.command)
+        elif isinstance(job, RateLimitedJob):
+            self._front_door.record_rate_limited(job.invocation, job.command, retry_after=job.retry_after, refused=job.refused)
         else:
             self.replier(job.reply).private(Message.plain(escape(job.text)))
 

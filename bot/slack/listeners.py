@@ -29,6 +29,7 @@ from bot.logs import ThrottledWarning
 from bot.messages import code, escape
 from bot.metrics import record_command
 from bot.requests.front_door import error_message
+from bot.requests.invocation import Invocation
 from bot.slack.jobs import (
     BUSY_TEXT,
     ClickJob,
@@ -38,6 +39,7 @@ from bot.slack.jobs import (
     HandoffUnavailable,
     Job,
     NoticeJob,
+    RateLimitedJob,
     RejectedJob,
     ReplyTarget,
 )
@@ -51,6 +53,7 @@ from bot.slack.payloads import (
     parse_slash_command,
     undecodable_click,
 )
+from bot.slack.rate_limits import PersonRateLimits, slow_down_text
 from commands.parser import CommandRequest
 
 logger = logging.getLogger(__name__)
@@ -65,10 +68,13 @@ UNAVAILABLE = "opsbot is restarting and could not take that just now; nothing wa
 class SlackListeners:
     """The ``/ops`` command, button clicks and the payload guard, as Bolt listeners."""
 
-    def __init__(self, *, parse: Callable[[str], CommandRequest], commands: Collection[str], handoff: Handoff) -> None:
+    def __init__(
+        self, *, parse: Callable[[str], CommandRequest], commands: Collection[str], handoff: Handoff, rate_limits: PersonRateLimits
+    ) -> None:
         self._parse = parse
         self._commands = commands
         self._handoff = handoff
+        self._rate_limits = rate_limits
         self._home: tuple[str | None, str | None] | None = None
         self._busy_log = ThrottledWarning(logger)
 
@@ -81,6 +87,8 @@ class SlackListeners:
             await ack_privately(ack, parsed.user_message)
             return
         invocation = dataclasses.replace(parsed.invocation, delivery=delivery_id(request))
+        if not await self._within_rate(ack, invocation):
+            return
         try:
             command = self._parse(invocation.text)
         except UsageError as error:
@@ -166,6 +174,18 @@ class SlackListeners:
         )
 
     # -- helpers -----------------------------------------------------------------------------
+
+    async def _within_rate(self, ack: AsyncAck, invocation: Invocation) -> bool:
+        """Spend one of the person's tokens; if none is left, say when to try again (audited once per burst) and stop."""
+        decision = self._rate_limits.take(invocation.actor.user_id)
+        if decision.allowed:
+            return True
+        label = self._command_label(invocation.text)
+        record_command(label, "rate_limited")
+        if decision.audit_refused is not None:
+            self._hand_over(RateLimitedJob(invocation, label, decision.retry_after, decision.audit_refused))
+        await ack_privately(ack, slow_down_text(decision.retry_after))
+        return False
 
     def _hand_over(self, job: Job) -> bool:
         """Hand post-ack work over; False if nothing can take it (shutting down, executor gone)."""

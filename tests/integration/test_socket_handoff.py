@@ -12,6 +12,7 @@ import contextlib
 import pickle
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,7 +76,7 @@ class FakeExecutor:
 
 
 @contextlib.asynccontextmanager
-async def executor_and_handoff(tmp_path: Path, **handoff_options: int) -> AsyncIterator[tuple[FakeExecutor, SocketHandoff]]:
+async def executor_and_handoff(tmp_path: Path, **handoff_options: Any) -> AsyncIterator[tuple[FakeExecutor, SocketHandoff]]:
     executor = FakeExecutor(str(tmp_path / "executor.sock"))
     await executor.start()
     handoff = SocketHandoff(executor.path, **handoff_options)
