@@ -11,6 +11,7 @@ import click
 
 from bot.cli.db import audit, db
 from bot.cli.digest import digest
+from bot.cli.rbac import rbac
 from bot.cli.serve import serve
 from bot.cli.shell import demo, shell
 from bot.cli.validate import validate
@@ -23,7 +24,7 @@ def main() -> None:
     YAML runbooks on Kubernetes and AWS, with a hash-chained SQL audit log."""
 
 
-for command in (serve, demo, shell, validate, db, audit, digest):
+for command in (serve, demo, shell, validate, db, audit, digest, rbac):
     main.add_command(command)
 
 

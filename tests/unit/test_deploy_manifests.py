@@ -68,7 +68,8 @@ BASE_VALUES: dict[str, Any] = renderer.load_values()
 VARIANTS: dict[str, dict[str, Any]] = {
     "manifests": {},
     "socket-mode": {"slackMode": "socket", "ingress": {"enabled": False}},
-    "cluster-wide": {"rbac": {"namespaces": [], "clusterWide": True}},
+    "cluster-wide": {"rbac": {"targets": [], "namespaces": [], "clusterWide": True}},
+    "whole-namespaces": {"rbac": {"targets": [], "namespaces": ["shop", "payments"]}, "networkPolicy": {"enabled": False}},
     "kubeconfig-runbooks-owner-role": {
         "kubeconfig": {"existingSecret": "opsbot-kubeconfig"},
         "runbooks": {"files": {"deploy.yaml": (REPO / "runbooks" / "deploy.yaml").read_text(encoding="utf-8")}},
@@ -77,6 +78,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "replicaCount": 3,
     },
     "one-replica-no-rbac": {"replicaCount": 1, "rbac": {"create": False, "namespaces": []}, "ingress": {"enabled": False}},
+    "socket-mode-kubeconfig-only": {
+        "slackMode": "socket",
+        "ingress": {"enabled": False},
+        "kubeconfig": {"existingSecret": "opsbot-kubeconfig"},
+        "rbac": {"create": False, "targets": []},
+        "serviceAccount": {"automountToken": False},
+    },
 }
 """Value sets that switch every branch of the templates, each on top of deploy/manifests-values.yaml."""
 
@@ -140,7 +148,7 @@ def test_plain_manifests_hold_the_app_and_the_migration_job_apart(committed: lis
     migration = [obj for obj in yaml.safe_load_all((MANIFESTS / "migrate-job.yaml").read_text(encoding="utf-8")) if obj]
     assert [obj["kind"] for obj in migration] == ["Job"]
     assert sorted({obj["kind"] for obj in app}) == sorted(
-        {"PodDisruptionBudget", "ServiceAccount", "ConfigMap", "Role", "RoleBinding", "Service", "Deployment", "Ingress"}
+        {"NetworkPolicy", "PodDisruptionBudget", "ServiceAccount", "ConfigMap", "Role", "RoleBinding", "Service", "Deployment", "Ingress"}
     )
     assert all(obj["metadata"].get("namespace") for obj in committed), "every object names its namespace"
 
@@ -214,7 +222,7 @@ def test_helm_lint_finds_nothing_but_the_missing_icon() -> None:
 def rule_set(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     rules: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
-        assert set(rule) == {"apiGroups", "resources", "verbs"}, f"unexpected rule fields (resourceNames, nonResourceURLs…): {rule}"
+        assert set(rule) <= {"apiGroups", "resources", "resourceNames", "verbs"}, f"unexpected rule fields (nonResourceURLs…): {rule}"
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
                 rules.setdefault((group, resource), set()).update(rule["verbs"])
@@ -227,15 +235,88 @@ def test_roles_grant_exactly_what_the_runbooks_need(rendered: dict[str, list[dic
             assert rule_set(role) == RUNBOOK_RULES, f"{variant}: {role['kind']} {role['metadata']['name']}"
 
 
-def test_roles_exist_in_each_listed_namespace_bound_to_the_service_account(rendered: dict[str, list[dict[str, Any]]]) -> None:
+def test_roles_exist_in_each_target_namespace_bound_to_the_service_account(rendered: dict[str, list[dict[str, Any]]]) -> None:
     objects = rendered["manifests"]
     account = one(objects, "ServiceAccount")["metadata"]
-    assert {role["metadata"]["namespace"] for role in of_kind(objects, "Role")} == set(BASE_VALUES["rbac"]["namespaces"])
+    targets = {target["namespace"] for target in BASE_VALUES["rbac"]["targets"]}
+    assert {role["metadata"]["namespace"] for role in of_kind(objects, "Role")} == targets
     assert of_kind(objects, "ClusterRole") == [] and of_kind(objects, "ClusterRoleBinding") == []
     for binding in of_kind(objects, "RoleBinding"):
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "opsbot-runbooks"}
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}]
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == account["name"]
+
+
+def test_patch_reaches_only_the_deployments_the_catalog_names(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    wanted = {target["namespace"]: set(target["deployments"]) for target in BASE_VALUES["rbac"]["targets"]}
+    for role in of_kind(rendered["manifests"], "Role"):
+        for rule in role["rules"]:
+            if "patch" in rule["verbs"] or ("get" in rule["verbs"] and "deployments" in rule["resources"]):
+                assert set(rule.get("resourceNames", [])) == wanted[role["metadata"]["namespace"]], rule
+
+
+def test_opsbot_rbac_prints_the_charts_roles_and_the_values_that_make_them(
+    rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli.main import main
+
+    config = tmp_path / "opsbot.yaml"
+    config.write_text(BASE_VALUES["config"]["opsbotYaml"], encoding="utf-8")
+    env = {"OPSBOT_CONFIG": str(config)}
+    printed = [doc for doc in yaml.safe_load_all(CliRunner().invoke(main, ["rbac"], env=env).output) if doc]
+    values = yaml.safe_load(CliRunner().invoke(main, ["rbac", "--format", "values"], env=env).output)
+
+    chart_roles = {role["metadata"]["namespace"]: role["rules"] for role in of_kind(rendered["manifests"], "Role")}
+    assert {role["metadata"]["namespace"]: role["rules"] for role in of_kind(printed, "Role")} == chart_roles
+    assert values["rbac"]["targets"] == BASE_VALUES["rbac"]["targets"], "deploy/manifests-values.yaml carries `opsbot rbac --format values`"
+    for obj in printed:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def test_no_service_account_token_when_every_target_uses_a_kubeconfig(tmp_path: Path, rendered: dict[str, list[dict[str, Any]]]) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli.main import main
+
+    config = tmp_path / "opsbot.yaml"
+    config.write_text(
+        "services:\n  web:\n    environments:\n      prod:\n        kubernetes: {context: prod, namespace: web, deployment: web}\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["rbac", "--format", "values", "--context", "prod"], env={"OPSBOT_CONFIG": str(config)})
+    assert yaml.safe_load(result.output)["serviceAccount"] == {"automountToken": False}
+    spec = one(rendered["socket-mode-kubeconfig-only"], "Deployment")["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert one(rendered["socket-mode-kubeconfig-only"], "ServiceAccount")["automountServiceAccountToken"] is False
+
+
+# -- network policy -----------------------------------------------------------------------------
+
+
+def test_network_policy_lets_in_only_the_ingress_controller_and_monitoring(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    policy = one(rendered["manifests"], "NetworkPolicy")["spec"]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "server"
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    sources = [(rule["from"][0]["namespaceSelector"]["matchLabels"], rule["ports"]) for rule in policy["ingress"]]
+    assert sources == [
+        ({"kubernetes.io/metadata.name": "ingress-nginx"}, [{"port": "http", "protocol": "TCP"}]),
+        ({"opsbot.io/scrape": "true"}, [{"port": "http", "protocol": "TCP"}]),
+    ]
+
+
+def test_network_policy_lets_out_only_dns_the_database_the_api_servers_and_https(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    egress = one(rendered["manifests"], "NetworkPolicy")["spec"]["egress"]
+    ports = [sorted((port["port"], port["protocol"]) for port in rule["ports"]) for rule in egress]
+    assert ports == [[(53, "TCP"), (53, "UDP")], [(5432, "TCP")], [(443, "TCP"), (6443, "TCP")], [(443, "TCP")]]
+    assert egress[0]["to"][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    assert egress[1]["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
+
+
+def test_socket_mode_lets_nothing_in_but_monitoring(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    policy = one(rendered["socket-mode"], "NetworkPolicy")["spec"]
+    assert [rule["from"][0]["namespaceSelector"]["matchLabels"] for rule in policy["ingress"]] == [{"opsbot.io/scrape": "true"}]
 
 
 def test_cluster_wide_rbac_is_one_cluster_role_and_no_namespaced_roles(rendered: dict[str, list[dict[str, Any]]]) -> None:

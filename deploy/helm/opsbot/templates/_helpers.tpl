@@ -84,8 +84,11 @@ app.kubernetes.io/component: server
 {{- if and .Values.ingress.enabled (eq .Values.slackMode "socket") }}
 {{- fail "ingress.enabled with slackMode socket: Socket Mode needs no public URL; disable the Ingress" }}
 {{- end }}
-{{- if and .Values.rbac.create .Values.rbac.clusterWide .Values.rbac.namespaces }}
-{{- fail "rbac.clusterWide and rbac.namespaces both set: choose a ClusterRole or Roles in the listed namespaces" }}
+{{- if and .Values.rbac.create .Values.rbac.clusterWide (or .Values.rbac.namespaces .Values.rbac.targets) }}
+{{- fail "rbac.clusterWide and rbac.namespaces (or rbac.targets) both set: choose a ClusterRole or Roles in the listed namespaces" }}
+{{- end }}
+{{- if and .Values.rbac.create .Values.rbac.targets .Values.rbac.namespaces }}
+{{- fail "rbac.targets and rbac.namespaces both set: targets (from `opsbot rbac --format values`) already name every namespace" }}
 {{- end }}
 {{- end }}
 
