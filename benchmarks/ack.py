@@ -210,7 +210,9 @@ def opsbot_environment(slack: RemoteSlack, database_url: str, metrics_dir: Path,
         **os.environ, "SLACK_BOT_TOKEN": slack.token, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
         "OPSBOT_CONFIG": str(REPO / "opsbot.example.yaml"), "OPSBOT_RUNBOOKS_DIR": str(REPO / "runbooks"),
         "OPSBOT_DATABASE_URL": database_url, "OPSBOT_SCHEDULER": "0", "OPSBOT_LOG_LEVEL": "WARNING",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **extra,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        # One simulated user stands for a whole workspace here: the per-person rate limit would refuse most acks.
+        "OPSBOT_RATE_BURST": "1000000", "OPSBOT_RATE_PER_MINUTE": "1000000", **extra,
     }  # fmt: skip
 
 

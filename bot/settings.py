@@ -56,9 +56,9 @@ class Settings(BaseSettings):
     """Open connections per HTTP worker; past it, the oldest one still sending its headers (or idle) is closed."""
     urgent_commands: str = Field(default="rollback", pattern=r"^[a-z0-9_,-]*$", alias="OPSBOT_URGENT_COMMANDS")
     """Commands that skip the fair queue and use the reserved threads (comma-separated): never shed behind bulk work."""
-    rate_per_minute: float = Field(default=30.0, gt=0, le=10_000, alias="OPSBOT_RATE_PER_MINUTE")
+    rate_per_minute: float = Field(default=30.0, gt=0, le=1_000_000, alias="OPSBOT_RATE_PER_MINUTE")
     """Commands one person may send per minute on average (a token bucket per person and HTTP worker)."""
-    rate_burst: int = Field(default=10, ge=1, le=10_000, alias="OPSBOT_RATE_BURST")
+    rate_burst: int = Field(default=10, ge=1, le=1_000_000, alias="OPSBOT_RATE_BURST")
     """Commands one person may send at once before the per-minute rate applies."""
     audit_key: SecretStr | None = Field(default=None, alias="OPSBOT_AUDIT_KEY")
     """HMAC key of the audit chain (at least 32 characters; best from a file no database role can read)."""

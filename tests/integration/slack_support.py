@@ -184,6 +184,9 @@ def slack_settings(slack: FakeSlackApi, *, database_url: str, config_path: Path,
         "OPSBOT_RUNBOOKS_DIR": str(runbooks_dir),
         "OPSBOT_INSTANCE_ID": "slack-test",
         "OPSBOT_SCHEDULER": "false",  # digests and health watches have their own tests
+        # One test user often sends hundreds of commands (the fuzzers): rate limits have their own test (test_fairness.py).
+        "OPSBOT_RATE_BURST": "1000000",
+        "OPSBOT_RATE_PER_MINUTE": "1000000",
         **extra,
     }
     return Settings(**values)
