@@ -98,7 +98,7 @@ def requirement_name(requirement: str) -> str:
     return normalize(match.group(1))
 
 
-def read_lock(path: Path) -> Lock:
+def read_lock(path: Path, label: str | None = None) -> Lock:
     """Pins, their '# via' annotations (uv's split style) and the inputs stamp of one lock file."""
     text = path.read_text(encoding="utf-8")
     pins: dict[str, Pin] = {}
@@ -128,7 +128,7 @@ def read_lock(path: Path) -> Lock:
         elif in_via and comment:
             current.via.append(comment)
     conflicted = any(line.startswith(("<<<<<<<", ">>>>>>>")) or line == "=======" for line in text.splitlines())
-    return Lock(str(path), pins, stamp, conflicted)
+    return Lock(label or str(path), pins, stamp, conflicted)
 
 
 def problems(root: Path) -> list[str]:
@@ -140,7 +140,7 @@ def problems(root: Path) -> list[str]:
         if not lock_path.exists():
             found.append(f"{spec.path} does not exist ({spec.purpose})")
             continue
-        lock = read_lock(lock_path)
+        lock = read_lock(lock_path, spec.path)
         if lock.conflicted:
             found.append(f"{spec.path} has merge conflict markers: take either side (git checkout --theirs {spec.path})")
             continue
