@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RELOCK = "./scripts/lock"
-ROOT_MARKERS = ("opsbot (pyproject.toml)", "-r -")
+ROOT_MARKERS = ("opsbot (pyproject.toml)", "-r -")  # uv's '# via' for what pyproject.toml asks for
 STAMP_PREFIX = "# inputs-sha256: "
 REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+VENV_LOCKS = ("build", "dev")  # what .venv holds; sbom.lock goes into a venv of its own
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
 
 
@@ -70,7 +71,7 @@ class Lock:
 
 
 def specs(pyproject: Path) -> list[LockSpec]:
-    """The three locks, in the order ./scripts/lock makes them (each constrains the next)."""
+    """The locks, in the order ./scripts/lock makes them (build, runtime and dev constrain the next)."""
     data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     project = data["project"]
     requires_python = project.get("requires-python", "")
@@ -83,6 +84,7 @@ def specs(pyproject: Path) -> list[LockSpec]:
         LockSpec("build", "pip and the build backend: [build-system] requires", build, requires_python),
         LockSpec("runtime", "the image: [project] dependencies", runtime, requires_python),
         LockSpec("dev", "./scripts/test: dependencies plus the dev and demo extras", dev, requires_python),
+        LockSpec("sbom", "./scripts/sbom's own venv: the sbom extra", tuple(extras.get("sbom", [])), requires_python),
     ]
 
 
@@ -261,7 +263,8 @@ def prune(root: Path, frozen: str) -> list[str]:
     """Distributions in a venv (``pip freeze --all`` output) that no lock pins."""
     locked: set[str] = {"opsbot"}
     for spec in specs(root / "pyproject.toml"):
-        locked |= read_lock(root / spec.path).pins.keys()
+        if spec.name in VENV_LOCKS:
+            locked |= read_lock(root / spec.path).pins.keys()
     extra = []
     for line in frozen.splitlines():
         match = PIN.match(line)
@@ -273,7 +276,7 @@ def prune(root: Path, frozen: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("command", choices=["check", "inputs", "take-ours", "stamp", "uv-lines", "prune"])
-    parser.add_argument("lock", nargs="?", choices=["build", "runtime", "dev"], help="for inputs: which lock")
+    parser.add_argument("lock", nargs="?", choices=["build", "runtime", "dev", "sbom"], help="for inputs: which lock")
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
     arguments = parser.parse_args(argv)
     root: Path = arguments.root

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-LOCKS = ("build", "runtime", "dev")
+LOCKS = ("build", "runtime", "dev", "sbom")
 
 
 def locked_pins(text: str) -> dict[str, str]:
