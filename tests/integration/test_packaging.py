@@ -1,15 +1,19 @@
 """The wheel the Docker image is built from, installed into a clean venv like the image's.
 
-No Docker engine runs here, so this does what the Dockerfile does: copy the same sources
-(read from the build stage's COPY lines), ``pip wheel --no-deps``, binary-only wheels of
-the runtime dependencies (no compiler), an offline install into a venv without pip, then
-run the installed ``opsbot`` outside the repository. A module, migration or data file
-missing from the wheel, or a dependency without a wheel, fails here.
+No Docker engine runs here, so this does what the Dockerfile's build stage does: copy the
+same files (read from its COPY lines), pin pip and the build backend from
+requirements/build.lock, install requirements/runtime.lock into a venv without pip with
+``--require-hashes --no-deps --only-binary=:all:``, build opsbot's wheel with the locked
+setuptools and no build isolation, install it with ``--no-deps``, ``pip check``, make the
+tree read-only to all but its owner; then run the installed ``opsbot`` outside the
+repository. A module, migration or data file missing from the wheel, a lock that does not
+satisfy opsbot's own requirements, or a locked package without a wheel, fails here.
 """
 
 from __future__ import annotations
 
 import fcntl
+import importlib.metadata
 import os
 import re
 import shutil
@@ -25,7 +29,9 @@ import pytest
 from bot.cli.main import main as opsbot_cli
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
+# Setting up the venv is a real install of ~50 wheels (from pip's cache after the first run):
+# on a busy 2-core machine that can outlast the suite's default per-test timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @dataclass(frozen=True)
@@ -95,19 +101,53 @@ def _build_and_install(root: Path) -> None:
         if origin.is_dir():
             shutil.copytree(origin, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(origin, source / name)
-    # The Dockerfile's two RUN steps: the wheel and binary-only wheels of its dependencies (build
-    # stage), then an offline install into a venv without pip of its own (runtime stage).
-    dist = root / "dist"
-    pip = [sys.executable, "-m", "pip"]
     quiet = ["--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", *quiet, "--no-deps", "--wheel-dir", str(dist), str(source)], check=True, timeout=180)
-    wheel = str(next(dist.glob("opsbot-*.whl")))
-    subprocess.run([*pip, "wheel", *quiet, "--only-binary=:all:", "--wheel-dir", str(dist), wheel], check=True, timeout=300)
+    # The image's first step pins pip, setuptools and wheel to requirements/build.lock; the venv
+    # running this test holds exactly those (./scripts/venv installs build.lock, and
+    # tests/unit/test_lockfiles.py compares its pip freeze with the locks), so its pip plays the part.
+    pip = [sys.executable, "-m", "pip"]
+    locks = source / "requirements"
+    assert f"pip=={importlib.metadata.version('pip')} " in (locks / "build.lock").read_text(encoding="utf-8")
+    # The Dockerfile's two RUN steps of the build stage, flag for flag.
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    install = ["install", *quiet, "--no-index", f"--find-links={dist}", wheel]
-    subprocess.run([*pip, "--python", str(venv / "bin" / "python"), *install], check=True, timeout=300)
+    into_venv = [*pip, "--python", str(venv / "bin" / "python")]
+    dependencies = ["install", *quiet, "--require-hashes", "--no-deps", "--only-binary=:all:", "-r", str(locks / "runtime.lock")]
+    subprocess.run([*into_venv, *dependencies], check=True, timeout=600)
+    dist = root / "dist"
+    subprocess.run(
+        [*pip, "wheel", *quiet, "--no-deps", "--no-build-isolation", "--wheel-dir", str(dist), str(source)],
+        check=True,
+        timeout=180,
+        cwd=source,
+    )
+    wheel = str(next(dist.glob("opsbot-*.whl")))
+    subprocess.run([*into_venv, "install", *quiet, "--no-deps", "--no-index", wheel], check=True, timeout=300)
+    subprocess.run([*into_venv, "check"], check=True, timeout=120, capture_output=True)
+    subprocess.run(["chmod", "-R", "go-w", str(venv)], check=True, timeout=60)
+    frozen = subprocess.run([*into_venv, "freeze", "--all"], check=True, timeout=120, capture_output=True, text=True)
+    (root / "freeze.txt").write_text(frozen.stdout, encoding="utf-8")
+
+
+def locked_pins(lock: Path) -> dict[str, str]:
+    """name -> version of every package a lock file pins (PEP 503 names)."""
+    pins = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+)", lock.read_text(encoding="utf-8"), re.MULTILINE)
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pins}
+
+
+def test_the_image_tree_holds_exactly_the_runtime_lock_and_opsbot(installed: Installed) -> None:
+    freeze = installed.venv.parent / "freeze.txt"
+    frozen = locked_pins(freeze)
+    assert frozen == locked_pins(REPO / "requirements" / "runtime.lock")
+    assert any(line.startswith(f"opsbot @ file://{installed.wheel}") for line in freeze.read_text(encoding="utf-8").splitlines())
+    assert "pip" not in frozen and "setuptools" not in frozen, "no installer and no build backend in the image's venv"
+
+
+def test_nothing_in_the_installed_tree_is_writable_but_by_its_owner(installed: Installed) -> None:
+    writable = [path for path in [installed.venv, *installed.venv.rglob("*")] if not path.is_symlink() and path.stat().st_mode & 0o022]
+    assert writable == []
 
 
 def test_wheel_holds_the_packages_and_the_migrations_and_nothing_else(installed: Installed) -> None:

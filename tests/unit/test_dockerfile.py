@@ -97,21 +97,89 @@ def test_hadolint_finds_nothing() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_two_stages_on_one_base_pinned_to_a_python_311_patch_release() -> None:
+def test_two_stages_on_one_base_pinned_by_digest_to_a_python_311_patch_release() -> None:
     base = args(PARSED)["PYTHON_IMAGE"]
-    assert re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+", base), f"pin the base image by version tag, not {base}"
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+@sha256:[0-9a-f]{64}", base), (
+        f"pin the base image by version tag and digest (python:3.11.N-slim-DEBIAN@sha256:...), not {base}"
+    )
     assert BUILD[0].arguments == "${PYTHON_IMAGE} AS build"
     assert RUNTIME[0].arguments == "${PYTHON_IMAGE} AS runtime"
 
 
-def test_the_build_stage_makes_wheels_and_the_runtime_stage_installs_only_those() -> None:
-    build_runs = " ".join(instruction.arguments for instruction in BUILD if instruction.keyword == "RUN")
-    assert "pip wheel --no-deps" in build_runs and "--only-binary=:all:" in build_runs
-    runtime_runs = [instruction.arguments for instruction in RUNTIME if instruction.keyword == "RUN"]
-    install = next(run for run in runtime_runs if "pip" in run)
-    assert "--no-index" in install and "from=build" in install and "python -m venv" in install
-    assert "[dev]" not in install and "[demo]" not in install
-    assert not re.search(r"apt-get|apk |gcc|build-essential|make ", " ".join(runtime_runs)), "no compilers in the final image"
+def shell_commands(stage: list[Instruction]) -> list[str]:
+    """Each command of each RUN, split on ``&&``, whitespace collapsed."""
+    commands: list[str] = []
+    for instruction in stage:
+        if instruction.keyword == "RUN":
+            commands.extend(" ".join(part.split()) for part in instruction.arguments.split("&&"))
+    return commands
+
+
+def pip_installs(stage: list[Instruction]) -> list[str]:
+    return [command for command in shell_commands(stage) if re.search(r"\bpip\b.* install ", command)]
+
+
+def requirement_file(command: str) -> str:
+    match = re.search(r"-r (\S+)", command)
+    assert match, command
+    return match.group(1)
+
+
+def test_every_dependency_comes_from_a_lock_with_its_hash_and_nothing_is_resolved() -> None:
+    installs = pip_installs(BUILD)
+    from_locks = [command for command in installs if " -r " in command]
+    assert [requirement_file(command) for command in from_locks] == [
+        "requirements/build.lock",
+        "requirements/runtime.lock",
+    ]
+    for command in from_locks:
+        assert "--require-hashes" in command and "--no-deps" in command, command
+    assert "--only-binary=:all:" in from_locks[1], "runtime packages as wheels only: nothing to compile"
+    (own_wheel,) = (command for command in installs if " -r " not in command)
+    assert own_wheel.endswith("/wheels/opsbot-*.whl") and "--no-deps" in own_wheel and "--no-index" in own_wheel
+    # Every pip install names what it installs; none resolves a version range or fetches a build backend.
+    assert all("--no-deps" in command for command in installs)
+    build_wheel = next(command for command in shell_commands(BUILD) if " wheel " in command)
+    assert "--no-deps" in build_wheel and "--no-build-isolation" in build_wheel
+    assert any(command.endswith("pip --python /opt/opsbot/bin/python check") for command in shell_commands(BUILD))
+
+
+def test_pip_itself_is_pinned_before_it_installs_anything() -> None:
+    first = pip_installs(BUILD)[0]
+    assert first.startswith("python -m pip install") and first.endswith("-r requirements/build.lock")
+    locked = (REPO / "requirements" / "build.lock").read_text(encoding="utf-8")
+    assert re.search(r"^pip==\S+ \\\n\s+--hash=sha256:[0-9a-f]{64}", locked, re.MULTILINE)
+    assert re.search(r"^setuptools==", locked, re.MULTILINE) and re.search(r"^wheel==", locked, re.MULTILINE)
+
+
+def test_the_locks_the_build_installs_are_copied_in_before_the_sources() -> None:
+    copies = [instruction.arguments for instruction in BUILD if instruction.keyword == "COPY"]
+    assert copies[0] == "requirements/build.lock requirements/runtime.lock requirements/"
+    for command in pip_installs(BUILD):
+        if " -r " in command:
+            assert (REPO / requirement_file(command)).is_file()
+
+
+def test_no_compiler_and_no_package_manager_in_either_stage() -> None:
+    commands = " ".join(shell_commands(BUILD) + shell_commands(RUNTIME))
+    assert not re.search(r"apt-get|apk |gcc|cc |build-essential|make ", commands), "no compilers in the image"
+    assert not pip_installs(RUNTIME), "the runtime stage installs nothing: it copies the locked tree"
+
+
+def test_the_runtime_user_can_run_the_installed_tree_but_not_change_it() -> None:
+    assert "chmod -R go-w /opt/opsbot" in shell_commands(BUILD)
+    copied = [instruction.arguments for instruction in RUNTIME if instruction.keyword == "COPY" and "--from=build" in instruction.arguments]
+    # COPY without --chown leaves root:root: the runtime user (UID 10001) reads and runs, never writes.
+    assert copied == ["--from=build /opt/opsbot /opt/opsbot"]
+    user_index = next(index for index, instruction in enumerate(RUNTIME) if instruction.keyword == "USER")
+    copy_index = next(index for index, instruction in enumerate(RUNTIME) if "--from=build" in instruction.arguments)
+    assert copy_index < user_index
+
+
+def test_the_sbom_of_the_installed_tree_ships_in_the_image() -> None:
+    copies = [instruction.arguments for instruction in RUNTIME if instruction.keyword == "COPY"]
+    assert "requirements/sbom.cdx.json /usr/share/opsbot/sbom.cdx.json" in copies
+    assert (REPO / "requirements" / "sbom.cdx.json").is_file()
 
 
 def test_runtime_runs_opsbot_serve_as_a_fixed_non_root_user() -> None:
@@ -261,5 +329,7 @@ def test_dockerignore_keeps_what_the_dockerfile_copies_and_nothing_private() -> 
         ".env",
         "tests/conftest.py",
         "bot/__pycache__/x.pyc",
+        "requirements/dev.lock",
+        "scripts/lock",
     ):
         assert ignored(private, patterns), f"{private} would be sent to the Docker daemon"
