@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from bot.catalog.config import Target, TargetKind
+from bot.catalog.identity import RequesterIdentity
 from bot.errors import ActionCancelled, StepTimeout
 
 if TYPE_CHECKING:
@@ -76,6 +77,9 @@ class StepContext:
     deadline: float
     rollback_point: dict[str, Any] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
+    identity: RequesterIdentity | None = None
+    """Who the cloud sees: the requester (impersonation, source identity), or None to act as opsbot."""
+    runbook: str = ""
 
     def remaining(self) -> float:
         """Seconds left before this step's deadline (never negative)."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.catalog.catalog import Catalog
+from bot.catalog.identity import IdentityMap
 from bot.messages import Notifier
 from bot.requests.board import RequestBoard
 from bot.requests.gate import Gate
@@ -31,3 +32,5 @@ class Desk:
     digests: Digests
     incidents: IncidentWatch
     clock: Callable[[], datetime]
+    identities: IdentityMap | None = None
+    """Who requests act as in the clouds (``identity:``); None acts as opsbot everywhere."""

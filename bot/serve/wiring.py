@@ -16,6 +16,7 @@ from datetime import datetime
 
 from bot.backends import Backends
 from bot.catalog.catalog import Catalog, load_catalog, load_commands
+from bot.catalog.identity import IdentityMap
 from bot.messages import Notifier
 from bot.requests.approvals import expire_due
 from bot.requests.board import RequestBoard
@@ -111,6 +112,7 @@ def build_core(
     loaded = catalog or load_settings_catalog(settings)
     database = Database(settings.database_url.get_secret_value())
     groups = GroupDirectory(loaded.config, external_groups)
+    identities = IdentityMap(loaded.config.identity, groups_of=groups.groups_of)
     backends = Backends(loaded.config)
     run_timing = timing or RunnerTiming.for_lease(settings.run_lease_seconds)
     lease_seconds = run_timing.lease.total_seconds()
@@ -118,7 +120,7 @@ def build_core(
     board = RequestBoard(catalog=loaded, database=database, notifier=notifier, clock=clock, retry_seconds=lease_seconds)
     engine = RunEngine(
         database=database, catalog=loaded, backends=backends, observer=board, audit_writer=audit_writer,
-        runner_id=settings.instance_id, threads=settings.runner_threads, clock=clock, timing=run_timing,
+        runner_id=settings.instance_id, threads=settings.runner_threads, clock=clock, timing=run_timing, identities=identities,
     )  # fmt: skip
 
     def health(items: list[HealthItem]) -> list[ServiceHealth]:
@@ -129,7 +131,7 @@ def build_core(
     gate = Gate(config=loaded.config, groups=groups, audit_writer=audit_writer, clock=clock)
     desk = Desk(
         catalog=loaded, database=database, groups=groups, gate=gate, board=board, notifier=notifier,
-        audit_writer=audit_writer, digests=digests, incidents=incidents, clock=clock,
+        audit_writer=audit_writer, digests=digests, incidents=incidents, clock=clock, identities=identities,
     )  # fmt: skip
     intake = Intake(desk=desk, backends=backends, engine=engine)
     front_door = FrontDoor(desk=desk, builtins=BUILTINS_BY_NAME, intake=intake, clicks=Clicks(desk=desk, intake=intake, engine=engine))

@@ -25,6 +25,7 @@ from fakes.kubernetes.patching import (
     strategic_merge_patch,
 )
 from fakes.kubernetes.pod_simulator import ImageHealth, default_image_health
+from fakes.kubernetes.rbac import Grant, ImpersonationLimit, RbacModel
 from fakes.kubernetes.statuses import ApiError
 
 __all__ = [
@@ -35,11 +36,14 @@ __all__ = [
     "ApiResponse",
     "FakeKubernetesServer",
     "FieldStrategy",
+    "Grant",
     "ImageHealth",
+    "ImpersonationLimit",
     "JsonPatchError",
     "KubeApi",
     "PatchDecodeError",
     "PatchError",
+    "RbacModel",
     "RecordedRequest",
     "StrategicMergePatchError",
     "apply_json_patch",

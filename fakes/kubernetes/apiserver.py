@@ -33,6 +33,7 @@ from fakes.kubernetes.json_values import JsonObject, deep_copy, dig
 from fakes.kubernetes.kubeconfig import DEFAULT_TOKEN, build_kubeconfig, cluster_url, write_kubeconfig
 from fakes.kubernetes.object_store import DEPLOYMENTS, PODS, REPLICASETS, ObjectStore, SimulatedClock
 from fakes.kubernetes.pod_simulator import ImageHealth
+from fakes.kubernetes.rbac import RbacModel
 from fakes.kubernetes.selectors import matches, parse_label_selector
 from fakes.kubernetes.statuses import generic
 from fakes.kubernetes.strategy import default_deployment, validate_deployment
@@ -54,6 +55,7 @@ class RecordedRequest:
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
     raw_path: str = ""
+    header_lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def split_cluster(path: str) -> tuple[str | None, str]:
@@ -84,11 +86,13 @@ class _Dispatcher:
         self._lock = threading.Lock()
         self._recorded: list[RecordedRequest] = []
 
-    def record(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> ApiRequest:
+    def record(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes, repeated: Mapping[str, tuple[str, ...]]
+    ) -> ApiRequest:
         split = urlsplit(target)
         cluster, api_path = split_cluster(split.path)
         query = parse_qs(split.query, keep_blank_values=True)
-        request = ApiRequest(method, api_path, cluster, query, dict(headers), body)
+        request = ApiRequest(method, api_path, cluster, query, dict(headers), body, dict(repeated))
         entry = RecordedRequest(
             method=method,
             path=api_path,
@@ -98,6 +102,7 @@ class _Dispatcher:
             body=_parse_body(body),
             headers=dict(headers),
             raw_path=target,
+            header_lists=dict(repeated),
         )
         with self._lock:
             self._recorded.append(entry)
@@ -176,7 +181,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        request = dispatcher.record(self.command, self.path, headers, body)
+        repeated: dict[str, tuple[str, ...]] = {}
+        for name, value in self.headers.items():
+            repeated[name.lower()] = (*repeated.get(name.lower(), ()), value)
+        request = dispatcher.record(self.command, self.path, headers, body, repeated)
         fault = dispatcher.faults.take(self.command, self.path)
         if fault is not None and fault.status_code is None:
             self._misbehave(fault, dispatcher.stopping)
@@ -238,9 +246,11 @@ class FakeKubernetesServer:
         self.clock = SimulatedClock()
         self.store = ObjectStore(self.clock, seed=seed)
         self.policy = AccessPolicy()
+        self.rbac = RbacModel()
+        """RBAC for impersonated requests (``rbac.grant(Grant(...))``); opsbot's own account keeps ``policy``."""
         self.faults = FaultPlan()
         self.controllers = ControllerManager(self.store, seconds_per_tick=seconds_per_tick, crash_interval_ticks=crash_interval_ticks)
-        self.api = KubeApi(self.store, self.policy, user=user, token=token, server_address=self._host_port)
+        self.api = KubeApi(self.store, self.policy, user=user, token=token, server_address=self._host_port, rbac=self.rbac)
         self._stopping = threading.Event()
         self._dispatcher = _Dispatcher(self.api, self.faults, self._stopping)
         self._httpd: _HTTPServer | None = None

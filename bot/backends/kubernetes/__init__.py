@@ -6,9 +6,13 @@ it for the ``ClusterApi`` of their target and never touch the generated client d
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from bot.backends.kubernetes.client import ClusterApi, KubeClients
 from bot.backends.kubernetes.health import collect_health
-from bot.catalog.config import KubernetesAccess, KubernetesTarget
+from bot.backends.kubernetes.impersonation import Impersonation
+from bot.catalog.config import EksCluster, KubernetesAccess, KubernetesTarget
+from bot.catalog.identity import RequesterIdentity
 from bot.service_health import ServiceHealth, TargetRef
 
 __all__ = ["ClusterApi", "KubernetesBackend"]
@@ -17,16 +21,18 @@ __all__ = ["ClusterApi", "KubernetesBackend"]
 class KubernetesBackend:
     """Entry point for everything opsbot does with Kubernetes."""
 
-    def __init__(self, access: KubernetesAccess) -> None:
+    def __init__(self, access: KubernetesAccess, eks_targets: Mapping[str, EksCluster] | None = None) -> None:
         self.access = access
-        self._clients = KubeClients(access)
+        self._clients = KubeClients(access, eks_targets)
 
     def cluster(self, context: str | None) -> ClusterApi:
         """The cached API of one kubeconfig context (``None``: in-cluster or current context)."""
         return self._clients.cluster(context)
 
-    def for_target(self, target: KubernetesTarget) -> ClusterApi:
-        return self._clients.for_target(target)
+    def for_target(self, target: KubernetesTarget, identity: RequesterIdentity | None = None, request_id: int | None = None) -> ClusterApi:
+        """The target's cluster, called as ``identity`` when given (impersonation), else as opsbot."""
+        api = self._clients.for_target(target)
+        return api.impersonating(Impersonation.of(identity, request_id) if identity is not None else None)
 
     def health_of(self, items: list[tuple[TargetRef, KubernetesTarget]]) -> list[ServiceHealth]:
         """Health of many Deployments with one list-deployments and one list-pods call per namespace."""
