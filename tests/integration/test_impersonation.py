@@ -151,7 +151,8 @@ def test_on_call_deploys_to_production_and_every_call_of_the_request_is_imperson
     )
     assert core.wait_idle(timeout=60)
     final = last_request(core)
-    assert final is not None and final.state == RequestState.SUCCEEDED, final.result
+    assert final is not None
+    assert final.state == RequestState.SUCCEEDED, final.result
     assert production_image(kube) == f"{IMAGE}:1.4.2"
 
     calls = calls_to(kube, PRODUCTION)
