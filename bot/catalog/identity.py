@@ -94,6 +94,7 @@ class RequesterIdentity:
     kube_groups: tuple[str, ...]
     email: str | None
     source_identity: str
+    transitive_tags: bool = True
 
     def describe(self) -> str:
         """``slack:U0ALICE, groups opsbot:developers`` (for messages)."""
@@ -155,8 +156,9 @@ class IdentityMap:
         extra = list(override.groups) if override else []
         source = email if config.aws.source_identity == "email" and email else user_id
         return RequesterIdentity(
-            slack_user=user_id, kube_user=user, kube_groups=tuple(dict.fromkeys([*groups, *extra])), email=email, source_identity=source
-        )
+            slack_user=user_id, kube_user=user, kube_groups=tuple(dict.fromkeys([*groups, *extra])), email=email,
+            source_identity=source, transitive_tags=config.aws.transitive_tags,
+        )  # fmt: skip
 
 
 def _request_text(request_id: int | None) -> str:
