@@ -29,7 +29,8 @@ from bot.catalog.config import EksCluster, Environment, KubernetesAccess, Kubern
 from bot.catalog.kubeconfig_check import exec_plugin_problems
 
 REGION = "eu-west-1"
-CREDENTIALS = ReadOnlyCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None)
+ACCESS_KEY, SECRET_KEY = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+CREDENTIALS = ReadOnlyCredentials(ACCESS_KEY, SECRET_KEY, None)
 
 
 def verify_token(token: str, *, cluster: str, credentials: ReadOnlyCredentials, now: datetime) -> dict[str, str]:
@@ -102,7 +103,7 @@ def test_the_token_is_made_again_before_its_fifteen_minutes_are_up() -> None:
 @pytest.fixture
 def moto_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     for name, value in {
-        "AWS_ACCESS_KEY_ID": CREDENTIALS.access_key, "AWS_SECRET_ACCESS_KEY": CREDENTIALS.secret_key, "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION,
         "AWS_CONFIG_FILE": "/nonexistent/aws-config", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
         "AWS_EC2_METADATA_DISABLED": "true",
     }.items():  # fmt: skip
@@ -125,7 +126,7 @@ def test_endpoint_and_ca_come_from_describe_cluster_and_requests_carry_the_token
     assert configuration.host == described["endpoint"]
     assert configuration.ssl_ca_cert is not None
     assert Path(configuration.ssl_ca_cert).read_bytes() == base64.b64decode(described["certificateAuthority"]["data"])
-    header = configuration.auth_settings()["BearerToken"]["value"]
+    header = str(configuration.auth_settings()["BearerToken"]["value"])
     assert header.startswith("Bearer ")
     verify_token(header.removeprefix("Bearer "), cluster="prod-eu", credentials=CREDENTIALS, now=datetime.now(UTC))
 
