@@ -39,6 +39,7 @@ class EventType(StrEnum):
     INCIDENT_RESOLVED = "incident_resolved"
     DIGEST_POSTED = "digest_posted"
     REPLAY_REJECTED = "replay_rejected"
+    ACCESS_CHECKED = "access_checked"
 
 
 @dataclass(frozen=True)

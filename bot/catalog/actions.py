@@ -108,6 +108,8 @@ class Action(ABC, Generic[ArgsT]):
     args_model: ClassVar[type[ActionArgs]]
     mutating: ClassVar[bool] = True
     summary: ClassVar[str]
+    cluster_access: ClassVar[tuple[str, ...]] = ()
+    """What the step asks of a Kubernetes cluster, as RBAC names it (``patch deployments/scale``): ``can-i`` checks these."""
 
     def plan(self, ctx: StepContext, args: ArgsT) -> list[Change]:
         """What running this step would change, read without changing anything."""

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.backends import Backends
 from bot.catalog.catalog import Catalog
 from bot.catalog.identity import IdentityMap
 from bot.messages import Notifier
@@ -34,3 +35,5 @@ class Desk:
     clock: Callable[[], datetime]
     identities: IdentityMap | None = None
     """Who requests act as in the clouds (``identity:``); None acts as opsbot everywhere."""
+    backends: Backends | None = None
+    """For read-only built-ins that ask a cloud (``can-i``)."""

@@ -132,6 +132,7 @@ def build_core(
     desk = Desk(
         catalog=loaded, database=database, groups=groups, gate=gate, board=board, notifier=notifier,
         audit_writer=audit_writer, digests=digests, incidents=incidents, clock=clock, identities=identities,
+        backends=backends,
     )  # fmt: skip
     intake = Intake(desk=desk, backends=backends, engine=engine)
     front_door = FrontDoor(desk=desk, builtins=BUILTINS_BY_NAME, intake=intake, clicks=Clicks(desk=desk, intake=intake, engine=engine))

@@ -5,8 +5,10 @@ impersonate (``impersonate`` on ``users``/``groups``/``userextras/<key>`` in
 ``authentication.k8s.io``), then authorized as the impersonated user and groups against
 ``Grant`` rules (a Role and its RoleBinding in one: verbs, API groups, resources,
 namespaces, resourceNames, subjects). As with RBAC, nothing is allowed unless a rule allows
-it. Requests without impersonation keep the server's ``AccessPolicy`` (allow all but the
-test's deny rules), so the fake's existing behaviour is unchanged.
+it -- once the first grant is added (or ``enforce()`` is called): until then, like the rest of
+the fake, impersonated requests are allowed, so a test that does not care about RBAC does not
+have to write any. Requests without impersonation keep the server's ``AccessPolicy`` (allow
+all but the test's deny rules).
 
 Messages are kube-apiserver's, word for word (``statuses.forbidden_request``).
 """
@@ -88,15 +90,25 @@ class RbacModel:
         self._lock = threading.Lock()
         self._grants: list[Grant] = []
         self._limit = ImpersonationLimit()
+        self._enforcing = False
 
     def grant(self, grant: Grant) -> None:
+        """Add a grant; from now on impersonated requests need one (deny unless allowed)."""
         with self._lock:
             self._grants.append(grant)
+            self._enforcing = True
+
+    def enforce(self) -> None:
+        """Deny impersonated requests unless a grant allows them, even with no grant yet."""
+        with self._lock:
+            self._enforcing = True
 
     def clear(self) -> None:
+        """No grants, no limit, nothing enforced (the fake's permissive default)."""
         with self._lock:
             self._grants.clear()
             self._limit = ImpersonationLimit()
+            self._enforcing = False
 
     def limit_impersonation(self, limit: ImpersonationLimit) -> None:
         with self._lock:
@@ -120,9 +132,11 @@ class RbacModel:
     def allowed(
         self, caller: Caller, cluster: str, verb: str, group: str, resource: str, namespace: str | None, name: str | None
     ) -> Grant | None:
-        """The first grant allowing this, or None (RBAC: deny unless allowed)."""
+        """The first grant allowing this, or None (RBAC: deny unless allowed); ``ALLOW_ALL`` when not enforcing."""
         with self._lock:
-            grants = list(self._grants)
+            grants, enforcing = list(self._grants), self._enforcing
+        if not enforcing:
+            return ALLOW_ALL
         for grant in grants:
             if grant.binds(caller) and grant.allows(cluster, verb, group, resource, namespace, name):
                 return grant
@@ -147,6 +161,10 @@ class RbacModel:
         for key in extras:
             if limit.extras is not None and key not in limit.extras:
                 raise _cannot_impersonate(authenticated, f"userextras/{key}", "")
+
+
+ALLOW_ALL = Grant("fake-allow-all", ("*",), ("*",), users=("*",))
+"""What answers while no grant was ever added: the fake's permissive default."""
 
 
 def _cannot_impersonate(authenticated: str, resource: str, name: str) -> ApiError:
