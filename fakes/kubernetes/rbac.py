@@ -1,8 +1,9 @@
 """Impersonation and a small RBAC model, checked the way kube-apiserver's filters do.
 
 A request with ``Impersonate-User`` is first checked against what the *caller* may
-impersonate (``impersonate`` on ``users``/``groups``/``userextras/<key>`` in
-``authentication.k8s.io``), then authorized as the impersonated user and groups against
+impersonate (``impersonate`` on ``users`` and ``groups`` in the core API group, and on
+``userextras/<key>`` in ``authentication.k8s.io``, as kube-apiserver's impersonation filter
+asks), then authorized as the impersonated user and groups against
 ``Grant`` rules (a Role and its RoleBinding in one: verbs, API groups, resources,
 namespaces, resourceNames, subjects). As with RBAC, nothing is allowed unless a rule allows
 it -- once the first grant is added (or ``enforce()`` is called): until then, like the rest of
@@ -158,9 +159,9 @@ class RbacModel:
         for group in groups:
             if limit.group_prefix is not None and not group.startswith(limit.group_prefix):
                 raise _cannot_impersonate(authenticated, "groups", group)
-        for key in extras:
+        for key, values in extras.items():
             if limit.extras is not None and key not in limit.extras:
-                raise _cannot_impersonate(authenticated, f"userextras/{key}", "")
+                raise _cannot_impersonate(authenticated, f"userextras/{key}", values[0] if values else "")
 
 
 ALLOW_ALL = Grant("fake-allow-all", ("*",), ("*",), users=("*",))
@@ -168,10 +169,14 @@ ALLOW_ALL = Grant("fake-allow-all", ("*",), ("*",), users=("*",))
 
 
 def _cannot_impersonate(authenticated: str, resource: str, name: str) -> ApiError:
-    """``users "x" is forbidden: User "sa" cannot impersonate resource "users" in API group "authentication.k8s.io" ...``."""
+    """The impersonation filter's 403: users and groups are core-group resources, user extras ``authentication.k8s.io``'s.
+
+    ``users "x" is forbidden: User "<sa>" cannot impersonate resource "users" in API group "" at the cluster scope``.
+    """
     base = resource.split("/", 1)[0]
+    group = "authentication.k8s.io" if base in ("userextras", "uids") else ""
     return forbidden_request(
-        GroupResource("authentication.k8s.io", base), name, user=authenticated, verb="impersonate", resource_path=resource, namespace=None
+        GroupResource(group, base), name, user=authenticated, verb="impersonate", resource_path=resource, namespace=None
     )
 
 

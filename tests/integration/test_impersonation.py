@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from bot.audit.events import Actor
 from bot.catalog.catalog import Catalog
 from bot.catalog.identity import IdentityConfig
+from bot.cli.main import main
 from bot.messages import ButtonAction
 from bot.requests.invocation import Click, Invocation
 from bot.runs.engine import RunnerTiming
@@ -137,7 +139,7 @@ def test_a_developer_is_refused_at_plan_time_in_the_clusters_words_before_any_ap
 
 
 def test_on_call_deploys_to_production_and_every_call_of_the_request_is_impersonated(
-    ops: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer
+    ops: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer, sqlite_url: str
 ) -> None:
     core, notifier = ops
     run(core, BOB, "deploy checkout 1.4.2 to production")
@@ -165,6 +167,12 @@ def test_on_call_deploys_to_production_and_every_call_of_the_request_is_imperson
     started = audit_details(core, "step_started")
     assert started and all(event["identity"]["kubernetes_user"] == "slack:U0BOB" for event in started)
     assert started[0]["identity"]["kubernetes_groups"] == ["opsbot:platform-oncall"]
+
+    exported = CliRunner().invoke(main, ["audit", "export", "--format", "jsonl"], env={"OPSBOT_DATABASE_URL": sqlite_url})
+    assert exported.exit_code == 0, exported.output
+    steps = [json.loads(line) for line in exported.output.splitlines() if '"step_started"' in line]
+    assert steps and all(line["identity"]["kubernetes_user"] == "slack:U0BOB" for line in steps)
+    assert steps[0]["identity"]["impersonate_extra"] == {"opsbot-request": str(row.id)}
 
 
 def test_each_group_goes_in_its_own_header_and_health_reads_stay_as_opsbot(

@@ -4,8 +4,8 @@ Why headers and not a client per person: every call of a request (the dry-run pl
 must carry ``Impersonate-User``, one ``Impersonate-Group`` per group and
 ``Impersonate-Extra-opsbot-request``, so the cluster's own RBAC decides as it would for that
 person, while the connection pool stays shared. The caller (opsbot's ServiceAccount) needs the
-``impersonate`` verb on ``users``, ``groups`` and ``userextras/opsbot-request`` in
-``authentication.k8s.io`` (see docs/security.md and the Helm chart).
+``impersonate`` verb on ``users`` and ``groups`` (core API group ``""``) and on
+``userextras/opsbot-request`` (``authentication.k8s.io``); see docs/security.md and the Helm chart.
 
 The generated client turns per-call headers into a plain ``dict``, which cannot hold a header
 twice; a list value reaches the REST layer intact, so ``RepeatedHeaders`` (wrapped around the
