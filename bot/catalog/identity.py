@@ -128,6 +128,10 @@ class IdentityMap:
         self._groups_of = groups_of
         self._email_of = email_of
 
+    def use_emails(self, email_of: EmailLookup) -> None:
+        """Plug in Slack's email lookup (the Slack wing builds it; wiring calls this once at start)."""
+        self._email_of = email_of
+
     def mode(self, target_mode: IdentityMode | None) -> IdentityMode:
         """A target's own ``identity:`` wins; else ``impersonate`` once the section exists, else ``service``."""
         if target_mode is not None:

@@ -36,6 +36,7 @@ from bot.settings import Settings
 from bot.slack.bolt_app import SlackBot
 from bot.slack.jobs import Handoff, JobRunner
 from bot.slack.notifier import SlackNotifier, make_web_client
+from bot.slack.user_emails import SlackEmails
 from bot.slack.usergroups import SlackUserGroups
 from bot.store.audit_writer import AuditWriter
 from bot.store.database import Database
@@ -64,6 +65,7 @@ class OpsbotCore:
     pool: PostAckPool
     maintenance: Maintenance
     scheduler: SlotScheduler | None = None
+    identities: IdentityMap | None = None
 
     def start_background(self) -> None:
         self.maintenance.sweep()
@@ -150,7 +152,7 @@ def build_core(
         settings=settings, catalog=loaded, database=database, groups=groups, backends=backends, audit_writer=audit_writer,
         engine=engine, board=board, front_door=front_door, digests=digests, incidents=incidents,
         pool=PostAckPool(max_backlog=settings.max_backlog),
-        maintenance=maintenance, scheduler=scheduler,
+        maintenance=maintenance, scheduler=scheduler, identities=identities,
     )  # fmt: skip
 
 
@@ -186,6 +188,8 @@ def build_inline_bot(settings: Settings, *, core_factory: CoreFactory = default_
     """The core in this process, jobs to its post-ack pool (tests; ``build_server`` without an executor)."""
     web = make_web_client(settings)
     core = core_factory(settings, SlackNotifier(web), SlackUserGroups(web))
+    if core.identities is not None:
+        core.identities.use_emails(SlackEmails(web))
     handoff = LocalHandoff(core.pool, JobRunner(core.front_door, web))
     slack = SlackBot(settings=settings, web=web, parse=core.catalog.parse, commands=core.catalog.commands, handoff=handoff)
     return ServingBot(slack=slack, handoff=handoff, database=core.database, core=core)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from slack_sdk import WebClient
 from sqlalchemy import select
 
 from bot.catalog.catalog import Catalog
@@ -20,6 +21,7 @@ from bot.messages import Notifier
 from bot.requests.groups import ExternalGroupResolver
 from bot.serve.wiring import OpsbotCore, build_core
 from bot.settings import Settings
+from bot.slack.user_emails import SlackEmails
 from bot.store.models import AuditEventRow
 from fakes.kubernetes import FakeKubernetesServer, Grant
 from fakes.slack import FakeSlackApi
@@ -112,3 +114,11 @@ def test_can_i_about_a_built_in_or_nothing_is_a_usage_error_in_the_ack(server: R
     assert "`can-i` asks about a runbook; `lock` is a built-in command." in response.json()["text"]
     response = server.slack_user(slack, ALICE).command("can-i")
     assert "`can-i` needs a runbook command after it." in response.json()["text"]
+
+
+def test_the_email_for_identity_templates_comes_from_slack_users_info(slack: FakeSlackApi) -> None:
+    emails = SlackEmails(WebClient(token=BOT_TOKEN, base_url=slack.api_url))
+    assert emails(ALICE) == "alice@example.com"
+    assert emails("U0NOBODY") is None, "a lookup that fails gives no email (the identity map then fails closed)"
+    assert len(slack.calls_to("users.info")) == 2
+    assert emails(ALICE) == "alice@example.com" and len(slack.calls_to("users.info")) == 2, "cached"
