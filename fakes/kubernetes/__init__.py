@@ -9,7 +9,7 @@ drive it with the official ``kubernetes`` client through a kubeconfig;
 """
 
 from fakes.kubernetes.api import DEFAULT_USER, KubeApi
-from fakes.kubernetes.apiserver import FakeKubernetesServer, RecordedRequest
+from fakes.kubernetes.apiserver import FakeKubernetesServer
 from fakes.kubernetes.exchange import ApiRequest, ApiResponse
 from fakes.kubernetes.kubeconfig import build_kubeconfig, write_kubeconfig
 from fakes.kubernetes.patching import (
@@ -26,6 +26,7 @@ from fakes.kubernetes.patching import (
 )
 from fakes.kubernetes.pod_simulator import ImageHealth, default_image_health
 from fakes.kubernetes.rbac import Grant, ImpersonationLimit, RbacModel
+from fakes.kubernetes.recording import RecordedRequest
 from fakes.kubernetes.statuses import ApiError
 
 __all__ = [
