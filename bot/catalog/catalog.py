@@ -62,9 +62,11 @@ def check_files(
 ) -> LoadResult:
     """Load and cross-check; the result lists every problem (empty when all is well)."""
     result = LoadResult()
+    actions = registry or build_registry()
+    result.problems.extend(actions.problems)
     load_config(config_path, result)
     load_runbooks(runbooks_dir, result)
-    cross_check(result, registry or build_registry(), builtins)
+    cross_check(result, actions, builtins)
     if result.config is not None:
         result.problems.extend(f"{config_path}: {problem}" for problem in exec_plugin_problems(result.config))
     return result
