@@ -21,12 +21,15 @@ import boto3
 import pytest
 import yaml
 from botocore.credentials import ReadOnlyCredentials
+from click.testing import CliRunner
 from kubernetes import client as k8s
 from moto.server import ThreadedMotoServer
 
 from bot.backends.kubernetes.eks import REFRESH_AFTER, TOKEN_LIFETIME_SECONDS, EksTokens, eks_configuration, make_token
 from bot.catalog.config import EksCluster, Environment, KubernetesAccess, KubernetesTarget, OpsbotConfig, Service
 from bot.catalog.kubeconfig_check import exec_plugin_problems
+from bot.cli.main import main
+from tests.conftest import EXAMPLE_CONFIG, RUNBOOKS
 
 REGION = "eu-west-1"
 ACCESS_KEY, SECRET_KEY = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -159,3 +162,26 @@ def test_a_context_needing_a_missing_exec_plugin_is_a_problem_naming_the_eks_alt
     assert "eks: {cluster: <name>, region: <region>}" in problems[0]
     listed = _config_with_context(kubeconfig, eks={"prod-eu": EksCluster(cluster="prod-eu", region=REGION)})
     assert exec_plugin_problems(listed) == [], "a context reached as an EKS cluster never runs the plugin"
+
+
+def test_opsbot_validate_reports_the_exec_plugin_context_and_exits_1(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1", "kind": "Config", "current-context": "demo-staging",
+                "clusters": [{"name": "c", "cluster": {"server": "https://example.invalid"}}],
+                "contexts": [{"name": "demo-staging", "context": {"cluster": "c", "user": "token"}},
+                             {"name": "demo-production", "context": {"cluster": "c", "user": "eks"}}],
+                "users": [{"name": "token", "user": {"token": "abc"}},
+                          {"name": "eks", "user": {"exec": {"command": "aws-opsbot-missing"}}}],
+            }
+        )
+    )  # fmt: skip
+    config = tmp_path / "opsbot.yaml"
+    example = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    config.write_text(example.replace("# kubeconfig: /etc/opsbot/kubeconfig", f"kubeconfig: {kubeconfig}"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["validate", "--config", str(config), "--runbooks", str(RUNBOOKS)])
+    assert result.exit_code == 1
+    assert "kubeconfig context 'demo-production'" in result.output and "exec plugin 'aws-opsbot-missing'" in result.output
+    assert "demo-staging" not in result.output, "a context with a token is fine"
