@@ -102,18 +102,18 @@ class KubeApi:
         namespace = route.namespace if route.info.namespaced else None
         if route.info.resource == "namespaces":
             namespace = route.name
-        if caller.impersonated:
-            self.rbac.authorize(caller, cluster, verb, route.info.group_resource, route.rbac_resource, namespace, route.name)
-            return
+        # A test's deny rule (``forbid``) refuses whoever asks; impersonated callers also need an RBAC grant.
         if self.policy.is_forbidden(verb, route.rbac_resource, cluster, namespace):
             raise forbidden_request(
                 route.info.group_resource,
                 route.name or "",
-                user=self.user,
+                user=caller.user,
                 verb=verb,
                 resource_path=route.rbac_resource,
                 namespace=namespace,
             )
+        if caller.impersonated:
+            self.rbac.authorize(caller, cluster, verb, route.info.group_resource, route.rbac_resource, namespace, route.name)
 
     def _discovery(self, request: ApiRequest, route: DiscoveryRoute) -> ApiResponse:
         if request.method != "GET":

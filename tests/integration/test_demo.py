@@ -83,7 +83,7 @@ def test_the_cluster_refuses_a_developers_payments_deploy_at_plan_time_and_can_i
     assert "❌ `patch deployments payments in payments`" in transcript
     assert (
         "Could not plan `deploy` for payments/production: Kubernetes says you (slack:U0ALICE, groups opsbot:developers) "
-        "may not patch deployments in namespace payments of cluster demo-production." in transcript
+        "may not patch deployments in namespace payments (deployment payments/payments in cluster demo-production)." in transcript
     )
     assert 'User "slack:U0ALICE" cannot patch resource "deployments" in API group "apps" in the namespace "payments"' in transcript
 

@@ -204,7 +204,7 @@ class ClusterApi:
             return kube_errors(verb, ref)
 
         def forbidden(reason: str | None) -> str:
-            return forbidden_text(impersonation, rbac_verb, resource, ref.namespace, self.cluster, reason)
+            return forbidden_text(impersonation, rbac_verb, resource, ref.describe(), ref.namespace, reason)
 
         return kube_errors(verb, ref, forbidden=forbidden)
 

@@ -80,10 +80,10 @@ def _expanded(headers: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     return expanded
 
 
-def forbidden_text(impersonation: Impersonation, verb: str, resource: str, namespace: str, cluster: str, reason: str | None) -> str:
-    """A refusal in opsbot's words: who, which verb on which resource where, and the cluster's own reason."""
+def forbidden_text(impersonation: Impersonation, verb: str, resource: str, what: str, namespace: str, reason: str | None) -> str:
+    """A refusal in opsbot's words: who, which verb on which resource where (``what``: object and cluster), the cluster's reason."""
     said = f" The cluster said: {reason.rstrip('.')}." if reason else ""
     return (
-        f"Kubernetes says you ({impersonation.describe()}) may not {verb} {resource} in namespace {namespace} "
-        f"of cluster {cluster}.{said} Ask the cluster's owners for a RoleBinding, or see `/ops can-i`."
+        f"Kubernetes says you ({impersonation.describe()}) may not {verb} {resource} in namespace {namespace} ({what}).{said} "
+        "Ask the cluster's owners for a RoleBinding, or see `/ops can-i`."
     )
