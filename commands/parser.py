@@ -26,6 +26,8 @@ class CommandRequest:
     command: str
     params: dict[str, ParamValue] = field(default_factory=dict)
     builtin: bool = False
+    subject: CommandRequest | None = None
+    """For a command about another command (``can-i deploy checkout 1.4.2 to production``): that command, parsed."""
 
     @property
     def service(self) -> str | None:
@@ -47,7 +49,22 @@ def parse_command(text: str, specs: Mapping[str, CommandSpec], vocabulary: Vocab
     spec = specs.get(name)
     if spec is None:
         raise _unknown_command(tokens[0].text, specs)
+    if spec.wraps_command:
+        return _wrapping(spec, tokens[1:], specs, vocabulary)
     return parse_arguments(spec, tokens[1:], vocabulary)
+
+
+def _wrapping(spec: CommandSpec, tokens: list[Token], specs: Mapping[str, CommandSpec], vocabulary: Vocabulary) -> CommandRequest:
+    """``can-i deploy checkout 1.4.2 to production``: the rest is a runbook command, parsed as one."""
+    if not tokens:
+        raise UsageError(f"`{spec.name}` needs a runbook command after it.", usage=spec.usage)
+    inner_spec = specs.get(tokens[0].text.lower())
+    if inner_spec is None:
+        raise _unknown_command(tokens[0].text, {name: item for name, item in specs.items() if not item.builtin})
+    if inner_spec.builtin:
+        raise UsageError(f"`{spec.name}` asks about a runbook; `{inner_spec.name}` is a built-in command.", usage=spec.usage)
+    inner = parse_arguments(inner_spec, tokens[1:], vocabulary)
+    return CommandRequest(command=spec.name, params={"command": inner.command}, builtin=spec.builtin, subject=inner)
 
 
 def parse_arguments(spec: CommandSpec, tokens: list[Token], vocabulary: Vocabulary) -> CommandRequest:

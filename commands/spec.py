@@ -55,3 +55,5 @@ class CommandSpec:
     parameters: Mapping[str, ParameterLike] = field(default_factory=dict)
     examples: tuple[str, ...] = ()
     builtin: bool = False
+    wraps_command: bool = False
+    """The words after the name are another (runbook) command, parsed as such (``can-i``)."""

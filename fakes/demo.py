@@ -10,13 +10,23 @@ from pathlib import Path
 from types import TracebackType
 
 from bot.catalog.config import AsgTarget, EcsTarget, KubernetesTarget, OpsbotConfig
-from fakes.kubernetes import FakeKubernetesServer
+from fakes.kubernetes import FakeKubernetesServer, Grant
 
 logger = logging.getLogger(__name__)
 
 DEMO_VERSION = "1.4.1"
 DEMO_REPLICAS = 3
 DEMO_PROGRESS_DEADLINE_SECONDS = 60
+_READ = ("get", "list", "watch")
+_WORKLOADS = ("deployments", "deployments/scale", "replicasets", "pods")
+DEMO_RBAC = (
+    # What a team writes (docs/operations.md): everyone reads; developers change staging and
+    # production's shop namespace; on-call changes everything.
+    Grant("developers-read", _READ, _WORKLOADS, groups=("opsbot:developers",)),
+    Grant("developers-staging", ("patch",), _WORKLOADS, groups=("opsbot:developers",), clusters=("demo-staging",)),
+    Grant("developers-shop", ("patch",), _WORKLOADS, groups=("opsbot:developers",), namespaces=("shop",), clusters=("demo-production",)),
+    Grant("oncall-operate", (*_READ, "patch"), _WORKLOADS, groups=("opsbot:platform-oncall",)),
+)
 
 
 class DemoEnvironment:
@@ -55,6 +65,8 @@ class DemoEnvironment:
                 container=target.container,
                 progress_deadline_seconds=DEMO_PROGRESS_DEADLINE_SECONDS,
             )
+        for grant in DEMO_RBAC:
+            self.kubernetes.rbac.grant(grant)
         update: dict[str, object] = {"kubernetes": self._source.kubernetes.model_copy(update={"kubeconfig": str(kubeconfig)})}
         self.aws_url = self._start_aws([t for t in targets if isinstance(t, EcsTarget)], [t for t in targets if isinstance(t, AsgTarget)])
         if self.aws_url is not None:

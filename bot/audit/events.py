@@ -40,6 +40,7 @@ class EventType(StrEnum):
     DIGEST_POSTED = "digest_posted"
     REPLAY_REJECTED = "replay_rejected"
     AUDIT_KEY_INTRODUCED = "audit_key_introduced"  # the chain is keyed from this row on (bot.audit.chain)
+    ACCESS_CHECKED = "access_checked"
 
 
 @dataclass(frozen=True)

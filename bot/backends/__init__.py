@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from bot.catalog.config import OpsbotConfig
+from bot.catalog.config import EksCluster, OpsbotConfig
 
 if TYPE_CHECKING:
     import urllib3
@@ -41,10 +41,21 @@ class Backends:
     def kubernetes(self) -> KubernetesBackend:
         from bot.backends.kubernetes import KubernetesBackend
 
-        return KubernetesBackend(self._config.kubernetes)
+        return KubernetesBackend(self._config.kubernetes, eks_targets(self._config))
 
     @cached_property
     def aws(self) -> AwsBackend:
         from bot.backends.aws import AwsBackend
 
         return AwsBackend(self._config.aws)
+
+
+def eks_targets(config: OpsbotConfig) -> dict[str, EksCluster]:
+    """Every ``eks:`` of a Kubernetes target, by its client key (``eks:<name>``)."""
+    found: dict[str, EksCluster] = {}
+    for service in config.services.values():
+        for environment in service.environments.values():
+            target = environment.kubernetes
+            if target is not None and target.eks is not None and target.cluster_key is not None:
+                found[target.cluster_key] = target.eks
+    return found

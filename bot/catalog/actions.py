@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from bot.catalog.config import OpsbotConfig, Target, TargetKind
+from bot.catalog.identity import RequesterIdentity
 from bot.errors import ActionCancelled, StepTimeout
 
 if TYPE_CHECKING:
@@ -79,6 +80,9 @@ class StepContext:
     deadline: float
     rollback_point: dict[str, Any] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
+    identity: RequesterIdentity | None = None
+    """Who the cloud sees: the requester (impersonation, source identity), or None to act as opsbot."""
+    runbook: str = ""
 
     def remaining(self) -> float:
         """Seconds left before this step's deadline (never negative)."""
@@ -114,6 +118,8 @@ class Action(ABC, Generic[ArgsT]):
     args_model: ClassVar[type[ActionArgs]]
     mutating: ClassVar[bool] = True
     summary: ClassVar[str]
+    cluster_access: ClassVar[tuple[str, ...]] = ()
+    """What the step asks of a Kubernetes cluster, as RBAC names it (``patch deployments/scale``): ``can-i`` checks these."""
     url_args: ClassVar[frozenset[str]] = frozenset()
     """Arguments that are URLs: parameters substituted into them are percent-encoded (``runs.steps.render_args``)."""
 

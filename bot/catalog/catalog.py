@@ -9,6 +9,7 @@ from pathlib import Path
 from bot.catalog.config import OpsbotConfig, Target
 from bot.catalog.cross_check import cross_check
 from bot.catalog.grammar import command_spec_of, parse, vocabulary_of
+from bot.catalog.kubeconfig_check import exec_plugin_problems
 from bot.catalog.loading import LoadResult, load_config, load_runbooks
 from bot.catalog.registry import ActionRegistry, build_registry
 from bot.catalog.runbooks import Runbook
@@ -66,6 +67,8 @@ def check_files(
     load_config(config_path, result)
     load_runbooks(runbooks_dir, result)
     cross_check(result, actions, builtins)
+    if result.config is not None:
+        result.problems.extend(f"{config_path}: {problem}" for problem in exec_plugin_problems(result.config))
     return result
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from bot.catalog.durations import Duration
+from bot.catalog.identity import IdentityConfig, IdentityMode
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
 """Service, env and group names: lower case, safe in commands, messages and SQL."""
@@ -28,20 +29,45 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class EksCluster(Strict):
+    """An EKS cluster reached without an exec plugin: endpoint and CA from ``eks.describe_cluster``, token made by opsbot."""
+
+    cluster: str = Field(pattern=r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    role_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+
+    def describe(self) -> str:
+        return f"eks:{self.cluster} ({self.region})"
+
+
 class KubernetesTarget(Strict):
-    """A Deployment in a cluster reached through a kubeconfig context (or in-cluster)."""
+    """A Deployment in a cluster reached through a kubeconfig context, an EKS cluster (``eks:``), or in-cluster."""
 
     context: str | None = None
+    eks: EksCluster | None = None
     namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     deployment: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     container: str | None = None
+    identity: IdentityMode | None = None
+    """``impersonate`` (act as the requester) or ``service`` (act as opsbot); default from ``identity.default_mode``."""
+
+    @model_validator(mode="after")
+    def _context_or_eks(self) -> KubernetesTarget:
+        if self.context is not None and self.eks is not None:
+            raise ValueError("give either context (a kubeconfig context) or eks (an EKS cluster), not both")
+        return self
 
     @property
     def kind(self) -> TargetKind:
         return "kubernetes"
 
+    @property
+    def cluster_key(self) -> str | None:
+        """The key of this target's API client: the context, ``eks:<name>``, or None (in-cluster/current)."""
+        return f"eks:{self.eks.cluster}" if self.eks is not None else self.context
+
     def describe(self) -> str:
-        cluster = self.context or "in-cluster"
+        cluster = self.cluster_key or "in-cluster"
         return f"deployment {self.namespace}/{self.deployment} in cluster {cluster}"
 
 
@@ -54,6 +80,7 @@ class EcsTarget(Strict):
     container: str | None = None
     profile: str | None = None
     role_arn: str | None = None
+    identity: IdentityMode | None = None
 
     @property
     def kind(self) -> TargetKind:
@@ -70,6 +97,7 @@ class AsgTarget(Strict):
     name: str
     profile: str | None = None
     role_arn: str | None = None
+    identity: IdentityMode | None = None
 
     @property
     def kind(self) -> TargetKind:
@@ -245,6 +273,8 @@ class KubernetesAccess(Strict):
     kubeconfig: str | None = None
     in_cluster: bool = False
     request_timeout: Duration = timedelta(seconds=15)
+    eks: dict[str, EksCluster] = Field(default_factory=dict)
+    """Kubeconfig contexts reached as EKS clusters instead (their ``exec`` user is never run)."""
 
 
 class AwsAccess(Strict):
@@ -289,6 +319,7 @@ class OpsbotConfig(Strict):
     health: HealthWatch = Field(default_factory=HealthWatch)
     kubernetes: KubernetesAccess = Field(default_factory=KubernetesAccess)
     aws: AwsAccess = Field(default_factory=AwsAccess)
+    identity: IdentityConfig | None = None
     http: HttpAccess = Field(default_factory=HttpAccess)
 
     def service(self, name: str) -> Service | None:

@@ -98,16 +98,20 @@ def audit_export(fmt: str, since: datetime | None, until: datetime | None) -> No
     columns += ["params", "outcome", "details", "prev_hash", "hash"]
     writer = csv.writer(sys.stdout) if fmt == "csv" else None
     if writer is not None:
-        writer.writerow(columns)
+        writer.writerow([*columns, "identity"])
     with database.reading() as session:
         for row in events_between(session, since=_utc(since), until=_utc(until)):
             values = {column: getattr(row, column) for column in columns}
             values["at"] = row.at.isoformat()
+            details = json.loads(row.details)
+            # Who the cloud saw (docs/security.md), lifted out of details for auditors; not hashed twice.
+            identity = details.get("identity") if isinstance(details, dict) else None
             if writer is not None:
-                writer.writerow([values[column] for column in columns])
+                writer.writerow([*(values[column] for column in columns), json.dumps(identity) if identity else ""])
             else:
                 values["params"] = json.loads(row.params)
-                values["details"] = json.loads(row.details)
+                values["details"] = details
+                values["identity"] = identity
                 sys.stdout.write(json.dumps(values, ensure_ascii=False) + "\n")
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.messages import Replier
-from bot.requests import builtin_locks, builtin_requests, builtin_watch
+from bot.requests import builtin_can_i, builtin_locks, builtin_requests, builtin_watch
 from bot.requests.desk import Desk
 from bot.requests.invocation import Invocation
 from commands.parser import CommandRequest
@@ -137,6 +137,19 @@ BUILTINS: tuple[Builtin, ...] = (
         ),
         builtin_watch.post_digest,
         read_only=False,
+    ),
+    Builtin(
+        CommandSpec(
+            name="can-i",
+            description="Would opsbot's policy and the cluster let you run a command? Nothing runs.",
+            usage="can-i {command}",
+            parameters={"command": Param(type="string", help="a runbook command, as you would type it")},
+            examples=("can-i deploy checkout 1.4.2 to production", "can-i scale checkout to 4 in staging"),
+            builtin=True,
+            wraps_command=True,
+        ),
+        builtin_can_i.can_i,
+        read_only=True,
     ),
 )
 

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.backends import Backends
 from bot.catalog.catalog import Catalog
+from bot.catalog.identity import IdentityMap
 from bot.messages import Notifier
 from bot.requests.board import RequestBoard
 from bot.requests.gate import Gate
@@ -31,3 +33,7 @@ class Desk:
     digests: Digests
     incidents: IncidentWatch
     clock: Callable[[], datetime]
+    identities: IdentityMap | None = None
+    """Who requests act as in the clouds (``identity:``); None acts as opsbot everywhere."""
+    backends: Backends | None = None
+    """For read-only built-ins that ask a cloud (``can-i``)."""

@@ -25,7 +25,7 @@ from bot.requests.invocation import Invocation
 from bot.requests.policy import ApprovalRequirement
 from bot.requests.views import lock_text
 from bot.runs.engine import RunEngine
-from bot.runs.steps import build_plan, is_mutating, make_context, prepare_steps
+from bot.runs.steps import build_plan, effective_identity, is_mutating, make_context, prepare_steps, requester_identity
 from bot.store import audit as audit_store
 from bot.store import locks as lock_store
 from bot.store import requests as request_store
@@ -78,15 +78,21 @@ class Intake:
             self._refuse_if_locked(received, service, env, now)
         ctx = make_context(
             request_id=0, service=service, env=env, target=target, actor_id=invocation.actor.user_id,
-            actor_name=invocation.actor.name, backends=self._backends, progress=lambda _line: None,
+            actor_name=invocation.actor.name, backends=self._backends, progress=lambda _line: None, runbook=runbook.name,
         )  # fmt: skip
         try:
+            # The plan is made as the requester: a cluster whose RBAC refuses them says so now, before anyone is asked.
+            ctx.identity = requester_identity(desk.identities, invocation.actor.user_id, target)
             plan = [change.as_dict() for change in build_plan(steps, ctx)]
         except OpsbotError as error:
-            desk.audit_writer.append(received, follow_up(received, EventType.COMMAND_REJECTED, "plan_failed", reason=error.user_message))
+            desk.audit_writer.append(
+                received,
+                follow_up(received, EventType.COMMAND_REJECTED, "plan_failed", reason=error.user_message, identity=effective_identity(ctx)),
+            )
             raise OpsbotError(f"Could not plan `{runbook.name}` for {service}/{env}: {error.user_message}") from error
         needs_approval = mutating and decision.approval.count > 0
-        row = self._create(invocation, parsed, target.kind, plan, decision.approval, needs_approval, decision.rule, now)
+        runs_as = f"; approving lets it run as the requester ({ctx.identity.kube_user}), approvers are recorded" if ctx.identity else ""
+        row = self._create(invocation, parsed, target.kind, plan, decision.approval, needs_approval, decision.rule, now, runs_as)
         bind_log_fields(request_id=row.id, runbook=runbook.name, service=service, env=env)
         logger.info("request #%s created: %s", row.id, row.state, extra={"outcome": str(row.state)})
         ref = desk.board.post(row, now)
@@ -108,7 +114,7 @@ class Intake:
 
     def _create(
         self, invocation: Invocation, parsed: CommandRequest, kind: str, plan: list[dict[str, Any]],
-        approval: ApprovalRequirement, needs_approval: bool, rule: str | None, now: datetime,
+        approval: ApprovalRequirement, needs_approval: bool, rule: str | None, now: datetime, runs_as: str = "",
     ) -> RequestRow:  # fmt: skip
         desk = self._desk
         params = dict(parsed.params)
@@ -121,7 +127,7 @@ class Intake:
                 requester_id=invocation.actor.user_id, requester_name=invocation.actor.name, channel=invocation.channel,
                 approvals_required=approval.count if needs_approval else 0,
                 approver_groups=list(approval.approvers) if needs_approval else [],
-                policy_reason=approval.describe(env) if needs_approval else f"no approval needed ({rule})",
+                policy_reason=(approval.describe(env) if needs_approval else f"no approval needed ({rule})") + runs_as,
                 expires_at=now + approval.expires_in if needs_approval else None, created_at=now, updated_at=now,
             )  # fmt: skip
             actor = Actor(invocation.actor.user_id, invocation.actor.name)

@@ -27,13 +27,22 @@ from bot.backends import Backends
 from bot.catalog.actions import StepContext, StepResult
 from bot.catalog.catalog import Catalog
 from bot.catalog.durations import humanize_age
+from bot.catalog.identity import IdentityMap
 from bot.catalog.runbooks import Runbook
 from bot.errors import ActionCancelled, ActionFailed, OpsbotError, StepTimeout
 from bot.logs import log_context
 from bot.metrics import record_run
 from bot.runs.recovery import interrupt_abandoned
 from bot.runs.run_view import RunObserver, RunView, StepView
-from bot.runs.steps import PreparedStep, build_plan, is_mutating, make_context, prepare_steps
+from bot.runs.steps import (
+    PreparedStep,
+    build_plan,
+    effective_identity,
+    is_mutating,
+    make_context,
+    prepare_steps,
+    requester_identity,
+)
 from bot.store import audit as audit_store
 from bot.store import locks as lock_store
 from bot.store import requests as request_store
@@ -88,7 +97,9 @@ class RunEngine:
         threads: int = 8,
         clock: Callable[[], datetime],
         timing: RunnerTiming | None = None,
+        identities: IdentityMap | None = None,
     ) -> None:
+        self._identities = identities
         self._database = database
         self._catalog = catalog
         self._backends = backends
@@ -254,12 +265,13 @@ class RunEngine:
         base = make_context(
             request_id=row.id, service=row.service, env=row.env, target=self._catalog.target(row.service, row.env),
             actor_id=row.requester_id, actor_name=row.requester_name, backends=self._backends,
-            progress=progress.line, cancel_event=cancel, timeout_seconds=runbook.timeout.total_seconds(),
+            progress=progress.line, cancel_event=cancel, timeout_seconds=runbook.timeout.total_seconds(), runbook=row.runbook,
         )  # fmt: skip
         mutated = False
         rollback_point: dict[str, Any] | None = None
         current: StepView | None = None
         try:
+            base.identity = requester_identity(self._identities, row.requester_id, base.target)
             self._check_plan(row, steps, base)
             support = self._catalog.registry.rollback_for(base.target.kind)
             if runbook.on_failure == "rollback" and support is not None and is_mutating(steps):
@@ -307,7 +319,9 @@ class RunEngine:
     ) -> StepResult:
         view.state = "running"
         progress.step = view.title
-        self._audit(row, EventType.STEP_STARTED, outcome="started", step=view.title, action=step.spec.action)
+        self._audit(
+            row, EventType.STEP_STARTED, outcome="started", step=view.title, action=step.spec.action, identity=effective_identity(base)
+        )
         self._observer.run_progressed(row, progress.run, milestone=True)
         limit = step.spec.timeout.total_seconds() if step.spec.timeout else None
         base.deadline = run_deadline if limit is None else min(run_deadline, time.monotonic() + limit)
@@ -328,7 +342,7 @@ class RunEngine:
         support = self._catalog.registry.rollback_for(ctx.target.kind)
         assert support is not None
         run = progress.run
-        self._audit(row, EventType.ROLLBACK_STARTED, outcome="started", reason=failure, point=point)
+        self._audit(row, EventType.ROLLBACK_STARTED, outcome="started", reason=failure, point=point, identity=effective_identity(ctx))
         run.steps.append(StepView("Roll back", "running"))
         self._observer.run_progressed(row, run, milestone=True)
         ctx.cancel_event = threading.Event()  # a cancelled run must still be allowed to undo itself

@@ -15,9 +15,10 @@ from pydantic import ValidationError
 from bot.backends import Backends
 from bot.catalog.actions import Action, ActionArgs, Change, StepContext
 from bot.catalog.catalog import Catalog
-from bot.catalog.config import Target
+from bot.catalog.config import KubernetesTarget, Target
+from bot.catalog.identity import IdentityMap, IdentityUnavailable, RequesterIdentity
 from bot.catalog.runbooks import TEMPLATE_REFERENCE, Runbook, StepSpec
-from bot.errors import UsageError
+from bot.errors import ActionFailed, UsageError
 from commands.values import ParamValue
 
 PLAN_TIMEOUT_SECONDS = 30.0
@@ -95,6 +96,8 @@ def make_context(
     progress: Callable[[str], None],
     cancel_event: threading.Event | None = None,
     timeout_seconds: float = PLAN_TIMEOUT_SECONDS,
+    identity: RequesterIdentity | None = None,
+    runbook: str = "",
 ) -> StepContext:
     return StepContext(
         request_id=request_id,
@@ -107,7 +110,35 @@ def make_context(
         progress=progress,
         cancel_event=cancel_event or threading.Event(),
         deadline=time.monotonic() + timeout_seconds,
+        identity=identity,
+        runbook=runbook,
     )
+
+
+def requester_identity(identities: IdentityMap | None, user_id: str, target: Target) -> RequesterIdentity | None:
+    """Who the cloud sees for this requester on this target (None: opsbot itself); unmappable is a clear failure."""
+    if identities is None:
+        return None
+    try:
+        return identities.for_target(user_id, target.identity)
+    except IdentityUnavailable as error:
+        raise ActionFailed(f"opsbot cannot act as you on {target.describe()}: {error}") from None
+
+
+def effective_identity(ctx: StepContext) -> dict[str, object]:
+    """What the audit log records for a step: the identity the cloud saw."""
+    target, identity = ctx.target, ctx.identity
+    if isinstance(target, KubernetesTarget):
+        if identity is None:
+            return {"mode": "service", "kubernetes_user": "opsbot (its own credentials)"}
+        return {"mode": "impersonate", **identity.as_audit(), "impersonate_extra": identity.impersonation_extra(ctx.request_id)}
+    role = target.role_arn or "none (base credentials)"
+    if identity is None or target.role_arn is None:
+        return {"mode": "service", "aws_role_arn": role}
+    return {
+        "mode": "impersonate", "aws_role_arn": role, "source_identity": identity.source_identity,
+        "session_tags": identity.session_tags(ctx.runbook, ctx.request_id),
+    }  # fmt: skip
 
 
 def build_plan(steps: list[PreparedStep], ctx: StepContext) -> list[Change]:

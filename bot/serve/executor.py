@@ -27,6 +27,7 @@ from bot.serve.worker_handoff import FRAME_HEADER, MAX_FRAME_BYTES
 from bot.settings import Settings
 from bot.slack.jobs import CommandJob, HandoffBusy, HandoffUnavailable, Job, JobRunner
 from bot.slack.notifier import SlackNotifier, make_web_client
+from bot.slack.user_emails import SlackEmails
 from bot.slack.usergroups import SlackUserGroups
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ def run_executor(socket_path: str) -> None:
     os.nice(settings.executor_nice)
     web = make_web_client(settings)
     core = build_core(settings, notifier=SlackNotifier(web), external_groups=SlackUserGroups(web))
+    if core.identities is not None:
+        core.identities.use_emails(SlackEmails(web))
     server = ExecutorServer(socket_path, core.pool, JobRunner(core.front_door, web), urgent=settings.urgent_command_names())
     stop = threading.Event()
 

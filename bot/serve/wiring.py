@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from bot.backends import Backends
 from bot.catalog.catalog import Catalog, load_catalog, load_commands
 from bot.catalog.schedules import interval_trigger
+from bot.catalog.identity import IdentityMap
 from bot.messages import Notifier
 from bot.requests.approvals import expire_due
 from bot.requests.board import RequestBoard
@@ -37,6 +38,7 @@ from bot.settings import Settings
 from bot.slack.bolt_app import SlackBot
 from bot.slack.jobs import Handoff, JobRunner
 from bot.slack.notifier import SlackNotifier, make_web_client
+from bot.slack.user_emails import SlackEmails
 from bot.slack.usergroups import SlackUserGroups
 from bot.store.audit import introduce_key
 from bot.store.audit_writer import AuditWriter
@@ -71,6 +73,7 @@ class OpsbotCore:
     maintenance: Maintenance
     anchoring: AuditAnchoring
     scheduler: SlotScheduler | None = None
+    identities: IdentityMap | None = None
 
     def start_background(self) -> None:
         key = self.settings.audit_key_bytes()
@@ -126,6 +129,7 @@ def build_core(
     loaded = catalog or load_settings_catalog(settings)
     database = Database(settings.database_url.get_secret_value(), audit_key=settings.audit_key_bytes())
     groups = GroupDirectory(loaded.config, external_groups)
+    identities = IdentityMap(loaded.config.identity, groups_of=groups.groups_of)
     backends = Backends(loaded.config)
     run_timing = timing or RunnerTiming.for_lease(settings.run_lease_seconds)
     lease_seconds = run_timing.lease.total_seconds()
@@ -133,7 +137,7 @@ def build_core(
     board = RequestBoard(catalog=loaded, database=database, notifier=notifier, clock=clock, retry_seconds=lease_seconds)
     engine = RunEngine(
         database=database, catalog=loaded, backends=backends, observer=board, audit_writer=audit_writer,
-        runner_id=settings.instance_id, threads=settings.runner_threads, clock=clock, timing=run_timing,
+        runner_id=settings.instance_id, threads=settings.runner_threads, clock=clock, timing=run_timing, identities=identities,
     )  # fmt: skip
 
     def health(items: list[HealthItem]) -> list[ServiceHealth]:
@@ -144,7 +148,8 @@ def build_core(
     gate = Gate(config=loaded.config, groups=groups, audit_writer=audit_writer, clock=clock)
     desk = Desk(
         catalog=loaded, database=database, groups=groups, gate=gate, board=board, notifier=notifier,
-        audit_writer=audit_writer, digests=digests, incidents=incidents, clock=clock,
+        audit_writer=audit_writer, digests=digests, incidents=incidents, clock=clock, identities=identities,
+        backends=backends,
     )  # fmt: skip
     intake = Intake(desk=desk, backends=backends, engine=engine)
     front_door = FrontDoor(desk=desk, builtins=BUILTINS_BY_NAME, intake=intake, clicks=Clicks(desk=desk, intake=intake, engine=engine))
@@ -166,7 +171,7 @@ def build_core(
         settings=settings, catalog=loaded, database=database, groups=groups, backends=backends, audit_writer=audit_writer,
         engine=engine, board=board, front_door=front_door, digests=digests, incidents=incidents,
         pool=PostAckPool(max_backlog=settings.max_backlog),
-        maintenance=maintenance, anchoring=anchoring, scheduler=scheduler,
+        maintenance=maintenance, anchoring=anchoring, scheduler=scheduler, identities=identities,
     )  # fmt: skip
 
 
@@ -218,6 +223,8 @@ def build_inline_bot(settings: Settings, *, core_factory: CoreFactory = default_
     """The core in this process, jobs to its post-ack pool (tests; ``build_server`` without an executor)."""
     web = make_web_client(settings)
     core = core_factory(settings, SlackNotifier(web), SlackUserGroups(web))
+    if core.identities is not None:
+        core.identities.use_emails(SlackEmails(web))
     handoff = LocalHandoff(core.pool, JobRunner(core.front_door, web), urgent=settings.urgent_command_names())
     slack = SlackBot(settings=settings, web=web, parse=core.catalog.parse, commands=core.catalog.commands, handoff=handoff)
     return ServingBot(slack=slack, handoff=handoff, database=core.database, core=core)

@@ -9,7 +9,7 @@ drive it with the official ``kubernetes`` client through a kubeconfig;
 """
 
 from fakes.kubernetes.api import DEFAULT_USER, KubeApi
-from fakes.kubernetes.apiserver import FakeKubernetesServer, RecordedRequest
+from fakes.kubernetes.apiserver import FakeKubernetesServer
 from fakes.kubernetes.exchange import ApiRequest, ApiResponse
 from fakes.kubernetes.kubeconfig import build_kubeconfig, write_kubeconfig
 from fakes.kubernetes.patching import (
@@ -25,6 +25,8 @@ from fakes.kubernetes.patching import (
     strategic_merge_patch,
 )
 from fakes.kubernetes.pod_simulator import ImageHealth, default_image_health
+from fakes.kubernetes.rbac import Grant, ImpersonationLimit, RbacModel
+from fakes.kubernetes.recording import RecordedRequest
 from fakes.kubernetes.statuses import ApiError
 
 __all__ = [
@@ -35,11 +37,14 @@ __all__ = [
     "ApiResponse",
     "FakeKubernetesServer",
     "FieldStrategy",
+    "Grant",
     "ImageHealth",
+    "ImpersonationLimit",
     "JsonPatchError",
     "KubeApi",
     "PatchDecodeError",
     "PatchError",
+    "RbacModel",
     "RecordedRequest",
     "StrategicMergePatchError",
     "apply_json_patch",

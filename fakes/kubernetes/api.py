@@ -14,11 +14,13 @@ import binascii
 import logging
 from collections.abc import Callable
 
+from fakes.kubernetes.access_review import is_access_review, review
 from fakes.kubernetes.deployment_writes import DeploymentWrites, Mode
 from fakes.kubernetes.exchange import ApiRequest, ApiResponse
 from fakes.kubernetes.faults import AccessPolicy
 from fakes.kubernetes.json_values import JsonObject
 from fakes.kubernetes.object_store import PODS, ObjectStore, format_time
+from fakes.kubernetes.rbac import Caller, RbacModel
 from fakes.kubernetes.routing import DiscoveryRoute, ResourceRoute, discovery_document, parse_path, verb_allowed, verb_for
 from fakes.kubernetes.selectors import SelectorError, matches, parse_field_selector, parse_label_selector
 from fakes.kubernetes.statuses import (
@@ -48,9 +50,11 @@ class KubeApi:
         user: str = DEFAULT_USER,
         token: str | None = None,
         server_address: Callable[[], str] = lambda: "127.0.0.1:0",
+        rbac: RbacModel | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
+        self.rbac = rbac or RbacModel()
         self.user = user
         self.token = token
         self.server_address = server_address
@@ -72,8 +76,11 @@ class KubeApi:
 
     def _dispatch(self, request: ApiRequest) -> ApiResponse:
         self._authenticate(request)
+        caller = self.rbac.caller(self.user, request.header_lists())
         if request.cluster is not None and not self.store.has_cluster(request.cluster):
             raise not_found_path()
+        if is_access_review(request.path) and request.cluster is not None:
+            return review(request, caller, request.cluster, self.rbac, self.policy)
         route = parse_path(request.path)
         if isinstance(route, DiscoveryRoute):
             return self._discovery(request, route)
@@ -82,7 +89,7 @@ class KubeApi:
         verb = verb_for(request.method, route, request.param("watch") in ("true", "1"))
         if verb is None or not verb_allowed(route, verb) or verb == "watch":
             raise method_not_allowed()
-        self._authorize(request.cluster, route, verb)
+        self._authorize(request.cluster, route, verb, caller)
         return self._serve(request, request.cluster, route, verb)
 
     def _authenticate(self, request: ApiRequest) -> None:
@@ -91,19 +98,22 @@ class KubeApi:
         if request.header("authorization") != f"Bearer {self.token}":
             raise unauthorized()
 
-    def _authorize(self, cluster: str, route: ResourceRoute, verb: str) -> None:
+    def _authorize(self, cluster: str, route: ResourceRoute, verb: str, caller: Caller) -> None:
         namespace = route.namespace if route.info.namespaced else None
         if route.info.resource == "namespaces":
             namespace = route.name
+        # A test's deny rule (``forbid``) refuses whoever asks; impersonated callers also need an RBAC grant.
         if self.policy.is_forbidden(verb, route.rbac_resource, cluster, namespace):
             raise forbidden_request(
                 route.info.group_resource,
                 route.name or "",
-                user=self.user,
+                user=caller.user,
                 verb=verb,
                 resource_path=route.rbac_resource,
                 namespace=namespace,
             )
+        if caller.impersonated:
+            self.rbac.authorize(caller, cluster, verb, route.info.group_resource, route.rbac_resource, namespace, route.name)
 
     def _discovery(self, request: ApiRequest, route: DiscoveryRoute) -> ApiResponse:
         if request.method != "GET":

@@ -18,12 +18,10 @@ import struct
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
-from urllib.parse import parse_qs, urlsplit
 
 from fakes.kubernetes.api import DEFAULT_USER, KubeApi
 from fakes.kubernetes.controller import ControllerManager
@@ -33,83 +31,13 @@ from fakes.kubernetes.json_values import JsonObject, deep_copy, dig
 from fakes.kubernetes.kubeconfig import DEFAULT_TOKEN, build_kubeconfig, cluster_url, write_kubeconfig
 from fakes.kubernetes.object_store import DEPLOYMENTS, PODS, REPLICASETS, ObjectStore, SimulatedClock
 from fakes.kubernetes.pod_simulator import ImageHealth
+from fakes.kubernetes.rbac import RbacModel
+from fakes.kubernetes.recording import Dispatcher, RecordedRequest
 from fakes.kubernetes.selectors import matches, parse_label_selector
 from fakes.kubernetes.statuses import generic
 from fakes.kubernetes.strategy import default_deployment, validate_deployment
 
 logger = logging.getLogger(__name__)
-
-_CLUSTER_PREFIX = "/clusters/"
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the fake received it, for assertions in tests."""
-
-    method: str
-    path: str
-    cluster: str | None
-    query: dict[str, str]
-    content_type: str | None
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-    raw_path: str = ""
-
-
-def split_cluster(path: str) -> tuple[str | None, str]:
-    """``/clusters/prod/apis/...`` -> (``"prod"``, ``"/apis/..."``)."""
-    if not path.startswith(_CLUSTER_PREFIX):
-        return None, path
-    rest = path[len(_CLUSTER_PREFIX) :]
-    cluster, _, api_path = rest.partition("/")
-    return cluster, "/" + api_path
-
-
-def _parse_body(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode("utf-8", errors="replace")
-
-
-class _Dispatcher:
-    """What the HTTP handler needs: the API, the fault plan and the recorder."""
-
-    def __init__(self, api: KubeApi, faults: FaultPlan, stopping: threading.Event) -> None:
-        self.api = api
-        self.faults = faults
-        self.stopping = stopping
-        self._lock = threading.Lock()
-        self._recorded: list[RecordedRequest] = []
-
-    def record(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> ApiRequest:
-        split = urlsplit(target)
-        cluster, api_path = split_cluster(split.path)
-        query = parse_qs(split.query, keep_blank_values=True)
-        request = ApiRequest(method, api_path, cluster, query, dict(headers), body)
-        entry = RecordedRequest(
-            method=method,
-            path=api_path,
-            cluster=cluster,
-            query={k: v[-1] for k, v in query.items()},
-            content_type=headers.get("content-type"),
-            body=_parse_body(body),
-            headers=dict(headers),
-            raw_path=target,
-        )
-        with self._lock:
-            self._recorded.append(entry)
-        return request
-
-    def recorded(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._recorded)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._recorded.clear()
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -120,7 +48,7 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], dispatcher: _Dispatcher) -> None:
+    def __init__(self, address: tuple[str, int], dispatcher: Dispatcher) -> None:
         super().__init__(address, _Handler)
         self.dispatcher = dispatcher
         self._connections: set[socket.socket] = set()
@@ -176,7 +104,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        request = dispatcher.record(self.command, self.path, headers, body)
+        repeated: dict[str, tuple[str, ...]] = {}
+        for name, value in self.headers.items():
+            repeated[name.lower()] = (*repeated.get(name.lower(), ()), value)
+        request = dispatcher.record(self.command, self.path, headers, body, repeated)
         fault = dispatcher.faults.take(self.command, self.path)
         if fault is not None and fault.status_code is None:
             self._misbehave(fault, dispatcher.stopping)
@@ -238,11 +169,13 @@ class FakeKubernetesServer:
         self.clock = SimulatedClock()
         self.store = ObjectStore(self.clock, seed=seed)
         self.policy = AccessPolicy()
+        self.rbac = RbacModel()
+        """RBAC for impersonated requests (``rbac.grant(Grant(...))``); opsbot's own account keeps ``policy``."""
         self.faults = FaultPlan()
         self.controllers = ControllerManager(self.store, seconds_per_tick=seconds_per_tick, crash_interval_ticks=crash_interval_ticks)
-        self.api = KubeApi(self.store, self.policy, user=user, token=token, server_address=self._host_port)
+        self.api = KubeApi(self.store, self.policy, user=user, token=token, server_address=self._host_port, rbac=self.rbac)
         self._stopping = threading.Event()
-        self._dispatcher = _Dispatcher(self.api, self.faults, self._stopping)
+        self._dispatcher = Dispatcher(self.api, self.faults, self._stopping)
         self._httpd: _HTTPServer | None = None
         self._threads: list[threading.Thread] = []
 

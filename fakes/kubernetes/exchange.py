@@ -25,6 +25,8 @@ class ApiRequest:
     query: Mapping[str, Sequence[str]] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    repeated: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Every value of each header, lower-case names (``Impersonate-Group`` comes once per group)."""
 
     def param(self, name: str) -> str | None:
         """The last value of a query parameter, or ``None``."""
@@ -34,6 +36,10 @@ class ApiRequest:
     def header(self, name: str) -> str | None:
         """A header value by case-insensitive name."""
         return self.headers.get(name.lower())
+
+    def header_lists(self) -> Mapping[str, tuple[str, ...]]:
+        """All values per header: ``repeated`` when the HTTP layer gave it, else one value each."""
+        return self.repeated or {name: (value,) for name, value in self.headers.items()}
 
     @property
     def content_type(self) -> str:

@@ -23,6 +23,12 @@ STORY = """\
 /as bob
 /click 7
 /ops history
+/as alice
+/ops can-i deploy payments 2.0.0 to production
+/ops deploy payments 2.0.0 to production
+/as bob
+/ops can-i deploy payments 2.0.0 to production
+/ops deploy payments 2.0.0 to production
 """
 
 
@@ -70,3 +76,19 @@ def test_history_and_a_verified_audit_chain_at_the_end(transcript: str) -> None:
     assert "✅ #3 deploy billing 2.0.0 in production — succeeded, by @carol" in transcript
     assert "↩️ #2 deploy checkout 1.4.3-broken in production — failed and was rolled back" in transcript
     assert transcript.rstrip().splitlines()[-1].endswith("chain intact.")
+
+
+def test_the_cluster_refuses_a_developers_payments_deploy_at_plan_time_and_can_i_says_so_first(transcript: str) -> None:
+    assert "Cluster demo-production, as you (slack:U0ALICE, groups opsbot:developers):" in transcript
+    assert "❌ `patch deployments payments in payments`" in transcript
+    assert (
+        "Could not plan `deploy` for payments/production: Kubernetes says you (slack:U0ALICE, groups opsbot:developers) "
+        "may not patch deployments in namespace payments (deployment payments/payments in cluster demo-production)." in transcript
+    )
+    assert 'User "slack:U0ALICE" cannot patch resource "deployments" in API group "apps" in the namespace "payments"' in transcript
+
+
+def test_on_call_may_and_the_approval_message_says_it_runs_as_the_requester(transcript: str) -> None:
+    assert '✅ `patch deployments payments in payments` — RBAC: allowed by ClusterRoleBinding "oncall-operate"' in transcript
+    assert "🕒 #4 deploy payments 2.0.0 in production" in transcript
+    assert "approving lets it run as the requester (slack:U0BOB), approvers are recorded" in transcript

@@ -85,6 +85,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "rbac": {"create": False, "targets": []},
         "serviceAccount": {"automountToken": False},
     },
+    "impersonate": {"rbac": {"impersonate": {"enabled": True, "users": [], "groups": ["opsbot:developers", "opsbot:platform-oncall"]}}},
 }
 """Value sets that switch every branch of the templates, each on top of deploy/manifests-values.yaml."""
 
@@ -232,7 +233,27 @@ def rule_set(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
 def test_roles_grant_exactly_what_the_runbooks_need(rendered: dict[str, list[dict[str, Any]]]) -> None:
     for variant, objects in rendered.items():
         for role in of_kind(objects, "Role") + of_kind(objects, "ClusterRole"):
+            if role["metadata"]["name"].endswith("-impersonate"):
+                continue  # its own test below
             assert rule_set(role) == RUNBOOK_RULES, f"{variant}: {role['kind']} {role['metadata']['name']}"
+
+
+def test_the_impersonate_grant_names_exactly_the_groups_and_the_request_extra(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    objects = rendered["impersonate"]
+    role = next(obj for obj in of_kind(objects, "ClusterRole") if obj["metadata"]["name"] == "opsbot-impersonate")
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"]},
+        {
+            "apiGroups": [""],
+            "resources": ["groups"],
+            "verbs": ["impersonate"],
+            "resourceNames": ["opsbot:developers", "opsbot:platform-oncall"],
+        },
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["userextras/opsbot-request"], "verbs": ["impersonate"]},
+    ]
+    binding = next(obj for obj in of_kind(objects, "ClusterRoleBinding") if obj["metadata"]["name"] == "opsbot-impersonate")
+    assert binding["subjects"][0]["kind"] == "ServiceAccount"
+    assert all("impersonate" not in obj["metadata"]["name"] for obj in rendered["manifests"]), "off unless asked for"
 
 
 def test_roles_exist_in_each_target_namespace_bound_to_the_service_account(rendered: dict[str, list[dict[str, Any]]]) -> None:

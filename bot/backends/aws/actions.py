@@ -372,7 +372,14 @@ def asg_group(ctx: StepContext) -> AutoScalingGroup:
 
 
 def actor_of(ctx: StepContext) -> Actor:
-    return Actor(id=ctx.actor_id, name=ctx.actor_name)
+    """The requesting user; with an identity (``impersonate`` mode), also the source identity and session tags."""
+    identity = ctx.identity
+    if identity is None:
+        return Actor(id=ctx.actor_id, name=ctx.actor_name)
+    tags = tuple(identity.session_tags(ctx.runbook, ctx.request_id).items())
+    return Actor(
+        id=ctx.actor_id, name=ctx.actor_name, source_identity=identity.source_identity, tags=tags, transitive=identity.transitive_tags
+    )
 
 
 def image_changes(before: TaskDefinition, after: TaskDefinition) -> list[Change]:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from mypy_boto3_autoscaling.client import AutoScalingClient
     from mypy_boto3_ecs.client import ECSClient
     from mypy_boto3_sts.client import STSClient
+    from mypy_boto3_sts.type_defs import TagTypeDef
 
 _ClientT = TypeVar("_ClientT")
 
@@ -41,10 +42,18 @@ DEFAULT_ROLE_SECONDS = 3600
 
 @dataclass(frozen=True)
 class Actor:
-    """Who a call is made for: the Slack user, or the bot itself (``BOT_ACTOR``)."""
+    """Who a call is made for: the Slack user, or the bot itself (``BOT_ACTOR``).
+
+    With ``identity:`` configured, ``source_identity`` and ``tags`` go on AssumeRole: CloudTrail
+    then names the requester in every call of the session (SourceIdentity cannot be changed
+    later in a role chain), and ``transitive`` tags follow any role assumed from it.
+    """
 
     id: str
     name: str
+    source_identity: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    transitive: bool = True
 
 
 BOT_ACTOR = Actor(id="", name="")
@@ -102,7 +111,7 @@ class _Entry:
         return self.expires_at is None or moment < self.expires_at
 
 
-_Key = tuple[str, str | None, str | None, str | None]
+_Key = tuple[str, str | None, str | None, str | None, str | None, tuple[tuple[str, str], ...]]
 
 
 class _ClientArgs(TypedDict):
@@ -174,11 +183,20 @@ class AwsSessions:
             if entry is None or not entry.fresh_at(self._now() + self._refresh_before):
                 entry = self._assume(place, actor) if place.role_arn else self._open(place)
                 self._entries[key] = entry
+                self._forget_expired()
             return entry
 
+    def _forget_expired(self) -> None:
+        """Drop expired role sessions: with session tags naming the request, each request has its own."""
+        now = self._now()
+        with self._lock:
+            for key in [key for key, entry in self._entries.items() if not entry.fresh_at(now)]:
+                del self._entries[key]
+
     def _key(self, place: AwsPlace, actor: Actor) -> _Key:
-        session_name = role_session_name(actor) if place.role_arn else None
-        return (place.region, place.profile, place.role_arn, session_name)
+        if not place.role_arn:
+            return (place.region, place.profile, None, None, None, ())
+        return (place.region, place.profile, place.role_arn, role_session_name(actor), actor.source_identity, actor.tags)
 
     def _lock_for(self, key: _Key) -> threading.Lock:
         with self._lock:
@@ -191,11 +209,18 @@ class AwsSessions:
         """Assume ``place.role_arn`` with the base credentials of (region, profile)."""
         assert place.role_arn is not None
         sts = self.sts(place.without_role())
-        response = sts.assume_role(
-            RoleArn=place.role_arn,
-            RoleSessionName=role_session_name(actor),
-            DurationSeconds=self._role_seconds,
-        )
+        if actor.source_identity is not None:
+            tags: list[TagTypeDef] = [{"Key": key, "Value": value} for key, value in actor.tags]
+            response = sts.assume_role(
+                RoleArn=place.role_arn,
+                RoleSessionName=role_session_name(actor),
+                DurationSeconds=self._role_seconds,
+                SourceIdentity=actor.source_identity,
+                Tags=tags,
+                TransitiveTagKeys=[key for key, _ in actor.tags] if actor.transitive else [],
+            )
+        else:
+            response = sts.assume_role(RoleArn=place.role_arn, RoleSessionName=role_session_name(actor), DurationSeconds=self._role_seconds)
         credentials = response["Credentials"]
         session = boto3.Session(
             aws_access_key_id=credentials["AccessKeyId"],

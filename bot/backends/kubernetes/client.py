@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import urllib3
@@ -26,8 +28,10 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
+from bot.backends.kubernetes.eks import eks_configuration
 from bot.backends.kubernetes.errors import KubeRef, config_error, kube_errors
-from bot.catalog.config import KubernetesAccess, KubernetesTarget
+from bot.backends.kubernetes.impersonation import Impersonation, RepeatedHeaders, forbidden_text
+from bot.catalog.config import EksCluster, KubernetesAccess, KubernetesTarget
 
 IN_CLUSTER = "in-cluster"
 """The cluster name used in messages for a target without a kubeconfig context."""
@@ -72,21 +76,33 @@ def cluster_name(context: str | None) -> str:
 
 
 class ClusterApi:
-    """The calls opsbot makes against one cluster, each returning JSON-shaped dicts."""
+    """The calls opsbot makes against one cluster, each returning JSON-shaped dicts.
 
-    def __init__(self, cluster: str, api_client: k8s.ApiClient, request_timeout: float) -> None:
+    ``impersonating`` gives a view that shares the connection pool and sends every call as the
+    requester (``Impersonate-*`` headers); the plain object acts as opsbot (health, digests).
+    """
+
+    def __init__(self, cluster: str, api_client: k8s.ApiClient, request_timeout: float, impersonation: Impersonation | None = None) -> None:
         self.cluster = cluster
+        self.impersonation = impersonation
         self._api_client = api_client
         self._apps = k8s.AppsV1Api(api_client)
         self._core = k8s.CoreV1Api(api_client)
+        self._authorization = k8s.AuthorizationV1Api(api_client)
         self._timeout = request_timeout
+
+    def impersonating(self, impersonation: Impersonation | None) -> ClusterApi:
+        """This cluster, called as ``impersonation`` (None: as opsbot itself)."""
+        if impersonation is None:
+            return self
+        return ClusterApi(self.cluster, self._api_client, self._timeout, impersonation)
 
     def ref(self, namespace: str, name: str | None = None, kind: str = "deployment") -> KubeRef:
         return KubeRef(cluster=self.cluster, namespace=namespace, kind=kind, name=name)
 
     def read_deployment(self, namespace: str, name: str) -> dict[str, Any]:
-        with kube_errors("read", self.ref(namespace, name)):
-            result = self._apps.read_namespaced_deployment(name, namespace, _request_timeout=self._timeout)
+        with self._calling("read", self.ref(namespace, name), "get", "deployments"):
+            result = self._apps.read_namespaced_deployment(name, namespace, _request_timeout=self._timeout, _headers=self._headers())
         return self._as_dict(result)
 
     def patch_deployment(
@@ -103,7 +119,7 @@ class ClusterApi:
         The content type is always given: v37 defaults to JSON patch, which a real
         server rejects for an object body.
         """
-        with kube_errors("patch", self.ref(namespace, name)):
+        with self._calling("patch", self.ref(namespace, name), "patch", "deployments"):
             result = self._apps.patch_namespaced_deployment(
                 name,
                 namespace,
@@ -111,12 +127,13 @@ class ClusterApi:
                 dry_run="All" if dry_run else None,
                 _content_type=_CONTENT_TYPES[patch_type],
                 _request_timeout=self._timeout,
+                _headers=self._headers(),
             )
         return self._as_dict(result)
 
     def patch_scale(self, namespace: str, name: str, replicas: int, *, dry_run: bool = False) -> dict[str, Any]:
         """Set replicas through the ``/scale`` subresource, with a merge patch as ``kubectl scale`` does."""
-        with kube_errors("scale", self.ref(namespace, name)):
+        with self._calling("scale", self.ref(namespace, name), "patch", "deployments/scale"):
             result = self._apps.patch_namespaced_deployment_scale(
                 name,
                 namespace,
@@ -124,19 +141,20 @@ class ClusterApi:
                 dry_run="All" if dry_run else None,
                 _content_type=_CONTENT_TYPES["merge"],
                 _request_timeout=self._timeout,
+                _headers=self._headers(),
             )
         return self._as_dict(result)
 
     def list_deployments(self, namespace: str) -> list[dict[str, Any]]:
-        with kube_errors("list", self.ref(namespace)):
+        with self._calling("list", self.ref(namespace), "list", "deployments"):
             return self._list_pages(self._apps.list_namespaced_deployment, namespace, None)
 
     def list_replicasets(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        with kube_errors("list", self.ref(namespace, kind="replicaset")):
+        with self._calling("list", self.ref(namespace, kind="replicaset"), "list", "replicasets"):
             return self._list_pages(self._apps.list_namespaced_replica_set, namespace, label_selector or None)
 
     def list_pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
-        with kube_errors("list", self.ref(namespace, kind="pod")):
+        with self._calling("list", self.ref(namespace, kind="pod"), "list", "pods"):
             return self._list_pages(self._core.list_namespaced_pod, namespace, label_selector or None)
 
     def _list_pages(self, call: Callable[..., Any], namespace: str, label_selector: str | None) -> list[dict[str, Any]]:
@@ -152,7 +170,7 @@ class ClusterApi:
         while True:
             response = call(
                 namespace, label_selector=label_selector, limit=LIST_PAGE_SIZE, _continue=token,
-                _request_timeout=self._timeout, _preload_content=False,
+                _request_timeout=self._timeout, _preload_content=False, _headers=self._headers(),
             )  # fmt: skip
             page = json.loads(response.data)
             items.extend(item for item in page.get("items") or [] if isinstance(item, dict))
@@ -160,33 +178,98 @@ class ClusterApi:
             if token is None:
                 return items
 
+    def access_review(self, check: AccessCheck) -> AccessAnswer:
+        """Ask the cluster (SelfSubjectAccessReview, sent as this view's identity) whether ``check`` is allowed."""
+        body: Any = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": check.attributes()},
+        }
+        with kube_errors("review access in", self.ref(check.namespace, kind="selfsubjectaccessreview")):
+            result = self._authorization.create_self_subject_access_review(body, _request_timeout=self._timeout, _headers=self._headers())
+        status = self._as_dict(result).get("status") or {}
+        return AccessAnswer(check=check, allowed=bool(status.get("allowed")), reason=str(status.get("reason") or ""))
+
     def close(self) -> None:
         """Release this cluster's connection pool."""
         self._api_client.close()  # type: ignore[no-untyped-call]
+
+    def _headers(self) -> dict[str, Any] | None:
+        # A fresh dict per call: the generated client adds its own headers to the one it is given.
+        return self.impersonation.headers() if self.impersonation is not None else None
+
+    def _calling(self, verb: str, ref: KubeRef, rbac_verb: str, resource: str) -> AbstractContextManager[None]:
+        impersonation = self.impersonation
+        if impersonation is None:
+            return kube_errors(verb, ref)
+
+        def forbidden(reason: str | None) -> str:
+            return forbidden_text(impersonation, rbac_verb, resource, ref.describe(), ref.namespace, reason)
+
+        return kube_errors(verb, ref, forbidden=forbidden)
 
     def _as_dict(self, model: Any) -> dict[str, Any]:
         data = self._api_client.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
         return data if isinstance(data, dict) else {}
 
 
+@dataclass(frozen=True)
+class AccessCheck:
+    """One question for SelfSubjectAccessReview: may I ``verb`` ``group/resource[/subresource]`` in ``namespace``?"""
+
+    verb: str
+    resource: str
+    namespace: str
+    group: str = "apps"
+    subresource: str = ""
+    name: str = ""
+
+    def attributes(self) -> dict[str, str]:
+        attributes = {"verb": self.verb, "group": self.group, "resource": self.resource, "namespace": self.namespace}
+        if self.subresource:
+            attributes["subresource"] = self.subresource
+        if self.name:
+            attributes["name"] = self.name
+        return attributes
+
+    def describe(self) -> str:
+        resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        named = f" {self.name}" if self.name else ""
+        return f"{self.verb} {resource}{named} in {self.namespace}"
+
+
+@dataclass(frozen=True)
+class AccessAnswer:
+    check: AccessCheck
+    allowed: bool
+    reason: str
+
+
 class KubeClients:
     """A thread-safe cache of ``ClusterApi`` per context, built from ``KubernetesAccess``.
 
     A context of ``None`` means the in-cluster service account when ``in_cluster`` is
-    set, and otherwise the kubeconfig's current context.
+    set, and otherwise the kubeconfig's current context. A key ``eks:<name>`` (a target's
+    ``eks:``) or a context listed in ``kubernetes.eks`` is reached as an EKS cluster
+    (``eks.py``): no kubeconfig user, no exec plugin.
     """
 
-    def __init__(self, access: KubernetesAccess) -> None:
+    def __init__(self, access: KubernetesAccess, eks_targets: Mapping[str, EksCluster] | None = None) -> None:
         self._access = access
         self._lock = threading.Lock()
         self._clusters: dict[str | None, ClusterApi] = {}
+        self._eks: dict[str, EksCluster] = {**access.eks, **(eks_targets or {})}
 
     @property
     def request_timeout(self) -> float:
         return self._access.request_timeout.total_seconds()
 
     def for_target(self, target: KubernetesTarget) -> ClusterApi:
-        return self.cluster(target.context)
+        key = target.cluster_key
+        if target.eks is not None and key is not None:
+            with self._lock:
+                self._eks.setdefault(key, target.eks)
+        return self.cluster(key)
 
     def cluster(self, context: str | None) -> ClusterApi:
         with self._lock:
@@ -204,6 +287,9 @@ class KubeClients:
             api.close()
 
     def _new_api_client(self, context: str | None) -> k8s.ApiClient:
+        eks = self._eks.get(context) if context is not None else None
+        if eks is not None:
+            return _with_repeated_headers(k8s.ApiClient(eks_configuration(eks, _new_configuration())))
         if context is None and self._access.in_cluster:
             return _in_cluster_client()
         return _kubeconfig_client(self._kubeconfig_path(), context)
@@ -224,7 +310,7 @@ def _kubeconfig_client(path: str | None, context: str | None) -> k8s.ApiClient:
         )
     except (ConfigException, OSError, yaml.YAMLError) as exc:
         raise config_error(exc, cluster_name(context), source) from exc
-    return api_client
+    return _with_repeated_headers(api_client)
 
 
 def _in_cluster_client() -> k8s.ApiClient:
@@ -234,4 +320,10 @@ def _in_cluster_client() -> k8s.ApiClient:
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except (ConfigException, OSError) as exc:
         raise config_error(exc, IN_CLUSTER, "the pod's service account") from exc
-    return k8s.ApiClient(configuration)
+    return _with_repeated_headers(k8s.ApiClient(configuration))
+
+
+def _with_repeated_headers(api_client: k8s.ApiClient) -> k8s.ApiClient:
+    """Let a list-valued header (``Impersonate-Group``) go out as repeated lines (see ``impersonation.py``)."""
+    api_client.rest_client = RepeatedHeaders(api_client.rest_client)  # type: ignore[assignment]
+    return api_client

@@ -16,7 +16,7 @@ secret-bearing) body.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -73,11 +73,17 @@ class KubeRef:
 
 
 @contextmanager
-def kube_errors(verb: str, ref: KubeRef) -> Iterator[None]:
-    """Run one API call, re-raising its failure as an opsbot error (chained with ``from``)."""
+def kube_errors(verb: str, ref: KubeRef, *, forbidden: Callable[[str | None], str] | None = None) -> Iterator[None]:
+    """Run one API call, re-raising its failure as an opsbot error (chained with ``from``).
+
+    ``forbidden`` words a 403 for an impersonated call (who was refused what), given the
+    cluster's own message: the person asking must learn it is *their* RBAC that refused.
+    """
     try:
         yield
     except ApiException as exc:
+        if forbidden is not None and exc.status == 403:
+            raise ActionFailed(forbidden(status_message(exc.body)), details=_excerpt(exc.body, MAX_DETAIL_CHARS)) from _scrubbed(exc)
         raise api_error(exc, verb, ref) from _scrubbed(exc)
     except urllib3.exceptions.HTTPError as exc:
         raise transport_error(exc, verb, ref) from exc

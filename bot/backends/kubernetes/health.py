@@ -62,7 +62,7 @@ def collect_health(cluster_for: Callable[[str | None], ClusterApi], items: list[
 def _group(items: list[HealthItem]) -> dict[GroupKey, list[int]]:
     groups: dict[GroupKey, list[int]] = {}
     for index, (_ref, target) in enumerate(items):
-        groups.setdefault((target.context, target.namespace), []).append(index)
+        groups.setdefault((target.cluster_key, target.namespace), []).append(index)
     return groups
 
 

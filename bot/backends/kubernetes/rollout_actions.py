@@ -107,6 +107,7 @@ class SetImage(Action[SetImageArgs]):
     args_model = SetImageArgs
     mutating: ClassVar[bool] = True
     summary: ClassVar[str] = "Set a container's image (or just its tag) on the Deployment."
+    cluster_access: ClassVar[tuple[str, ...]] = ("get deployments", "patch deployments")
 
     def plan(self, ctx: StepContext, args: SetImageArgs) -> list[Change]:
         target = step_target(ctx)
@@ -245,6 +246,7 @@ class WaitRollout(Action[WaitRolloutArgs]):
     args_model = WaitRolloutArgs
     mutating: ClassVar[bool] = False
     summary: ClassVar[str] = "Wait for the Deployment's rollout to complete (fails on ProgressDeadlineExceeded)."
+    cluster_access: ClassVar[tuple[str, ...]] = ("get deployments",)
 
     def run(self, ctx: StepContext, args: WaitRolloutArgs) -> StepResult:
         return wait_for_rollout(ctx, args.poll_seconds)
@@ -304,6 +306,7 @@ class Rollback(Action[RollbackArgs]):
     args_model = RollbackArgs
     mutating: ClassVar[bool] = True
     summary: ClassVar[str] = "Roll the Deployment back to the previous (or a given) revision."
+    cluster_access: ClassVar[tuple[str, ...]] = ("get deployments", "list replicasets", "patch deployments")
 
     def plan(self, ctx: StepContext, args: RollbackArgs) -> list[Change]:
         target = step_target(ctx)

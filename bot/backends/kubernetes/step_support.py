@@ -30,7 +30,8 @@ def step_target(ctx: StepContext) -> KubernetesTarget:
 
 
 def cluster_api(ctx: StepContext) -> ClusterApi:
-    return ctx.backends.kubernetes.for_target(step_target(ctx))
+    """The target's cluster, called as the requester when the target impersonates (every call of a request)."""
+    return ctx.backends.kubernetes.for_target(step_target(ctx), ctx.identity, ctx.request_id or None)
 
 
 def read_deployment(ctx: StepContext) -> dict[str, Any]:

@@ -53,6 +53,7 @@ class Scale(Action[ScaleArgs]):
     args_model = ScaleArgs
     mutating: ClassVar[bool] = True
     summary: ClassVar[str] = "Set the Deployment's replica count."
+    cluster_access: ClassVar[tuple[str, ...]] = ("get deployments", "patch deployments/scale")
 
     def plan(self, ctx: StepContext, args: ScaleArgs) -> list[Change]:
         target = step_target(ctx)
@@ -98,6 +99,7 @@ class Restart(Action[RestartArgs]):
     args_model = RestartArgs
     mutating: ClassVar[bool] = True
     summary: ClassVar[str] = "Restart all pods of the Deployment with a rolling update."
+    cluster_access: ClassVar[tuple[str, ...]] = ("get deployments", "patch deployments")
 
     def plan(self, ctx: StepContext, args: RestartArgs) -> list[Change]:
         target = step_target(ctx)
@@ -170,6 +172,7 @@ class Status(Action[StatusArgs]):
     args_model = StatusArgs
     mutating: ClassVar[bool] = False
     summary: ClassVar[str] = "Show the Deployment's replicas, image, revision, conditions and pod restarts."
+    cluster_access: ClassVar[tuple[str, ...]] = ("get deployments", "list pods")
 
     def run(self, ctx: StepContext, args: StatusArgs) -> StepResult:
         target = step_target(ctx)
