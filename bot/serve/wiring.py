@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 
 from bot.backends import Backends
 from bot.catalog.catalog import Catalog, load_catalog, load_commands
-from bot.catalog.schedules import interval_trigger
 from bot.catalog.identity import IdentityMap
+from bot.catalog.schedules import interval_trigger
 from bot.messages import Notifier
 from bot.requests.approvals import expire_due
 from bot.requests.board import RequestBoard
