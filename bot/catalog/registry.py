@@ -18,6 +18,7 @@ BACKEND_ACTION_MODULES = (
     "bot.backends.generic",
     "bot.backends.kubernetes.actions",
     "bot.backends.aws.actions",
+    "bot.backends.gitops.actions",
 )
 
 

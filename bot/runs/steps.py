@@ -79,6 +79,8 @@ def make_context(
     progress: Callable[[str], None],
     cancel_event: threading.Event | None = None,
     timeout_seconds: float = PLAN_TIMEOUT_SECONDS,
+    runbook: str = "",
+    approvers: tuple[tuple[str, str], ...] = (),
 ) -> StepContext:
     return StepContext(
         request_id=request_id,
@@ -91,6 +93,8 @@ def make_context(
         progress=progress,
         cancel_event=cancel_event or threading.Event(),
         deadline=time.monotonic() + timeout_seconds,
+        runbook=runbook,
+        approvers=approvers,
     )
 
 

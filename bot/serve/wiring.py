@@ -111,7 +111,7 @@ def build_core(
     loaded = catalog or load_settings_catalog(settings)
     database = Database(settings.database_url.get_secret_value())
     groups = GroupDirectory(loaded.config, external_groups)
-    backends = Backends(loaded.config)
+    backends = Backends(loaded.config, settings)
     run_timing = timing or RunnerTiming.for_lease(settings.run_lease_seconds)
     lease_seconds = run_timing.lease.total_seconds()
     audit_writer = AuditWriter(database, clock, retry_seconds=lease_seconds)
