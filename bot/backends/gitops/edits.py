@@ -51,7 +51,8 @@ def read_image(text: str, target: GitopsTarget) -> ImageValue:
     value = _text_or_none(parent.get(key))
     if value is None:
         raise EditError(f"{target.path} has no value at {target.field}")
-    return ImageValue(tag=value, image=value)
+    repository = _text_or_none(parent.get("repository")) if key == "tag" else None  # the Helm chart convention
+    return ImageValue(tag=value, image=f"{repository}:{value}" if repository else value)
 
 
 def set_image_tag(text: str, target: GitopsTarget, tag: str) -> str:
