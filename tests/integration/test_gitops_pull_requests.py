@@ -117,7 +117,9 @@ def test_a_protected_branch_refusing_the_merge_is_a_clear_failure(
     assert origin.head() == before
 
 
-def test_a_bad_github_token_is_refused_without_showing_it(origin: Origin, github: FakeGitHub, make_ctx: Callable[..., HookedContext]) -> None:
+def test_a_bad_github_token_is_refused_without_showing_it(
+    origin: Origin, github: FakeGitHub, make_ctx: Callable[..., HookedContext]
+) -> None:
     with pytest.raises(ActionFailed, match=r"refused opsbot's token \(401: Bad credentials\)") as caught:
         SetImage().run(make_ctx(pr_target(origin, github), token="ghp_wrong"), SetImageArgs(tag="1.4.2"))
     assert "ghp_wrong" not in caught.value.user_message
@@ -129,7 +131,7 @@ def test_the_fake_answers_422_for_an_unknown_head_and_409_for_a_moved_head(origi
         client.create_pull(title="x", body="", head="no-such-branch", base="main")
     git("push", "-q", "origin", "HEAD:refs/heads/feature", cwd=origin.work)
     pull = client.create_pull(title="x", body="", head="feature", base="main")
-    with pytest.raises(ActionFailed, match="422: Validation Failed.*A pull request already exists for shop:feature"):
+    with pytest.raises(ActionFailed, match=r"422: Validation Failed.*A pull request already exists for shop:feature"):
         client.create_pull(title="again", body="", head="feature", base="main")
     with pytest.raises(ActionFailed, match="409: Head branch was modified"):
         client.merge(int(pull["number"]), sha="0" * 40, method="merge", title="t", message="")
