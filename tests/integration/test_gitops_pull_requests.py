@@ -52,7 +52,7 @@ def github(origin: Origin) -> Iterator[FakeGitHub]:
 def pr_target(origin: Origin, github: FakeGitHub, merge: str = "opsbot") -> GitopsTarget:
     return GitopsTarget(
         repo=origin.url, path=PATH, kustomize_image="registry.example.com/shop/checkout", mode="pull_request",
-        github_repo="shop/deploy-config", pull_request=PullRequestMode(merge=merge, api_url=github.url),  # type: ignore[arg-type]
+        github_repo="shop/deploy-config", pull_request=PullRequestMode(merge=merge, api_url=github.url),
     )  # fmt: skip
 
 
