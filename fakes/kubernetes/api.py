@@ -55,6 +55,8 @@ class KubeApi:
         self.token = token
         self.server_address = server_address
         self.writes = DeploymentWrites(store)
+        self.extensions: list[Callable[[ApiRequest], ApiResponse | None]] = []
+        """Extra API groups served by other fake modules (Flux's, in fakes/kubernetes/flux.py); None = not theirs."""
 
     def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer one request; failures become ``Status`` responses."""
@@ -74,6 +76,10 @@ class KubeApi:
         self._authenticate(request)
         if request.cluster is not None and not self.store.has_cluster(request.cluster):
             raise not_found_path()
+        for extension in self.extensions:
+            answer = extension(request)
+            if answer is not None:
+                return answer
         route = parse_path(request.path)
         if isinstance(route, DiscoveryRoute):
             return self._discovery(request, route)
