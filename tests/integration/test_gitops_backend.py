@@ -25,9 +25,11 @@ from bot.backends.gitops.sync import Sync, SyncArgs
 from bot.catalog.actions import StepContext
 from bot.catalog.config import ArgoCdSync, Environment, GitopsSync, GitopsTarget, OpsbotConfig, Service
 from bot.errors import ActionFailed
+from bot.service_health import TargetRef
 from bot.settings import Settings
+from bot.watch.digests import gather_health
 from fakes.argocd import FakeApplication, FakeArgoCd
-from tests.integration.gitops_support import KUSTOMIZATION, VALUES, Origin, make_origin
+from tests.integration.gitops_support import KUSTOMIZATION, VALUES, Origin, git, make_origin
 
 PATH = "apps/checkout/production/kustomization.yaml"
 FAST = SyncArgs(poll_seconds=0.001)
@@ -256,3 +258,20 @@ def test_status_shows_the_tag_in_the_file_and_the_apps_sync_and_health(
     result = Status().run(make_ctx(target_for(origin, argocd)), StatusArgs())
     head = origin.head()[:7]
     assert result.summary == f"image registry.example.com/shop/checkout:1.4.1 at main@{head}; Argo CD Synced/Healthy at {head}"
+
+
+def test_the_digest_sees_the_tag_the_short_sha_and_a_degraded_app(
+    origin: Origin, argocd: FakeArgoCd, make_ctx: Callable[..., StepContext]
+) -> None:
+    ctx = make_ctx(target_for(origin, argocd))
+    ref = TargetRef("checkout", "production")
+    healthy = gather_health(ctx.backends, [(ref, ctx.target)])[0]
+    SetImage().run(ctx, SetImageArgs(tag="9.9.9-broken"))
+    with pytest.raises(ActionFailed):
+        Sync().run(ctx, FAST)
+    degraded = gather_health(ctx.backends, [(ref, ctx.target)])[0]
+
+    first = git("--git-dir", str(origin.bare), "rev-parse", "main~1")[:7]
+    assert (healthy.state, healthy.version, healthy.revision) == ("healthy", "1.4.1", first)
+    assert (degraded.state, degraded.version, degraded.revision) == ("degraded", "9.9.9-broken", origin.head()[:7])
+    assert degraded.details == {"sync": "Synced", "health": "Degraded"}

@@ -19,6 +19,7 @@ from bot.backends.gitops.github import GitHubClient
 from bot.backends.gitops.repository import GitCredentials, GitRemote, Identity, private_key_file
 from bot.catalog.config import ArgoCdSync, FluxSync, GitopsTarget
 from bot.errors import ActionFailed
+from bot.service_health import ServiceHealth, TargetRef
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -69,6 +70,12 @@ class GitopsBackend:
             raise ActionFailed(f"{target.describe()} has no GitHub repository for pull_request mode")
         token = self._settings.github_token
         return GitHubClient(target.pull_request.api_url, slug, token.get_secret_value() if token else None)
+
+    def health_of(self, items: list[tuple[TargetRef, GitopsTarget]]) -> list[ServiceHealth]:
+        """Health of each gitops target: one fetch per repository (the cache is shared) and one controller read each."""
+        from bot.backends.gitops.status import gitops_health
+
+        return [gitops_health(self, ref, target) for ref, target in items]
 
     def close(self) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ from bot.backends.gitops.edits import EditError, read_image
 from bot.catalog.actions import Action, ActionArgs, StepContext, StepResult
 from bot.catalog.config import GitopsTarget, TargetKind
 from bot.errors import OpsbotError
+from bot.service_health import HealthState, ServiceHealth, TargetRef
 
 
 @dataclass(frozen=True)
@@ -109,3 +110,23 @@ class Status(Action[StatusArgs]):
                 "revision": state.revision,
             },
         )
+
+
+def gitops_health(backend: GitopsBackend, ref: TargetRef, target: GitopsTarget) -> ServiceHealth:
+    """The digest's and health watch's view: the tag in the file as version, the short SHA as revision."""
+    state = gitops_state(backend, target)
+    if state.problem is not None and state.head is None:
+        level: HealthState = "unknown"
+    elif state.health in ("Degraded", "False"):
+        level = "degraded"
+    elif state.healthy:
+        level = "healthy"
+    elif state.health in ("Missing", "Unknown", None) and state.controller != "none":
+        level = "unknown"
+    else:
+        level = "progressing"
+    details = {key: value for key, value in (("sync", state.sync), ("health", state.health)) if value}
+    return ServiceHealth(
+        service=ref.service, env=ref.env, target=target.describe(), state=level, version=state.tag,
+        revision=(state.head or "")[:7] or None, reasons=() if level == "healthy" else (state.summary(target),), details=details,
+    )  # fmt: skip
