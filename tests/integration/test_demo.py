@@ -23,6 +23,10 @@ STORY = """\
 /as bob
 /click 7
 /ops history
+/as alice
+/ops deploy storefront 2.1.0
+/as bob
+/click 10
 """
 
 
@@ -70,3 +74,9 @@ def test_history_and_a_verified_audit_chain_at_the_end(transcript: str) -> None:
     assert "✅ #3 deploy billing 2.0.0 in production — succeeded, by @carol" in transcript
     assert "↩️ #2 deploy checkout 1.4.3-broken in production — failed and was rolled back" in transcript
     assert transcript.rstrip().splitlines()[-1].endswith("chain intact.")
+
+
+def test_a_gitops_deploy_is_a_diff_a_commit_and_a_flux_reconcile(transcript: str) -> None:
+    assert '+    newTag: "2.1.0"  # the running version' in transcript
+    assert "✅ #4 deploy storefront 2.1.0 in production" in transcript
+    assert "Flux Kustomization flux-system/storefront-production in cluster demo-production synced" in transcript

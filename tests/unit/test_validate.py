@@ -159,16 +159,16 @@ def test_bad_digest_cron_is_reported(workdir: Path) -> None:
 
 
 GITOPS_SERVICE = """\
-  storefront:
+  webshop:
     environments:
       production:
         gitops:
           repo: https://github.com/shop/deploy-config.git
-          path: apps/storefront/production/kustomization.yaml
-          kustomize_image: registry.example.com/shop/storefront
+          path: apps/webshop/production/kustomization.yaml
+          kustomize_image: registry.example.com/shop/webshop
           mode: pull_request
           sync:
-            flux: {kind: Kustomization, namespace: flux-system, name: storefront}
+            flux: {kind: Kustomization, namespace: flux-system, name: webshop}
 """
 
 
@@ -182,8 +182,8 @@ def test_a_gitops_target_is_valid(workdir: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("          kustomize_image: registry.example.com/shop/storefront\n",
-         "          kustomize_image: registry.example.com/shop/storefront\n          field: image.tag\n",
+        ("          kustomize_image: registry.example.com/shop/webshop\n",
+         "          kustomize_image: registry.example.com/shop/webshop\n          field: image.tag\n",
          "give exactly one of kustomize_image (a kustomize images: entry) or field (like image.tag)"),
         ("https://github.com/shop/deploy-config.git", "https://x-access-token:ghp_secret@github.com/shop/deploy-config.git",
          "the repo URL must not carry credentials; give the token in OPSBOT_GIT_TOKEN_FILE"),
