@@ -134,9 +134,15 @@ def server(
         yield running
 
 
+def request_posted(server: RunningServer, slack: FakeSlackApi, containing: str) -> Message:
+    """The request's message; planning fetches from git first, so allow a loaded machine more than the default 5 s."""
+    slack.wait_for(lambda: latest_message(slack, containing=containing), 30, what=f"a message with {containing!r}")
+    return posted_request(server.opsbot, slack, containing)
+
+
 def request_and_approve(server: RunningServer, slack: FakeSlackApi, text: str, containing: str) -> tuple[Message, RequestRow]:
     server.slack_user(slack, REQUESTER).command(text)
-    message = posted_request(server.opsbot, slack, containing)
+    message = request_posted(server, slack, containing)
     server.slack_user(slack, APPROVER).click(message, ButtonAction.APPROVE)
     return message, finished(server)
 
@@ -160,7 +166,7 @@ def test_request_shows_the_diff_then_approve_commits_with_trailers_syncs_and_suc
     server: RunningServer, slack: FakeSlackApi, origin: Origin, argocd: FakeArgoCd
 ) -> None:
     server.slack_user(slack, REQUESTER).command("deploy checkout 1.4.2 to production")
-    message = posted_request(server.opsbot, slack, "deploy checkout")
+    message = request_posted(server, slack, "deploy checkout")
     shown = json.dumps(message.blocks, ensure_ascii=False)
     assert '-    newTag: \\"1.4.1\\"  # deployed by opsbot' in shown and '+    newTag: \\"1.4.2\\"  # deployed by opsbot' in shown
     assert f"branch main head `{origin.head()[:7]}` → `new commit`" in shown
@@ -200,7 +206,7 @@ def test_a_broken_image_degrades_and_is_reverted_and_synced_back(
 
 def test_a_branch_moved_after_approval_is_refused_as_stale(server: RunningServer, slack: FakeSlackApi, origin: Origin) -> None:
     server.slack_user(slack, REQUESTER).command("deploy checkout 1.4.2 to production")
-    message = posted_request(server.opsbot, slack, "deploy checkout")
+    message = request_posted(server, slack, "deploy checkout")
     theirs = origin.colleague_pushes("apps/checkout/production/replicas.yaml", "replicas: 5\n")
 
     server.slack_user(slack, APPROVER).click(message, ButtonAction.APPROVE)
@@ -228,7 +234,22 @@ def test_a_direct_change_to_an_argo_managed_deployment_is_refused_at_plan_time(
 ) -> None:
     server.slack_user(slack, REQUESTER).command("scale cart 5 in production")
 
-    refusal = slack.wait_for(lambda: [e.text for e in slack.ephemerals(user=REQUESTER) if "managed by" in e.text], what="the refusal")[-1]
+    refusal = slack.wait_for(lambda: [e.text for e in slack.ephemerals(user=REQUESTER) if "managed by" in e.text], 30, what="the refusal")[
+        -1
+    ]
     assert "cart is managed by Argo CD app shop-cart; deploy it through a gitops target" in refusal
     assert not [r for r in kube.requests if r.method == "PATCH"]
     assert kube.deployment("prod", "shop", "cart")["spec"]["replicas"] == 2
+
+
+def test_a_numbered_revision_on_a_gitops_target_is_refused_with_what_to_say_instead(
+    server: RunningServer, slack: FakeSlackApi, origin: Origin
+) -> None:
+    before = origin.head()
+    server.slack_user(slack, REQUESTER).command("rollback checkout in production to 7")
+
+    refusal = slack.wait_for(
+        lambda: [e.text for e in slack.ephemerals(user=REQUESTER) if "gitops target" in e.text], 30, what="the refusal"
+    )[-1]
+    assert "it has commits, not numbered revisions" in refusal and "at 3f2a9c1" in refusal
+    assert origin.head() == before

@@ -71,7 +71,7 @@ def test_unknown_service_lists_the_known_ones(example_catalog: Catalog) -> None:
     error = usage_error(example_catalog, "deploy chekout 1.4.2")
     assert "Unknown service 'chekout'" in error.user_message
     assert "Did you mean checkout?" in error.user_message
-    assert "billing, checkout, payments, search, workers" in error.user_message
+    assert "billing, checkout, payments, search, storefront, workers" in error.user_message
 
 
 def test_unknown_env_names_the_services_envs(example_catalog: Catalog) -> None:

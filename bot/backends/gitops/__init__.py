@@ -82,3 +82,5 @@ class GitopsBackend:
             for remote in self._remotes.values():
                 remote.close()
             self._remotes.clear()
+        if self._credentials.ssh_key_file is not None:  # the key's private copy for dulwich's ssh
+            Path(self._credentials.ssh_key_file).unlink(missing_ok=True)

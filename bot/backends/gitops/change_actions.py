@@ -97,6 +97,8 @@ def _delivered(ctx: StepContext, delivery: Delivery, change: FileChange, verb: s
 class RollbackArgs(ActionArgs):
     commit: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
     """A commit (at least 7 characters) or tag whose version of the file to restore; without it opsbot's last change is reverted."""
+    to_revision: int | None = None
+    """The shared rollback runbook's Deployment/ECS revision: refused here rather than silently ignored."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,11 @@ class Rollback(Action[RollbackArgs]):
     summary: ClassVar[str] = "Revert opsbot's last change to the gitops file (or restore it as at a commit or tag)."
 
     def plan(self, ctx: StepContext, args: RollbackArgs) -> list[Change]:
+        if args.to_revision is not None:
+            raise ActionFailed(
+                f"{ctx.service} in {ctx.env} is a gitops target: it has commits, not numbered revisions; "
+                f"name a commit or tag (`rollback {ctx.service} in {ctx.env} at 3f2a9c1`) or leave it out to revert opsbot's last change"
+            )
         return plan_rollback(ctx, args.commit).change.plan(gitops_target(ctx))
 
     def run(self, ctx: StepContext, args: RollbackArgs) -> StepResult:

@@ -122,6 +122,7 @@ def _through_pull_request(ctx: StepContext, target: GitopsTarget, remote: GitRem
             raise ActionFailed(f"GitHub did not merge {url}: {merged.get('message') or 'no reason given'}")
         ctx.progress(f"merged {url}")
         return Delivery(str(merged["sha"]), url)
+    ctx.progress(f"waiting for a person to merge {url}")
     while True:
         found = github.pull(number)
         if found.get("merged"):
