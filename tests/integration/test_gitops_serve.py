@@ -140,6 +140,11 @@ def request_posted(server: RunningServer, slack: FakeSlackApi, containing: str) 
     return posted_request(server.opsbot, slack, containing)
 
 
+def refusal_to(slack: FakeSlackApi, containing: str) -> str:
+    found = slack.wait_for(lambda: [e.text for e in slack.ephemerals(user=REQUESTER) if containing in e.text], 30, what="the refusal")
+    return str(found[-1])
+
+
 def request_and_approve(server: RunningServer, slack: FakeSlackApi, text: str, containing: str) -> tuple[Message, RequestRow]:
     server.slack_user(slack, REQUESTER).command(text)
     message = request_posted(server, slack, containing)
@@ -234,9 +239,7 @@ def test_a_direct_change_to_an_argo_managed_deployment_is_refused_at_plan_time(
 ) -> None:
     server.slack_user(slack, REQUESTER).command("scale cart 5 in production")
 
-    refusal = slack.wait_for(lambda: [e.text for e in slack.ephemerals(user=REQUESTER) if "managed by" in e.text], 30, what="the refusal")[
-        -1
-    ]
+    refusal = refusal_to(slack, "managed by")
     assert "cart is managed by Argo CD app shop-cart; deploy it through a gitops target" in refusal
     assert not [r for r in kube.requests if r.method == "PATCH"]
     assert kube.deployment("prod", "shop", "cart")["spec"]["replicas"] == 2
@@ -248,8 +251,6 @@ def test_a_numbered_revision_on_a_gitops_target_is_refused_with_what_to_say_inst
     before = origin.head()
     server.slack_user(slack, REQUESTER).command("rollback checkout in production to 7")
 
-    refusal = slack.wait_for(
-        lambda: [e.text for e in slack.ephemerals(user=REQUESTER) if "gitops target" in e.text], 30, what="the refusal"
-    )[-1]
+    refusal = refusal_to(slack, "gitops target")
     assert "it has commits, not numbered revisions" in refusal and "at 3f2a9c1" in refusal
     assert origin.head() == before
