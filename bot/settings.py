@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     """Set by `opsbot serve` for its HTTP workers: where the executor processes take jobs (internal)."""
     run_lease_seconds: int = Field(default=60, ge=3, le=3_600, alias="OPSBOT_RUN_LEASE_SECONDS")
     maintenance_seconds: int = Field(default=15, ge=1, le=3_600, alias="OPSBOT_MAINTENANCE_SECONDS")
+    # GitOps targets (docs/gitops.md): secrets best given as files (OPSBOT_GIT_TOKEN_FILE, …).
+    git_token: SecretStr | None = Field(default=None, alias="OPSBOT_GIT_TOKEN")
+    git_username: str = Field(default="x-access-token", alias="OPSBOT_GIT_USERNAME")
+    git_ssh_key: SecretStr | None = Field(default=None, alias="OPSBOT_GIT_SSH_KEY")
+    git_author_name: str = Field(default="opsbot", alias="OPSBOT_GIT_AUTHOR_NAME")
+    git_author_email: str = Field(default="opsbot@localhost", alias="OPSBOT_GIT_AUTHOR_EMAIL")
+    git_cache_dir: Path | None = Field(default=None, alias="OPSBOT_GIT_CACHE_DIR")
+    argocd_token: SecretStr | None = Field(default=None, alias="OPSBOT_ARGOCD_TOKEN")
+    github_token: SecretStr | None = Field(default=None, alias="OPSBOT_GITHUB_TOKEN")
     header_timeout_seconds: float = Field(default=5.0, gt=0, le=300, alias="OPSBOT_HEADER_TIMEOUT_SECONDS")
     """A connection must finish its request line and headers this long after it opens (or after its last answer)."""
     body_timeout_seconds: float = Field(default=5.0, gt=0, le=300, alias="OPSBOT_BODY_TIMEOUT_SECONDS")

@@ -9,7 +9,8 @@ import logging
 from pathlib import Path
 from types import TracebackType
 
-from bot.catalog.config import AsgTarget, EcsTarget, KubernetesTarget, OpsbotConfig
+from bot.catalog.config import AsgTarget, EcsTarget, GitopsTarget, KubernetesTarget, OpsbotConfig, Service
+from fakes.demo_gitops import DemoGitops
 from fakes.kubernetes import FakeKubernetesServer, Grant
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,9 @@ class DemoEnvironment:
         self.kubernetes.start()
         targets = [env.target for service in self._source.services.values() for env in service.environments.values()]
         kube = [target for target in targets if isinstance(target, KubernetesTarget)]
-        contexts = sorted({target.context or "demo" for target in kube})
+        services = self._with_gitops_seeded()
+        gitops_contexts = {f"demo-{env}" for service in services.values() for env, e in service.environments.items() if e.gitops}
+        contexts = sorted({target.context or "demo" for target in kube} | gitops_contexts)
         kubeconfig = self.kubernetes.write_kubeconfig(
             self._workdir / "kubeconfig", contexts=contexts or ["demo"], current=contexts[0] if contexts else None
         )
@@ -67,11 +70,27 @@ class DemoEnvironment:
             )
         for grant in DEMO_RBAC:
             self.kubernetes.rbac.grant(grant)
-        update: dict[str, object] = {"kubernetes": self._source.kubernetes.model_copy(update={"kubeconfig": str(kubeconfig)})}
+        update: dict[str, object] = {
+            "kubernetes": self._source.kubernetes.model_copy(update={"kubeconfig": str(kubeconfig)}),
+            "services": services,
+        }
         self.aws_url = self._start_aws([t for t in targets if isinstance(t, EcsTarget)], [t for t in targets if isinstance(t, AsgTarget)])
         if self.aws_url is not None:
             update["aws"] = self._source.aws.model_copy(update={"endpoint_url": self.aws_url})
         self.config = self._source.model_copy(update=update)
+
+    def _with_gitops_seeded(self) -> dict[str, Service]:
+        """The services, each gitops target pointed at a local bare repository that the demo's Flux applies."""
+        gitops = DemoGitops(self.kubernetes, self._workdir, DEMO_VERSION)
+        services: dict[str, Service] = {}
+        for name, service in self._source.services.items():
+            environments = {}
+            for env, environment in service.environments.items():
+                target = environment.target
+                seeded = {"gitops": gitops.target_for(name, env, target)} if isinstance(target, GitopsTarget) else {}
+                environments[env] = environment.model_copy(update=seeded)
+            services[name] = service.model_copy(update={"environments": environments})
+        return services
 
     def stop(self) -> None:
         if self._aws is not None:

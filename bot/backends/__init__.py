@@ -12,19 +12,22 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from bot.catalog.config import EksCluster, OpsbotConfig
+from bot.settings import Settings
 
 if TYPE_CHECKING:
     import urllib3
 
     from bot.backends.aws import AwsBackend
+    from bot.backends.gitops import GitopsBackend
     from bot.backends.kubernetes import KubernetesBackend
 
 
 class Backends:
     """The per-process set of backend clients."""
 
-    def __init__(self, config: OpsbotConfig) -> None:
+    def __init__(self, config: OpsbotConfig, settings: Settings | None = None) -> None:
         self._config = config
+        self._settings = settings
 
     @property
     def config(self) -> OpsbotConfig:
@@ -48,6 +51,12 @@ class Backends:
         from bot.backends.aws import AwsBackend
 
         return AwsBackend(self._config.aws)
+
+    @cached_property
+    def gitops(self) -> GitopsBackend:
+        from bot.backends.gitops import GitopsBackend
+
+        return GitopsBackend(self._settings or Settings(), lambda: self.kubernetes)
 
 
 def eks_targets(config: OpsbotConfig) -> dict[str, EksCluster]:

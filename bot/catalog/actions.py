@@ -43,6 +43,8 @@ class Change:
     field: str
     before: str | None
     after: str | None
+    detail: str | None = None
+    """Longer text shown under the line (a gitops plan's unified diff); part of the plan's hash."""
 
     def render(self) -> str:
         before = self.before if self.before is not None else "(none)"
@@ -52,7 +54,10 @@ class Change:
         return f"{self.field} {before} → {after}"
 
     def as_dict(self) -> dict[str, str | None]:
-        return {"field": self.field, "before": self.before, "after": self.after}
+        plain: dict[str, str | None] = {"field": self.field, "before": self.before, "after": self.after}
+        if self.detail is not None:  # only when set, so plans without one hash as they always did
+            plain["detail"] = self.detail
+        return plain
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,11 @@ class StepContext:
     cancel_event: threading.Event
     deadline: float
     rollback_point: dict[str, Any] = field(default_factory=dict)
+    runbook: str = ""
+    approvers: tuple[tuple[str, str], ...] = ()
+    """(user id, name) of the people whose approvals let this run start (gitops commits name them)."""
+    notes: dict[str, Any] = field(default_factory=dict)
+    """What a step leaves for later steps of the same run (the commit a gitops sync must wait for)."""
     clock: Callable[[], float] = time.monotonic
     identity: RequesterIdentity | None = None
     """Who the cloud sees: the requester (impersonation, source identity), or None to act as opsbot."""

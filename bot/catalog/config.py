@@ -19,7 +19,7 @@ from bot.catalog.identity import IdentityConfig, IdentityMode
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
 """Service, env and group names: lower case, safe in commands, messages and SQL."""
 
-TargetKind = Literal["kubernetes", "ecs", "asg"]
+TargetKind = Literal["kubernetes", "ecs", "asg", "gitops"]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -56,6 +56,9 @@ class KubernetesTarget(Strict):
         if self.context is not None and self.eks is not None:
             raise ValueError("give either context (a kubeconfig context) or eks (an EKS cluster), not both")
         return self
+
+    allow_drift: bool = False
+    """Let set_image/scale/restart change this Deployment even when Argo CD or Flux manages it (emergencies; audited)."""
 
     @property
     def kind(self) -> TargetKind:
@@ -107,7 +110,118 @@ class AsgTarget(Strict):
         return f"Auto Scaling group {self.name} ({self.region})"
 
 
-Target = KubernetesTarget | EcsTarget | AsgTarget
+class ArgoCdSync(Strict):
+    """Sync through Argo CD's REST API: ``server`` (https://argocd.example.com) and the Application's name."""
+
+    server: str = Field(pattern=r"^https?://[^\s/]+")
+    app: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    project: str | None = None
+    insecure: bool = False
+    """Skip TLS verification (a lab Argo CD with a self-signed certificate); never in production."""
+
+
+class FluxSync(Strict):
+    """Reconcile through Flux: the Kustomization or HelmRelease that applies the changed path."""
+
+    kind: Literal["Kustomization", "HelmRelease"]
+    namespace: str = Field(default="flux-system", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    context: str | None = None
+    """The kubeconfig context of the cluster Flux runs in (None: in-cluster or current context)."""
+
+
+class GitopsSync(Strict):
+    """Exactly one of ``argocd`` or ``flux``; ``none`` (or no ``sync``) means opsbot only commits."""
+
+    argocd: ArgoCdSync | None = None
+    flux: FluxSync | None = None
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> GitopsSync:
+        if self.argocd is not None and self.flux is not None:
+            raise ValueError("give one of argocd or flux, not both")
+        return self
+
+    @property
+    def controller(self) -> Literal["argocd", "flux", "none"]:
+        return "argocd" if self.argocd is not None else "flux" if self.flux is not None else "none"
+
+
+class PullRequestMode(Strict):
+    """How ``mode: pull_request`` ends: opsbot merges once the policy's approvals are given, or waits for a person."""
+
+    merge: Literal["opsbot", "wait"] = "opsbot"
+    method: Literal["merge", "squash", "rebase"] = "merge"
+    api_url: str = Field(default="https://api.github.com", pattern=r"^https?://[^\s]+$")
+
+
+_GITHUB_SLUG = re.compile(r"github\.com[:/](?P<slug>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?$")
+
+
+class GitopsTarget(Strict):
+    """A file in a git repository that Argo CD or Flux deploys from (docs/gitops.md).
+
+    opsbot changes one image in ``path`` on ``branch`` (a kustomize ``images:`` entry named
+    ``kustomize_image``, or the YAML ``field`` of a Helm values file or manifest), commits it
+    (or opens a pull request), then asks the controller to sync and watches it.
+    """
+
+    repo: str = Field(min_length=1)
+    """A URL (https://, ssh://, git@host:org/repo.git, file://) or a local path."""
+    branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]+$")
+    path: str = Field(pattern=r"^[^/].*\.ya?ml$")
+    kustomize_image: str | None = None
+    field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    mode: Literal["commit", "pull_request"] = "commit"
+    pull_request: PullRequestMode = Field(default_factory=PullRequestMode)
+    github_repo: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    """owner/name for the GitHub API in pull_request mode; taken from a github.com ``repo`` URL if left out."""
+    sync: GitopsSync = Field(default_factory=GitopsSync)
+
+    @field_validator("repo")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str) -> str:
+        if re.match(r"^[a-z+]+://[^/@]*@", value) and not value.startswith("ssh://"):
+            raise ValueError("the repo URL must not carry credentials; give the token in OPSBOT_GIT_TOKEN_FILE (docs/gitops.md)")
+        return value
+
+    @field_validator("sync", mode="before")
+    @classmethod
+    def _none_means_commit_only(cls, value: object) -> object:
+        return {} if value in ("none", None) else value
+
+    @field_validator("path")
+    @classmethod
+    def _relative_path(cls, value: str) -> str:
+        if ".." in value.split("/"):
+            raise ValueError(f"{value!r} must stay inside the repository (no '..')")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_change(self) -> GitopsTarget:
+        if (self.kustomize_image is None) == (self.field is None):
+            raise ValueError("give exactly one of kustomize_image (a kustomize images: entry) or field (like image.tag)")
+        if self.mode == "pull_request" and self.pull_request_slug() is None:
+            raise ValueError("mode pull_request needs github_repo (owner/name) when repo is not a github.com URL")
+        return self
+
+    @property
+    def kind(self) -> TargetKind:
+        return "gitops"
+
+    def pull_request_slug(self) -> str | None:
+        """owner/name of the repository on GitHub (for pull_request mode)."""
+        if self.github_repo is not None:
+            return self.github_repo
+        found = _GITHUB_SLUG.search(self.repo)
+        return found.group("slug") if found else None
+
+    def describe(self) -> str:
+        how = f"image {self.kustomize_image}" if self.kustomize_image else f"field {self.field}"
+        return f"{how} in {self.path} on branch {self.branch} of {self.repo}"
+
+
+Target = KubernetesTarget | EcsTarget | AsgTarget | GitopsTarget
 
 
 class Environment(Strict):
@@ -116,18 +230,19 @@ class Environment(Strict):
     kubernetes: KubernetesTarget | None = None
     ecs: EcsTarget | None = None
     asg: AsgTarget | None = None
+    gitops: GitopsTarget | None = None
     channel: str | None = None
 
     @model_validator(mode="after")
     def _exactly_one_target(self) -> Environment:
-        given = [kind for kind in ("kubernetes", "ecs", "asg") if getattr(self, kind) is not None]
+        given = [kind for kind in ("kubernetes", "ecs", "asg", "gitops") if getattr(self, kind) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one target (kubernetes, ecs or asg); found {len(given)}: {given}")
+            raise ValueError(f"give exactly one target (kubernetes, ecs, asg or gitops); found {len(given)}: {given}")
         return self
 
     @property
     def target(self) -> Target:
-        target = self.kubernetes or self.ecs or self.asg
+        target = self.kubernetes or self.ecs or self.asg or self.gitops
         assert target is not None  # guaranteed by _exactly_one_target
         return target
 

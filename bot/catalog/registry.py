@@ -30,6 +30,7 @@ BUILTIN_ACTION_MODULES = (
     "bot.backends.http_request",
     "bot.backends.kubernetes.actions",
     "bot.backends.aws.actions",
+    "bot.backends.gitops.actions",
 )
 BUILT_IN = "opsbot (built in)"
 ACTION_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")

@@ -45,7 +45,7 @@ def digest(channel: str | None, print_only: bool) -> None:
     if current_revision(database) is None:
         click.echo("error: the database has no opsbot schema; run `opsbot db upgrade` first", err=True)
         sys.exit(1)
-    backends = Backends(catalog.config)
+    backends = Backends(catalog.config, settings)
 
     def health(items: list[HealthItem]) -> list[ServiceHealth]:
         return gather_health(backends, items)

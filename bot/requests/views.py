@@ -108,6 +108,8 @@ def _plan_section(plan: list[dict[str, Any]]) -> str:
         after = change.get("after") if change.get("after") is not None else "(none)"
         arrow = f"{code(before)} → {code(after)}" if before != after else f"{code(before)} (unchanged)"
         lines.append(f"• {escape(change.get('field', ''))} {arrow}")
+        if change.get("detail"):  # a gitops diff: shown whole, as the approver must see every changed line
+            lines.append("```\n" + escape(str(change["detail"])).replace("```", "ˋˋˋ") + "\n```")
     return "*Plan:*\n" + "\n".join(lines)
 
 

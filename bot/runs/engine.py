@@ -262,10 +262,14 @@ class RunEngine:
     ) -> tuple[RequestState, str]:
         run_deadline = time.monotonic() + runbook.timeout.total_seconds()
         progress = _ProgressLog(self, row, run)
+        with self._database.reading() as session:
+            approvals = request_store.valid_approvals(session, row.id, row.params_hash, row.plan_hash)
+            approvers = tuple((vote.user_id, vote.user_name) for vote in approvals)
         base = make_context(
             request_id=row.id, service=row.service, env=row.env, target=self._catalog.target(row.service, row.env),
             actor_id=row.requester_id, actor_name=row.requester_name, backends=self._backends,
-            progress=progress.line, cancel_event=cancel, timeout_seconds=runbook.timeout.total_seconds(), runbook=row.runbook,
+            progress=progress.line, cancel_event=cancel, timeout_seconds=runbook.timeout.total_seconds(),
+            runbook=row.runbook, approvers=approvers,
         )  # fmt: skip
         mutated = False
         rollback_point: dict[str, Any] | None = None
@@ -330,7 +334,8 @@ class RunEngine:
         except StepTimeout as error:
             raise StepTimeout(f"step {view.title!r} timed out: {error.user_message}") from error
         view.state, view.summary = "done", result.summary
-        self._audit(row, EventType.STEP_FINISHED, outcome="ok", step=view.title, summary=result.summary)
+        recorded = {"data": result.data} if result.data else {}  # e.g. a gitops step's commit SHA, PR URL, synced revision
+        self._audit(row, EventType.STEP_FINISHED, outcome="ok", step=view.title, summary=result.summary, **recorded)
         if result.details:
             self._observer.step_details(row, view.title, result.details)
         self._observer.run_progressed(row, progress.run, milestone=True)
@@ -355,7 +360,8 @@ class RunEngine:
             self._audit(row, EventType.STEP_FAILED, outcome="rollback_failed", step="Roll back", error=text)
             return RequestState.FAILED, f"{failure}; the automatic rollback also failed: {text}"
         run.steps[-1].state, run.steps[-1].summary = "done", result.summary
-        self._audit(row, EventType.STEP_FINISHED, outcome="ok", step="Roll back", summary=result.summary)
+        recorded = {"data": result.data} if result.data else {}
+        self._audit(row, EventType.STEP_FINISHED, outcome="ok", step="Roll back", summary=result.summary, **recorded)
         return RequestState.ROLLED_BACK, f"{failure}; rolled back: {result.summary}"
 
     def _finish(self, row: RequestRow, state: RequestState, result: str, duration: float) -> RequestRow:

@@ -98,6 +98,7 @@ def make_context(
     timeout_seconds: float = PLAN_TIMEOUT_SECONDS,
     identity: RequesterIdentity | None = None,
     runbook: str = "",
+    approvers: tuple[tuple[str, str], ...] = (),
 ) -> StepContext:
     return StepContext(
         request_id=request_id,
@@ -112,6 +113,7 @@ def make_context(
         deadline=time.monotonic() + timeout_seconds,
         identity=identity,
         runbook=runbook,
+        approvers=approvers,
     )
 
 

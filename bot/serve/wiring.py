@@ -130,7 +130,7 @@ def build_core(
     database = Database(settings.database_url.get_secret_value(), audit_key=settings.audit_key_bytes())
     groups = GroupDirectory(loaded.config, external_groups)
     identities = IdentityMap(loaded.config.identity, groups_of=groups.groups_of)
-    backends = Backends(loaded.config)
+    backends = Backends(loaded.config, settings)
     run_timing = timing or RunnerTiming.for_lease(settings.run_lease_seconds)
     lease_seconds = run_timing.lease.total_seconds()
     audit_writer = AuditWriter(database, clock, retry_seconds=lease_seconds)

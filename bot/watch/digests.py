@@ -15,7 +15,7 @@ from bot.audit.events import SYSTEM, Actor, EventType
 from bot.audit.factories import actor_event
 from bot.backends import Backends
 from bot.catalog.catalog import Catalog
-from bot.catalog.config import AsgTarget, Digest, EcsTarget, KubernetesTarget, Target
+from bot.catalog.config import AsgTarget, Digest, EcsTarget, GitopsTarget, KubernetesTarget, Target
 from bot.errors import OpsbotError
 from bot.messages import Notifier
 from bot.service_health import ServiceHealth, TargetRef
@@ -57,6 +57,14 @@ def gather_health(backends: Backends, items: list[HealthItem]) -> list[ServiceHe
     results: dict[int, ServiceHealth] = {}
     kube = [(index, ref, target) for index, (ref, target) in enumerate(items) if isinstance(target, KubernetesTarget)]
     aws = [(index, ref, target) for index, (ref, target) in enumerate(items) if isinstance(target, EcsTarget | AsgTarget)]
+    gitops = [(index, ref, target) for index, (ref, target) in enumerate(items) if isinstance(target, GitopsTarget)]
+    if gitops:
+        gitops_targets = [(ref, target) for _, ref, target in gitops if isinstance(target, GitopsTarget)]
+        try:
+            found = backends.gitops.health_of(gitops_targets)
+        except OpsbotError as error:
+            found = [_unknown(ref, target, error.user_message) for ref, target in gitops_targets]
+        results.update((index, health) for (index, _, _), health in zip(gitops, found, strict=True))
     if kube:
         try:
             found = backends.kubernetes.health_of([(ref, target) for _, ref, target in kube])

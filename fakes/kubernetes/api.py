@@ -59,6 +59,8 @@ class KubeApi:
         self.token = token
         self.server_address = server_address
         self.writes = DeploymentWrites(store)
+        self.extensions: list[Callable[[ApiRequest], ApiResponse | None]] = []
+        """Extra API groups served by other fake modules (Flux's, in fakes/kubernetes/flux.py); None = not theirs."""
 
     def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer one request; failures become ``Status`` responses."""
@@ -81,6 +83,10 @@ class KubeApi:
             raise not_found_path()
         if is_access_review(request.path) and request.cluster is not None:
             return review(request, caller, request.cluster, self.rbac, self.policy)
+        for extension in self.extensions:
+            answer = extension(request)
+            if answer is not None:
+                return answer
         route = parse_path(request.path)
         if isinstance(route, DiscoveryRoute):
             return self._discovery(request, route)

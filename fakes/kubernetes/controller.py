@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 from fakes.kubernetes import deployutil as du
@@ -492,6 +493,8 @@ class ControllerManager:
         self.pods = PodSimulator(store, image_health=image_health, crash_interval_ticks=crash_interval_ticks)
         self.deployments = DeploymentController(store)
         self.ticks = 0
+        self.after_tick: list[Callable[[], None]] = []
+        """Other simulated controllers (fakes/kubernetes/flux.py) that run after each tick, outside the lock."""
 
     def tick(self) -> None:
         """Advance simulated time by one tick and reconcile every cluster."""
@@ -500,6 +503,8 @@ class ControllerManager:
             self.store.clock.advance(self.seconds_per_tick)
             for cluster in self.store.cluster_names():
                 self._tick_cluster(cluster)
+        for hook in self.after_tick:
+            hook()
 
     def _tick_cluster(self, cluster: str) -> None:
         self._collect_garbage(cluster)

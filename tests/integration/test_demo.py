@@ -24,6 +24,10 @@ STORY = """\
 /click 7
 /ops history
 /as alice
+/ops deploy storefront 2.1.0
+/as bob
+/click 10
+/as alice
 /ops can-i deploy payments 2.0.0 to production
 /ops deploy payments 2.0.0 to production
 /as bob
@@ -90,5 +94,11 @@ def test_the_cluster_refuses_a_developers_payments_deploy_at_plan_time_and_can_i
 
 def test_on_call_may_and_the_approval_message_says_it_runs_as_the_requester(transcript: str) -> None:
     assert '✅ `patch deployments payments in payments` — RBAC: allowed by ClusterRoleBinding "oncall-operate"' in transcript
-    assert "🕒 #4 deploy payments 2.0.0 in production" in transcript
+    assert "🕒 #5 deploy payments 2.0.0 in production" in transcript
     assert "approving lets it run as the requester (slack:U0BOB), approvers are recorded" in transcript
+
+
+def test_a_gitops_deploy_is_a_diff_a_commit_and_a_flux_reconcile(transcript: str) -> None:
+    assert '+    newTag: "2.1.0"  # the running version' in transcript
+    assert "✅ #4 deploy storefront 2.1.0 in production" in transcript
+    assert "Flux Kustomization flux-system/storefront-production in cluster demo-production synced" in transcript

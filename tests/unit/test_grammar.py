@@ -26,8 +26,13 @@ def usage_error(catalog: Catalog, text: str) -> UsageError:
     [
         ("deploy checkout 1.4.2 to production", "deploy", {"service": "checkout", "version": "1.4.2", "env": "production"}),
         ("deploy checkout 1.4.2", "deploy", {"service": "checkout", "version": "1.4.2", "env": "staging"}),
-        ("rollback checkout in production", "rollback", {"service": "checkout", "env": "production", "revision": None}),
-        ("rollback checkout in production to 7", "rollback", {"service": "checkout", "env": "production", "revision": 7}),
+        ("rollback checkout in production", "rollback", {"service": "checkout", "env": "production", "revision": None, "commit": None}),
+        ("rollback checkout in production to 7", "rollback", {"service": "checkout", "env": "production", "revision": 7, "commit": None}),
+        (
+            "rollback checkout in production at 1a2b3c4",
+            "rollback",
+            {"service": "checkout", "env": "production", "revision": None, "commit": "1a2b3c4"},
+        ),
         ("scale checkout 6 in staging", "scale", {"service": "checkout", "replicas": 6, "env": "staging"}),
         ("restart checkout in staging", "restart", {"service": "checkout", "env": "staging"}),
         ("status checkout", "status", {"service": "checkout", "env": "staging"}),
@@ -66,7 +71,7 @@ def test_unknown_service_lists_the_known_ones(example_catalog: Catalog) -> None:
     error = usage_error(example_catalog, "deploy chekout 1.4.2")
     assert "Unknown service 'chekout'" in error.user_message
     assert "Did you mean checkout?" in error.user_message
-    assert "billing, checkout, payments, search, workers" in error.user_message
+    assert "billing, checkout, payments, search, storefront, workers" in error.user_message
 
 
 def test_unknown_env_names_the_services_envs(example_catalog: Catalog) -> None:

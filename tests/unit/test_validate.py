@@ -156,3 +156,47 @@ def test_bad_digest_cron_is_reported(workdir: Path) -> None:
     code, output = validate(workdir)
     assert code == 1
     assert f"{config}:{line_of(config, 'funday')}: channels.digests[1].cron: invalid cron expression" in output
+
+
+GITOPS_SERVICE = """\
+  webshop:
+    environments:
+      production:
+        gitops:
+          repo: https://github.com/shop/deploy-config.git
+          path: apps/webshop/production/kustomization.yaml
+          kustomize_image: registry.example.com/shop/webshop
+          mode: pull_request
+          sync:
+            flux: {kind: Kustomization, namespace: flux-system, name: webshop}
+"""
+
+
+def test_a_gitops_target_is_valid(workdir: Path) -> None:
+    config = workdir / "opsbot.yaml"
+    edit(config, "services:\n", "services:\n" + GITOPS_SERVICE)
+    code, output = validate(workdir)
+    assert code == 0, output
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("          kustomize_image: registry.example.com/shop/webshop\n",
+         "          kustomize_image: registry.example.com/shop/webshop\n          field: image.tag\n",
+         "give exactly one of kustomize_image (a kustomize images: entry) or field (like image.tag)"),
+        ("https://github.com/shop/deploy-config.git", "https://x-access-token:ghp_secret@github.com/shop/deploy-config.git",
+         "the repo URL must not carry credentials; give the token in OPSBOT_GIT_TOKEN_FILE"),
+        ("https://github.com/shop/deploy-config.git", "/srv/git/deploy-config.git",
+         "mode pull_request needs github_repo (owner/name) when repo is not a github.com URL"),
+        ("{kind: Kustomization,", "{kind: Application,", "sync.flux.kind: Input should be 'Kustomization' or 'HelmRelease'"),
+    ],
+)  # fmt: skip
+def test_gitops_target_mistakes_are_named(workdir: Path, old: str, new: str, expected: str) -> None:
+    config = workdir / "opsbot.yaml"
+    edit(config, "services:\n", "services:\n" + GITOPS_SERVICE)
+    edit(config, old, new)
+    code, output = validate(workdir)
+    assert code == 1
+    assert expected in output
+    assert "ghp_secret" not in output

@@ -97,6 +97,11 @@ class ClusterApi:
             return self
         return ClusterApi(self.cluster, self._api_client, self._timeout, impersonation)
 
+    @property
+    def api_client(self) -> k8s.ApiClient:
+        """The cluster's generated client, for backends that call other API groups (Flux objects in bot.backends.gitops)."""
+        return self._api_client
+
     def ref(self, namespace: str, name: str | None = None, kind: str = "deployment") -> KubeRef:
         return KubeRef(cluster=self.cluster, namespace=namespace, kind=kind, name=name)
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from bot.backends.images import check_image, check_tag, with_tag
+from bot.backends.kubernetes.drift_guard import drift_check
 from bot.backends.kubernetes.health import container_images, primary_image
 from bot.backends.kubernetes.rollout import (
     RollbackChoice,
@@ -112,12 +113,13 @@ class SetImage(Action[SetImageArgs]):
     def plan(self, ctx: StepContext, args: SetImageArgs) -> list[Change]:
         target = step_target(ctx)
         deployment = read_deployment(ctx)
+        guard = drift_check(deployment, target, ctx.service, ctx.env)
         change = image_change(deployment, target, args)
         result = cluster_api(ctx).patch_deployment(
             target.namespace, target.deployment, change.patch(), patch_type="strategic", dry_run=True
         )
         after = container_images(result).get(change.container, change.after)
-        return [Change("image", change.before, after), Change("replicas", replicas_text(deployment), replicas_text(result))]
+        return [Change("image", change.before, after), Change("replicas", replicas_text(deployment), replicas_text(result)), *guard]
 
     def run(self, ctx: StepContext, args: SetImageArgs) -> StepResult:
         target = step_target(ctx)

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from bot.backends.kubernetes.drift_guard import drift_check
 from bot.backends.kubernetes.health import container_images, pod_restarts, primary_image
 from bot.backends.kubernetes.rollout import (
     RESTARTED_AT_ANNOTATION,
@@ -58,8 +59,9 @@ class Scale(Action[ScaleArgs]):
     def plan(self, ctx: StepContext, args: ScaleArgs) -> list[Change]:
         target = step_target(ctx)
         deployment = read_deployment(ctx)
+        guard = drift_check(deployment, target, ctx.service, ctx.env)
         scale = cluster_api(ctx).patch_scale(target.namespace, target.deployment, args.replicas, dry_run=True)
-        return [Change("replicas", replicas_text(deployment), text_or_none(spec_of(scale).get("replicas")))]
+        return [Change("replicas", replicas_text(deployment), text_or_none(spec_of(scale).get("replicas"))), *guard]
 
     def run(self, ctx: StepContext, args: ScaleArgs) -> StepResult:
         target = step_target(ctx)
@@ -104,11 +106,12 @@ class Restart(Action[RestartArgs]):
     def plan(self, ctx: StepContext, args: RestartArgs) -> list[Change]:
         target = step_target(ctx)
         deployment = read_deployment(ctx)
+        guard = drift_check(deployment, target, ctx.service, ctx.env)
         _refuse_paused(deployment, target.describe())
         result = cluster_api(ctx).patch_deployment(
             target.namespace, target.deployment, restart_patch(datetime.now(UTC)), patch_type="strategic", dry_run=True
         )
-        return [Change("pods", "running", f"restarted (rolling), replicas {replicas_text(result)}")]
+        return [Change("pods", "running", f"restarted (rolling), replicas {replicas_text(result)}"), *guard]
 
     def run(self, ctx: StepContext, args: RestartArgs) -> StepResult:
         target = step_target(ctx)
