@@ -92,7 +92,6 @@ class StepContext:
     clock: Callable[[], float] = time.monotonic
     identity: RequesterIdentity | None = None
     """Who the cloud sees: the requester (impersonation, source identity), or None to act as opsbot."""
-    runbook: str = ""
 
     def remaining(self) -> float:
         """Seconds left before this step's deadline (never negative)."""

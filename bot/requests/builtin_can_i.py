@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bot.audit.events import EventType
 from bot.audit.factories import actor_event
-from bot.catalog.config import KubernetesTarget, Target
+from bot.catalog.config import GitopsTarget, KubernetesTarget, Target
 from bot.catalog.identity import IdentityUnavailable, RequesterIdentity
 from bot.errors import OpsbotError, UsageError
 from bot.messages import Message, Replier, code, escape
@@ -40,7 +40,11 @@ def can_i(desk: Desk, parsed: CommandRequest, invocation: Invocation, reply: Rep
     cloud: list[str]
     checks: list[dict[str, object]] = []
     try:
-        identity = desk.identities.for_target(invocation.actor.user_id, target.identity) if desk.identities else None
+        identity = (
+            desk.identities.for_target(invocation.actor.user_id, target.identity)
+            if desk.identities and not isinstance(target, GitopsTarget)
+            else None
+        )
     except IdentityUnavailable as error:
         identity, cloud = None, [f"*Identity:* opsbot cannot act as you: {escape(str(error))}"]
     else:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from bot.backends import Backends
 from bot.catalog.actions import Action, ActionArgs, Change, StepContext
 from bot.catalog.catalog import Catalog
-from bot.catalog.config import KubernetesTarget, Target
+from bot.catalog.config import GitopsTarget, KubernetesTarget, Target
 from bot.catalog.identity import IdentityMap, IdentityUnavailable, RequesterIdentity
 from bot.catalog.runbooks import TEMPLATE_REFERENCE, Runbook, StepSpec
 from bot.errors import ActionFailed, UsageError
@@ -119,8 +119,8 @@ def make_context(
 
 def requester_identity(identities: IdentityMap | None, user_id: str, target: Target) -> RequesterIdentity | None:
     """Who the cloud sees for this requester on this target (None: opsbot itself); unmappable is a clear failure."""
-    if identities is None:
-        return None
+    if identities is None or isinstance(target, GitopsTarget):
+        return None  # a gitops change is a commit by opsbot whose trailers name the requester and approvers
     try:
         return identities.for_target(user_id, target.identity)
     except IdentityUnavailable as error:
@@ -134,6 +134,8 @@ def effective_identity(ctx: StepContext) -> dict[str, object]:
         if identity is None:
             return {"mode": "service", "kubernetes_user": "opsbot (its own credentials)"}
         return {"mode": "impersonate", **identity.as_audit(), "impersonate_extra": identity.impersonation_extra(ctx.request_id)}
+    if isinstance(target, GitopsTarget):
+        return {"mode": "service", "git": "commits by opsbot; Requested-by and Approved-by trailers name the people"}
     role = target.role_arn or "none (base credentials)"
     if identity is None or target.role_arn is None:
         return {"mode": "service", "aws_role_arn": role}
