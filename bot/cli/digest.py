@@ -70,5 +70,5 @@ class _NothingPosted:
     def update(self, ref: MessageRef, message: Message) -> None:
         return None
 
-    def upload(self, channel: str, title: str, content: str, *, thread: MessageRef | None = None) -> None:
+    def upload(self, channel: str, title: str, content: str | bytes, *, thread: MessageRef | None = None) -> None:
         return None

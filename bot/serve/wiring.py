@@ -42,6 +42,7 @@ from bot.store.models import utcnow
 from bot.watch.digest_content import HealthItem
 from bot.watch.digests import Digests, gather_health
 from bot.watch.incidents import IncidentWatch
+from bot.watch.insights_service import Insights
 from bot.watch.scheduler import SlotScheduler, build_scheduler
 
 
@@ -126,15 +127,16 @@ def build_core(
 
     digests = Digests(catalog=loaded, database=database, notifier=notifier, clock=clock, health=health)
     incidents = IncidentWatch(config=loaded.config, database=database, notifier=notifier, clock=clock, health=health)
+    insights = Insights(catalog=loaded, database=database, clock=clock)
     gate = Gate(config=loaded.config, groups=groups, audit_writer=audit_writer, clock=clock)
     desk = Desk(
         catalog=loaded, database=database, groups=groups, gate=gate, board=board, notifier=notifier,
-        audit_writer=audit_writer, digests=digests, incidents=incidents, clock=clock,
+        audit_writer=audit_writer, digests=digests, incidents=incidents, insights=insights, clock=clock,
     )  # fmt: skip
     intake = Intake(desk=desk, backends=backends, engine=engine)
     front_door = FrontDoor(desk=desk, builtins=BUILTINS_BY_NAME, intake=intake, clicks=Clicks(desk=desk, intake=intake, engine=engine))
     scheduler = (
-        build_scheduler(loaded.config, database=database, owner=settings.instance_id, digests=digests, watch=incidents)
+        build_scheduler(loaded.config, database=database, owner=settings.instance_id, digests=digests, watch=incidents, insights=insights)
         if settings.run_scheduler
         else None
     )
