@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 import pytest
 
-from bot.audit.events import AuditEvent, EventType
+from bot.audit.events import EventType
 from bot.catalog.catalog import Catalog
 from bot.errors import UsageError
-from bot.store import audit as audit_store
 from bot.store.database import Database
 from bot.watch.insights import percentile
 from bot.watch.insights_service import Insights
+from tests.insights_support import Log
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 """Current 7-day window (UTC): Mon 9 Mar 00:00 → now; previous: Mon 2 Mar 00:00 → 9 Mar 00:00."""
@@ -22,35 +21,6 @@ NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
-
-
-class Log:
-    """Writes audit events at chosen times, as opsbot writes them."""
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        self.next_request = 1
-
-    def event(self, when: datetime, event: EventType, *, request_id: int | None = None, runbook: str = "", service: str = "checkout",
-              env: str = "production", outcome: str = "", **params: Any) -> None:  # fmt: skip
-        item = AuditEvent(event=event, request_id=request_id, runbook=runbook, service=service, env=env, outcome=outcome, params=params)
-        with self.database.transaction() as session:
-            audit_store.append_events(session, [item], when)
-
-    def run(self, runbook: str, started: datetime, ended: datetime, end: EventType, *, service: str = "checkout", env: str = "production",
-            asked: datetime | None = None, rollback_started: datetime | None = None, version: str = "1.0.0") -> int:  # fmt: skip
-        request_id = self.next_request
-        self.next_request += 1
-        common: dict[str, Any] = {"request_id": request_id, "runbook": runbook, "service": service, "env": env, "version": version}
-        if asked is not None:
-            self.event(asked, EventType.APPROVAL_REQUESTED, outcome="pending", **common)
-        self.event(started, EventType.APPROVED, outcome="approved", **common)
-        self.event(started, EventType.STARTED, outcome="started", **common)
-        self.event(started + timedelta(seconds=1), EventType.STEP_STARTED, outcome="started", **common)
-        if rollback_started is not None:
-            self.event(rollback_started, EventType.ROLLBACK_STARTED, outcome="started", **common)
-        self.event(ended, end, outcome=str(end), **common)
-        return request_id
 
 
 def seed(log: Log) -> None:
