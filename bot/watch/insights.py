@@ -267,17 +267,18 @@ def restores_of(records: Records, definitions: Definitions, undone: dict[RunEnd,
     return sorted(found, key=lambda item: item.started_at)
 
 
-def narrow(records: Records, service: str, env: str) -> Records:
-    """The records of one service (``env`` may be ``*``)."""
-
-    def keep(item: RunEnd | IncidentMark | ApprovalWait) -> bool:
-        return (service in (ALL, item.service)) and (env in (ALL, item.env))
-
-    return Records(
-        runs=[run for run in records.runs if keep(run)],
-        incidents=[mark for mark in records.incidents if keep(mark)],
-        approvals=[wait for wait in records.approvals if keep(wait)],
-    )
+def split(records: Records, *, by_env: bool = True) -> dict[tuple[str, str], Records]:
+    """The records of each target (or, without ``by_env``, each service under env ``*``), in one pass."""
+    runs: dict[tuple[str, str], list[RunEnd]] = defaultdict(list)
+    incidents: dict[tuple[str, str], list[IncidentMark]] = defaultdict(list)
+    approvals: dict[tuple[str, str], list[ApprovalWait]] = defaultdict(list)
+    for run in records.runs:
+        runs[(run.service, run.env if by_env else ALL)].append(run)
+    for mark in records.incidents:
+        incidents[(mark.service, mark.env if by_env else ALL)].append(mark)
+    for wait in records.approvals:
+        approvals[(wait.service, wait.env if by_env else ALL)].append(wait)
+    return {key: Records(runs[key], incidents[key], approvals[key]) for key in {*runs, *incidents, *approvals}}
 
 
 def percentile(values: Iterable[float], wanted: float) -> float | None:

@@ -24,8 +24,8 @@ from bot.watch.insights import (
     Records,
     TargetInsights,
     figures,
-    narrow,
     percentile,
+    split,
     windows,
 )
 
@@ -77,8 +77,7 @@ class Insights:
                 approvals=insights_store.approval_waits(session, since=since, until=until, service=service, env=env),
             )
 
-        def both(target_service: str, target_env: str) -> TargetInsights:
-            mine = narrow(records, target_service, target_env)
+        def both(target_service: str, target_env: str, mine: Records) -> TargetInsights:
             return TargetInsights(
                 target_service,
                 target_env,
@@ -86,13 +85,16 @@ class Insights:
                 figures(mine, previous, self.definitions, commit_times=self._commit_times),
             )
 
+        # The SQL already kept only ``service``/``env``: everything read is the overall figure.
+        nothing = Records((), (), ())
         pairs = self._targets(service, env)
-        targets = tuple(both(name, target_env) for name, target_env in pairs)
-        overall = both(service or ALL, env or ALL) if (service is None or env is None) else targets[0]
-        if service is not None:
-            services: tuple[TargetInsights, ...] = (overall,)
-        else:
-            services = tuple(both(name, env or ALL) for name in dict.fromkeys(name for name, _ in pairs))
+        per_target, per_service = split(records), split(records, by_env=False)
+        targets = tuple(both(name, found_env, per_target.get((name, found_env), nothing)) for name, found_env in pairs)
+        overall = both(service or ALL, env or ALL, records)
+        names = dict.fromkeys(name for name, _ in pairs)
+        services = (
+            (overall,) if service is not None else tuple(both(name, env or ALL, per_service.get((name, ALL), nothing)) for name in names)
+        )
         return InsightsReport(current, previous, overall, targets, services, lead_time_note=self._lead_time_note(service))
 
     def _targets(self, service: str | None, env: str | None) -> list[tuple[str, str]]:
