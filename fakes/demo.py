@@ -10,6 +10,8 @@ from pathlib import Path
 from types import TracebackType
 
 from bot.catalog.config import AsgTarget, EcsTarget, KubernetesTarget, OpsbotConfig
+from bot.store.database import Database
+from bot.store.models import utcnow
 from fakes.kubernetes import FakeKubernetesServer
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,12 @@ class DemoEnvironment:
         if self.aws_url is not None:
             update["aws"] = self._source.aws.model_copy(update={"endpoint_url": self.aws_url})
         self.config = self._source.model_copy(update=update)
+
+    def seed_history(self, database: Database) -> int:
+        """A few weeks of past deploys, failures, rollbacks and incidents in the audit log (for ``/ops insights``)."""
+        from fakes.demo_history import seed_history
+
+        return seed_history(database, self.config, utcnow())
 
     def stop(self) -> None:
         if self._aws is not None:

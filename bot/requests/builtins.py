@@ -145,7 +145,7 @@ BUILTINS: tuple[Builtin, ...] = (
             usage="insights [{service}] [{env}] [{window}]",
             parameters={
                 "service": _SERVICE,
-                "env": Param(type="env", help="an environment of the service (all if left out)"),
+                "env": Param(type="env", help="an environment of the service (all if left out)", default="*"),
                 "window": Param(type="duration", min=86_400, max=366 * 86_400, help="how many days, like 7d (default 28d)"),
             },
             examples=("insights", "insights checkout", "insights checkout production 7d"),

@@ -23,6 +23,8 @@ STORY = """\
 /as bob
 /click 7
 /ops history
+/ops insights checkout
+/ops insights
 """
 
 
@@ -70,3 +72,11 @@ def test_history_and_a_verified_audit_chain_at_the_end(transcript: str) -> None:
     assert "✅ #3 deploy billing 2.0.0 in production — succeeded, by @carol" in transcript
     assert "↩️ #2 deploy checkout 1.4.3-broken in production — failed and was rolled back" in transcript
     assert transcript.rstrip().splitlines()[-1].endswith("chain intact.")
+
+
+def test_insights_show_the_seeded_weeks_with_a_chart_per_service(transcript: str) -> None:
+    assert "[#C0OPS] Delivery insights · checkout · last 28 days" in transcript
+    assert "Change failure rate:" in transcript and "compared with the 28 days from" in transcript
+    assert "[#C0OPS file] checkout-deploys-28d.png" in transcript
+    assert "[#C0OPS] Delivery insights · all services · last 28 days" in transcript
+    assert "`checkout/production`" in transcript  # the per-target lines, with their sparklines
