@@ -125,9 +125,9 @@ def build_core(
     def health(items: list[HealthItem]) -> list[ServiceHealth]:
         return gather_health(backends, items)
 
-    digests = Digests(catalog=loaded, database=database, notifier=notifier, clock=clock, health=health)
-    incidents = IncidentWatch(config=loaded.config, database=database, notifier=notifier, clock=clock, health=health)
     insights = Insights(catalog=loaded, database=database, clock=clock)
+    digests = Digests(catalog=loaded, database=database, notifier=notifier, clock=clock, health=health, insights=insights)
+    incidents = IncidentWatch(config=loaded.config, database=database, notifier=notifier, clock=clock, health=health)
     gate = Gate(config=loaded.config, groups=groups, audit_writer=audit_writer, clock=clock)
     desk = Desk(
         catalog=loaded, database=database, groups=groups, gate=gate, board=board, notifier=notifier,

@@ -39,6 +39,11 @@ def insights_message(report: InsightsReport) -> Message:
     )
 
 
+def weekly_section(report: InsightsReport) -> str:
+    """The digest's weekly section: the overall figures of the last 7 days against the 7 before."""
+    return f"*Delivery, last {report.window.days} days ({escape(report.overall.label)})*\n" + "\n".join(_summary_lines(report.overall))
+
+
 def insights_table(report: InsightsReport) -> list[str]:
     """A fixed-width table for the terminal, one row per target plus the overall row, with a deploys sparkline."""
     header = ("TARGET", "DEPLOYS", "/WEEK", "vs prev", "CFR", "vs prev", "TTR p50", "APPROVAL p50/p90", "RUN p50/p90", "DEPLOYS PER DAY")

@@ -90,7 +90,7 @@ class Insights:
         pairs = self._targets(service, env)
         per_target, per_service = split(records), split(records, by_env=False)
         targets = tuple(both(name, found_env, per_target.get((name, found_env), nothing)) for name, found_env in pairs)
-        overall = both(service or ALL, env or ALL, records)
+        overall = targets[0] if service is not None and env is not None else both(service or ALL, env or ALL, records)
         names = dict.fromkeys(name for name, _ in pairs)
         services = (
             (overall,) if service is not None else tuple(both(name, env or ALL, per_service.get((name, ALL), nothing)) for name in names)
