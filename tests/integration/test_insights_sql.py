@@ -10,9 +10,10 @@ import pytest
 from bot.audit.events import EventType
 from bot.catalog.catalog import Catalog
 from bot.errors import UsageError
+from bot.metrics import exposition
 from bot.store.database import Database
 from bot.watch.insights import percentile
-from bot.watch.insights_service import Insights
+from bot.watch.insights_service import Insights, refresh_gauges
 from tests.insights_support import Log
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
@@ -121,3 +122,15 @@ def test_bad_input_is_a_usage_error_naming_what_is_allowed(insights: Insights) -
     for call, expected in cases:
         with pytest.raises(UsageError, match=expected):
             call()
+
+
+def test_the_default_windows_figures_are_gauges_on_metrics(insights: Insights) -> None:
+    refresh_gauges(insights)  # what every executor runs every insights.metrics_every
+
+    text = exposition()[0].decode()
+    target = 'env="production",service="checkout"'
+    assert f"opsbot_insights_deploys{{{target}}} 3.0" in text  # 28 days: R0 on 5 Mar counts now
+    assert f"opsbot_insights_change_failure_ratio{{{target}}} 0.6" in text
+    assert f"opsbot_insights_time_to_restore_seconds{{{target}}} 600.0" in text
+    assert 'opsbot_insights_run_duration_seconds{env="production",quantile="0.9",service="checkout"} 600.0' in text
+    assert 'opsbot_insights_deploys{env="*",service="*"} 4.0' in text
