@@ -224,6 +224,32 @@ def figures(
     )
 
 
+def merge(parts: Sequence[Figures], days: int) -> Figures:
+    """The figures of several targets together, from theirs: counts add up, durations are pooled.
+
+    Exact, not an approximation: every definition pairs events of one target only (a rollback
+    blames a deploy of its own target, an outage ends on its own target), so the figures of a
+    service or of everything are those of its targets, pooled; medians are taken over the pool.
+    """
+    restores = sorted(
+        ((item, day) for part in parts for item, day in zip(part.restores, part.restore_days, strict=True)),
+        key=lambda pair: pair[0].started_at,
+    )
+    return Figures(
+        days=days,
+        deploys=sum(part.deploys for part in parts),
+        changes=sum(part.changes for part in parts),
+        failed_changes=sum(part.failed_changes for part in parts),
+        daily_deploys=tuple(sum(values) for values in zip(*(part.daily_deploys for part in parts), strict=True)) or (0,) * days,
+        daily_failures=tuple(sum(values) for values in zip(*(part.daily_failures for part in parts), strict=True)) or (0,) * days,
+        restores=tuple(item for item, _ in restores),
+        restore_days=tuple(day for _, day in restores),
+        lead_times=tuple(value for part in parts for value in part.lead_times),
+        approval_waits=tuple(value for part in parts for value in part.approval_waits),
+        run_durations=tuple(value for part in parts for value in part.run_durations),
+    )
+
+
 def restores_of(records: Records, definitions: Definitions, undone: dict[RunEnd, RunEnd] | None = None) -> list[Restore]:
     """Every outage in ``records``, oldest first, with how long it took to restore.
 

@@ -24,6 +24,7 @@ from bot.watch.insights import (
     Records,
     TargetInsights,
     figures,
+    merge,
     percentile,
     split,
     windows,
@@ -72,7 +73,9 @@ class Insights:
         with self._database.reading() as session:
             since, until = previous.start, now + timedelta(microseconds=1)
             records = Records(
-                runs=insights_store.run_ends(session, since=since, until=until, service=service, env=env),
+                runs=insights_store.run_ends(
+                    session, since=since, until=until, service=service, env=env, with_params=self._commit_times is not None
+                ),
                 incidents=insights_store.incident_marks(session, since=since, until=until, service=service, env=env),
                 approvals=insights_store.approval_waits(session, since=since, until=until, service=service, env=env),
             )
@@ -85,15 +88,27 @@ class Insights:
                 figures(mine, previous, self.definitions, commit_times=self._commit_times),
             )
 
-        # The SQL already kept only ``service``/``env``: everything read is the overall figure.
+        def pooled(target_service: str, target_env: str, parts: list[TargetInsights]) -> TargetInsights:
+            return TargetInsights(
+                target_service,
+                target_env,
+                merge([part.current for part in parts], current.days),
+                merge([part.previous for part in parts], previous.days),
+            )
+
+        # Each target's figures are computed once; a service's and the overall ones pool them (see merge).
+        # Targets that left the catalog still count in the overall figures.
         nothing = Records((), (), ())
         pairs = self._targets(service, env)
-        per_target, per_service = split(records), split(records, by_env=False)
-        targets = tuple(both(name, found_env, per_target.get((name, found_env), nothing)) for name, found_env in pairs)
-        overall = targets[0] if service is not None and env is not None else both(service or ALL, env or ALL, records)
+        per_target = split(records)
+        computed = {key: both(*key, per_target.get(key, nothing)) for key in dict.fromkeys([*pairs, *per_target])}
+        targets = tuple(computed[key] for key in pairs)
+        overall = targets[0] if service is not None and env is not None else pooled(service or ALL, env or ALL, list(computed.values()))
         names = dict.fromkeys(name for name, _ in pairs)
         services = (
-            (overall,) if service is not None else tuple(both(name, env or ALL, per_service.get((name, ALL), nothing)) for name in names)
+            (overall,)
+            if service is not None
+            else tuple(pooled(name, env or ALL, [item for key, item in computed.items() if key[0] == name]) for name in names)
         )
         return InsightsReport(current, previous, overall, targets, services, lead_time_note=self._lead_time_note(service))
 
