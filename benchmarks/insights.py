@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python benchmarks/insights.py [--rows 1000000] [--postgres URL] [--skip-postgres]
 
-The log is a year of realistic runs on 200 services × 2 environments, loaded through the real
+The log is about 13 months of realistic runs on 200 services × 2 environments, loaded through the real
 chained append (so it is a valid chain): each run writes ``command_received`` and
 ``approval_requested``, then ``approved``, ``started``, four step events and one progress line,
 then its end (deploys fail 1 in 12, half of those roll back automatically; a rollback run follows
