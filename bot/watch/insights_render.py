@@ -16,8 +16,8 @@ from bot.messages import Message, escape
 from bot.watch.insights import Figures, InsightsReport, TargetInsights, change, percentile
 
 SPARKS = "▁▂▃▄▅▆▇█"
-MAX_TARGETS_LISTED = 25
-"""A message lists at most this many targets (busiest first); the terminal table lists all."""
+MAX_TARGETS_LISTED = 15
+"""A message lists at most this many targets (busiest first), well inside Slack's 3,000-character section; the terminal table lists all."""
 
 
 def insights_message(report: InsightsReport) -> Message:
@@ -25,7 +25,10 @@ def insights_message(report: InsightsReport) -> Message:
     overall = report.overall
     sections = [f"*{escape(overall.label)}*\n" + "\n".join(_summary_lines(overall))]
     busy = sorted(report.targets, key=lambda item: (-item.current.changes, item.label))
-    lines = [_target_line(item) for item in busy[:MAX_TARGETS_LISTED] if item.current.changes or item.previous.changes]
+    active = [item for item in busy if item.current.changes or item.previous.changes]
+    lines = [_target_line(item) for item in active[:MAX_TARGETS_LISTED]]
+    if len(active) > MAX_TARGETS_LISTED:
+        lines.append(f"…and {len(active) - MAX_TARGETS_LISTED} more (`opsbot insights` lists every target)")
     if len(report.targets) > 1 and lines:
         sections.append("*By target*\n" + "\n".join(lines))
     context = [_window_text(report)]

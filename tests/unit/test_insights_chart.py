@@ -78,3 +78,19 @@ def test_sparklines_trends_and_durations_read_as_people_expect() -> None:
     assert trend(2, 0) == "new"
     assert trend(None, 4) == "—"
     assert (human_duration(45), human_duration(600), human_duration(5_400), human_duration(200_000)) == ("45 s", "10 min", "1.5 h", "2.3 d")
+
+
+def test_a_message_about_many_targets_stays_inside_one_slack_section() -> None:
+    from bot.watch.insights import InsightsReport, TargetInsights, Window
+    from bot.watch.insights_render import MAX_TARGETS_LISTED, insights_message
+
+    busy = figures([3] * 28, [1] * 28)
+    window = Window(START, START + timedelta(days=28), 28, "UTC")
+    targets = tuple(TargetInsights(f"service-{index:03d}", "production", busy, busy) for index in range(200))
+    report = InsightsReport(window, window, TargetInsights("*", "*", busy, busy), targets)
+
+    message = insights_message(report)
+
+    assert all(len(section) <= 3_000 for section in message.sections)
+    assert message.sections[-1].count("\n`service-") == MAX_TARGETS_LISTED
+    assert message.sections[-1].endswith("…and 185 more (`opsbot insights` lists every target)")
