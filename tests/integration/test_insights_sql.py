@@ -14,6 +14,7 @@ from bot.metrics import exposition
 from bot.store.database import Database
 from bot.watch.insights import percentile
 from bot.watch.insights_service import Insights, refresh_gauges
+from bot.watch.scheduler import SlotScheduler, insights_gauges_job
 from tests.insights_support import Log
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
@@ -134,3 +135,14 @@ def test_the_default_windows_figures_are_gauges_on_metrics(insights: Insights) -
     assert f"opsbot_insights_time_to_restore_seconds{{{target}}} 600.0" in text
     assert 'opsbot_insights_run_duration_seconds{env="production",quantile="0.9",service="checkout"} 600.0' in text
     assert 'opsbot_insights_deploys{env="*",service="*"} 4.0' in text
+
+
+def test_every_process_refreshes_the_gauges_in_its_own_slot(insights: Insights, database: Database, example_catalog: Catalog) -> None:
+    runs = []
+    for owner in ("replica-a/executor-1", "replica-b/executor-1"):
+        scheduler = SlotScheduler(database=database, owner=owner, clock=lambda: NOW)
+        job = insights_gauges_job(example_catalog.config, insights, owner)
+        scheduler.add(job)
+        runs.append(scheduler.run_due(job.job_id))
+
+    assert [(run.claimed, run.outcome) for run in runs] == [(True, "8 targets"), (True, "8 targets")]  # 7 targets + all
