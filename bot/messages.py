@@ -95,8 +95,8 @@ class Notifier(Protocol):
     def update(self, ref: MessageRef, message: Message) -> None:
         """Replace a posted message in place."""
 
-    def upload(self, channel: str, title: str, content: str, *, thread: MessageRef | None = None) -> None:
-        """Attach long output as a file (it would not fit in a message)."""
+    def upload(self, channel: str, title: str, content: str | bytes, *, thread: MessageRef | None = None) -> None:
+        """Attach long output (text) or a picture (PNG bytes) as a file; ``title`` names it (``.png`` for a picture)."""
 
 
 class Replier(Protocol):

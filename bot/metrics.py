@@ -15,10 +15,11 @@ scrape would see whichever worker answered.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,39 @@ SCHEDULER_JOB_RUNS = Counter(
     "opsbot_scheduler_job_runs_total",
     "Scheduled jobs (digests, health checks) run on this replica, by job and outcome.",
     ["job", "outcome"],
+)
+# Delivery insights (docs/insights.md), refreshed by each executor every ``insights.metrics_every``.
+# ``mostrecent``: with several processes, a scrape shows the latest refresh, not a sum of copies.
+# Labels are catalog names (or ``*`` for all) and fixed quantile names: never user text.
+INSIGHTS_DEPLOYS = Gauge(
+    "opsbot_insights_deploys",
+    "Successful deploys in the insights window (default 28 days); service/env '*' is every target.",
+    ["service", "env"],
+    multiprocess_mode="mostrecent",
+)
+INSIGHTS_CHANGE_FAILURE = Gauge(
+    "opsbot_insights_change_failure_ratio",
+    "Failed changes / changes in the insights window (failed, rolled back, or rolled back by a rollback soon after).",
+    ["service", "env"],
+    multiprocess_mode="mostrecent",
+)
+INSIGHTS_TIME_TO_RESTORE = Gauge(
+    "opsbot_insights_time_to_restore_seconds",
+    "Median time to restore in the insights window (incident or failed deploy → healthy or a successful deploy/rollback).",
+    ["service", "env"],
+    multiprocess_mode="mostrecent",
+)
+INSIGHTS_APPROVAL_WAIT = Gauge(
+    "opsbot_insights_approval_wait_seconds",
+    "Approval wait (approval_requested → approved) in the insights window, by quantile (0.5, 0.9).",
+    ["service", "env", "quantile"],
+    multiprocess_mode="mostrecent",
+)
+INSIGHTS_RUN_DURATION = Gauge(
+    "opsbot_insights_run_duration_seconds",
+    "Run duration (started → its end) in the insights window, by quantile (0.5, 0.9).",
+    ["service", "env", "quantile"],
+    multiprocess_mode="mostrecent",
 )
 
 MAX_LABEL_CHARS = 64
@@ -106,6 +140,30 @@ def record_scheduler_job(job: str, outcome: str) -> None:
     _inc(SCHEDULER_JOB_RUNS, job, outcome)
 
 
+def record_insights(
+    service: str,
+    env: str,
+    *,
+    deploys: int,
+    change_failure_ratio: float | None,
+    time_to_restore: float | None,
+    approval_wait: tuple[float | None, float | None],
+    run_duration: tuple[float | None, float | None],
+) -> None:
+    """One target's insights figures (``*`` for all); a figure with nothing to measure is left out, not zero."""
+    try:
+        names = (_label(service), _label(env))
+        INSIGHTS_DEPLOYS.labels(*names).set(deploys)
+        _set_or_remove(INSIGHTS_CHANGE_FAILURE, names, change_failure_ratio)
+        _set_or_remove(INSIGHTS_TIME_TO_RESTORE, names, time_to_restore)
+        for quantile, value in zip(("0.5", "0.9"), approval_wait, strict=True):
+            _set_or_remove(INSIGHTS_APPROVAL_WAIT, (*names, quantile), value)
+        for quantile, value in zip(("0.5", "0.9"), run_duration, strict=True):
+            _set_or_remove(INSIGHTS_RUN_DURATION, (*names, quantile), value)
+    except Exception:
+        logger.warning("could not record insights gauges", exc_info=True)
+
+
 def exposition() -> tuple[bytes, str]:
     """The text format for ``GET /metrics`` and its content type, aggregated across workers if multiprocess."""
     directory = os.environ.get(MULTIPROC_ENV)
@@ -121,6 +179,14 @@ def _inc(counter: Counter, *labels: str) -> None:
         counter.labels(*(_label(value) for value in labels)).inc()
     except Exception:
         logger.warning("could not record metric %s", counter._name, exc_info=True)
+
+
+def _set_or_remove(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:
+    if value is not None:
+        gauge.labels(*labels).set(value)
+        return
+    with contextlib.suppress(KeyError):
+        gauge.remove(*labels)
 
 
 def _label(value: str) -> str:

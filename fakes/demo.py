@@ -10,6 +10,8 @@ from pathlib import Path
 from types import TracebackType
 
 from bot.catalog.config import AsgTarget, EcsTarget, GitopsTarget, KubernetesTarget, OpsbotConfig, Service
+from bot.store.database import Database
+from bot.store.models import utcnow
 from fakes.demo_gitops import DemoGitops
 from fakes.kubernetes import FakeKubernetesServer, Grant
 
@@ -91,6 +93,12 @@ class DemoEnvironment:
                 environments[env] = environment.model_copy(update=seeded)
             services[name] = service.model_copy(update={"environments": environments})
         return services
+
+    def seed_history(self, database: Database) -> int:
+        """A few weeks of past deploys, failures, rollbacks and incidents in the audit log (for ``/ops insights``)."""
+        from fakes.demo_history import seed_history
+
+        return seed_history(database, self.config, utcnow())
 
     def stop(self) -> None:
         if self._aws is not None:

@@ -117,7 +117,7 @@ class RecordingNotifier:
     def __init__(self) -> None:
         self.posts: list[Posted] = []
         self.current: dict[MessageRef, Message] = {}
-        self.uploads: list[tuple[str, str, str]] = []
+        self.uploads: list[tuple[str, str, str | bytes]] = []
         self._lock = threading.Lock()
         self._counter = 0
 
@@ -133,7 +133,7 @@ class RecordingNotifier:
         with self._lock:
             self.current[ref] = message
 
-    def upload(self, channel: str, title: str, content: str, *, thread: MessageRef | None = None) -> None:
+    def upload(self, channel: str, title: str, content: str | bytes, *, thread: MessageRef | None = None) -> None:
         with self._lock:
             self.uploads.append((channel, title, content))
 

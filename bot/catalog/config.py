@@ -247,6 +247,13 @@ class Environment(Strict):
         return target
 
 
+class ServiceSource(Strict):
+    """Where a service's code lives, for lead time for changes: ``{github: owner/repo, tag_pattern: "v{version}"}``."""
+
+    github: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
+    tag_pattern: str = Field(default="v{version}", pattern=r"\{version\}")
+
+
 class Service(Strict):
     """A service in the catalog, with its environments, owners and channel."""
 
@@ -256,6 +263,7 @@ class Service(Strict):
     incident_channel: str | None = None
     default_env: str | None = None
     environments: dict[Name, Environment] = Field(min_length=1)
+    source: ServiceSource | None = None
 
     @model_validator(mode="after")
     def _default_env_exists(self) -> Service:
@@ -274,6 +282,8 @@ class Digest(Strict):
     services: list[str] = Field(default_factory=lambda: ["*"])
     envs: list[str] = Field(default_factory=lambda: ["*"])
     quiet: bool = False
+    insights: bool = False
+    """Add a weekly delivery-insights section (last 7 days against the 7 before) to the first digest of each week."""
 
     @field_validator("cron")
     @classmethod
@@ -423,6 +433,27 @@ class HttpAccess(Strict):
         return bases
 
 
+class Insights(Strict):
+    """Delivery insights (docs/insights.md): which runbooks are deploys and rollbacks, and the defaults."""
+
+    deploy_runbooks: list[str] = Field(default_factory=lambda: ["deploy"], min_length=1)
+    rollback_runbooks: list[str] = Field(default_factory=lambda: ["rollback"])
+    rollback_within: Duration = timedelta(hours=1)
+    """A deploy rolled back by a rollback run starting within this time after it counts as a failed change."""
+    window: Duration = timedelta(days=28)
+    timezone: str = "UTC"
+    """Where a day starts, for the per-day figures and the window's edges."""
+    metrics_every: Duration = timedelta(minutes=15)
+    """How often each executor refreshes the insights gauges on ``/metrics``."""
+
+    @field_validator("window")
+    @classmethod
+    def _whole_days(cls, value: timedelta) -> timedelta:
+        if value < timedelta(days=1) or value > timedelta(days=366) or value % timedelta(days=1):
+            raise ValueError("the window must be a whole number of days between 1d and 366d, like 28d")
+        return value
+
+
 class OpsbotConfig(Strict):
     """The whole ``opsbot.yaml``."""
 
@@ -436,6 +467,7 @@ class OpsbotConfig(Strict):
     aws: AwsAccess = Field(default_factory=AwsAccess)
     identity: IdentityConfig | None = None
     http: HttpAccess = Field(default_factory=HttpAccess)
+    insights: Insights = Field(default_factory=Insights)
 
     def service(self, name: str) -> Service | None:
         return self.services.get(name)

@@ -122,6 +122,10 @@ def _check_config(config: OpsbotConfig, document: YamlDocument, command_names: s
         _check_timezone(freeze.timezone, [*where, "timezone"], document, problems)
         _check_names(freeze.runbooks, commands, "runbook", [*where, "runbooks"], document, problems)
         _check_names(freeze.envs, environments, "env", [*where, "envs"], document, problems)
+    _check_timezone(config.insights.timezone, ["insights", "timezone"], document, problems)
+    for field in ("deploy_runbooks", "rollback_runbooks"):
+        if field in config.insights.model_fields_set:  # the defaults name runbooks a catalog may not have
+            _check_names(getattr(config.insights, field), commands, "runbook", ["insights", field], document, problems)
     for index, digest in enumerate(config.channels.digests):
         where = ["channels", "digests", index]
         if _check_timezone(digest.timezone, [*where, "timezone"], document, problems):

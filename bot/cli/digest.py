@@ -33,6 +33,7 @@ def digest(channel: str | None, print_only: bool) -> None:
     from bot.watch.digest_content import HealthItem
     from bot.watch.digest_render import render_digest
     from bot.watch.digests import Digests, gather_health
+    from bot.watch.insights_service import Insights
 
     if not print_only:
         raise click.UsageError("only --print is supported here; post a digest from chat with `/ops digest [channel]`")
@@ -50,7 +51,8 @@ def digest(channel: str | None, print_only: bool) -> None:
     def health(items: list[HealthItem]) -> list[ServiceHealth]:
         return gather_health(backends, items)
 
-    digests = Digests(catalog=catalog, database=database, notifier=_NothingPosted(), clock=utcnow, health=health)
+    insights = Insights(catalog=catalog, database=database, clock=utcnow)
+    digests = Digests(catalog=catalog, database=database, notifier=_NothingPosted(), clock=utcnow, health=health, insights=insights)
     selected = [digests.for_channel(channel)] if channel else digests.configured or [digests.for_channel("terminal")]
     for index, chosen in enumerate(selected):
         if index:
@@ -70,5 +72,5 @@ class _NothingPosted:
     def update(self, ref: MessageRef, message: Message) -> None:
         return None
 
-    def upload(self, channel: str, title: str, content: str, *, thread: MessageRef | None = None) -> None:
+    def upload(self, channel: str, title: str, content: str | bytes, *, thread: MessageRef | None = None) -> None:
         return None

@@ -1,4 +1,4 @@
-"""The ``opsbot`` command line: serve, demo, shell, validate, db, audit, digest.
+"""The ``opsbot`` command line: serve, demo, shell, validate, db, audit, digest, insights.
 
 Each subcommand is a thin wrapper in its own module: it reads settings once, builds what it
 needs (importing only that, so ``opsbot --help`` stays fast), and turns ``OpsbotError`` into a
@@ -11,6 +11,7 @@ import click
 
 from bot.cli.db import audit, db
 from bot.cli.digest import digest
+from bot.cli.insights import insights
 from bot.cli.rbac import rbac
 from bot.cli.serve import serve
 from bot.cli.shell import demo, shell
@@ -24,7 +25,7 @@ def main() -> None:
     YAML runbooks on Kubernetes and AWS, with a hash-chained SQL audit log."""
 
 
-for command in (serve, demo, shell, validate, db, audit, digest, rbac):
+for command in (serve, demo, shell, validate, db, audit, digest, rbac, insights):
     main.add_command(command)
 
 

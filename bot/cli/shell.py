@@ -22,6 +22,7 @@ You are {user} in #{channel}. Try:
   /click 1                                   (Approve: watch the rollout)
   /ops deploy checkout 1.4.3-broken to production, then approve as carol: it fails and rolls back
   /ops history checkout
+  /ops insights checkout                     (eight weeks of made-up history: deploys, failures, time to restore)
 /help lists the shell commands; /quit leaves.
 """
 
@@ -99,6 +100,7 @@ def demo(config_path: Path, runbooks_dir: Path, user: str, channel: str, tick_se
         notifier = ShellNotifier(sys.stdout, demo_catalog.config.users)
         core = build_core(settings, notifier=notifier, catalog=demo_catalog)
         upgrade(core.database)
+        environment.seed_history(core.database)
         core.start_background()
         try:
             session = ShellSession(core, notifier, user=user, channel=channel, output=sys.stdout)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.messages import Replier
-from bot.requests import builtin_can_i, builtin_locks, builtin_requests, builtin_watch
+from bot.requests import builtin_can_i, builtin_insights, builtin_locks, builtin_requests, builtin_watch
 from bot.requests.desk import Desk
 from bot.requests.invocation import Invocation
 from commands.parser import CommandRequest
@@ -149,6 +149,22 @@ BUILTINS: tuple[Builtin, ...] = (
             wraps_command=True,
         ),
         builtin_can_i.can_i,
+        read_only=True,
+    ),
+    Builtin(
+        CommandSpec(
+            name="insights",
+            description="Delivery figures (deploys, change failure rate, time to restore, waits) against the previous window.",
+            usage="insights [{service}] [{env}] [{window}]",
+            parameters={
+                "service": _SERVICE,
+                "env": Param(type="env", help="an environment of the service (all if left out)", default="*"),
+                "window": Param(type="duration", min=86_400, max=366 * 86_400, help="how many days, like 7d (default 28d)"),
+            },
+            examples=("insights", "insights checkout", "insights checkout production 7d"),
+            builtin=True,
+        ),
+        builtin_insights.show_insights,
         read_only=True,
     ),
 )

@@ -17,11 +17,12 @@ from bot.store.audit_writer import AuditWriter
 from bot.store.database import Database
 from bot.watch.digests import Digests
 from bot.watch.incidents import IncidentWatch
+from bot.watch.insights_service import Insights
 
 
 @dataclass(frozen=True)
 class Desk:
-    """The catalog, the database, the policy gate, the board that draws requests, and the watch services."""
+    """The catalog, the database, the policy gate, the board that draws requests, and the watch services (digests, incidents, insights)."""
 
     catalog: Catalog
     database: Database
@@ -32,6 +33,7 @@ class Desk:
     audit_writer: AuditWriter
     digests: Digests
     incidents: IncidentWatch
+    insights: Insights
     clock: Callable[[], datetime]
     identities: IdentityMap | None = None
     """Who requests act as in the clouds (``identity:``); None acts as opsbot everywhere."""

@@ -48,6 +48,7 @@ from bot.watch.anchoring import AnchorSink, AuditAnchoring, SlackChannelSink
 from bot.watch.digest_content import HealthItem
 from bot.watch.digests import Digests, gather_health
 from bot.watch.incidents import IncidentWatch
+from bot.watch.insights_service import Insights
 from bot.watch.scheduler import SlotJob, SlotScheduler, build_scheduler
 
 logger = logging.getLogger(__name__)
@@ -143,18 +144,19 @@ def build_core(
     def health(items: list[HealthItem]) -> list[ServiceHealth]:
         return gather_health(backends, items)
 
-    digests = Digests(catalog=loaded, database=database, notifier=notifier, clock=clock, health=health)
+    insights = Insights(catalog=loaded, database=database, clock=clock)
+    digests = Digests(catalog=loaded, database=database, notifier=notifier, clock=clock, health=health, insights=insights)
     incidents = IncidentWatch(config=loaded.config, database=database, notifier=notifier, clock=clock, health=health)
     gate = Gate(config=loaded.config, groups=groups, audit_writer=audit_writer, clock=clock)
     desk = Desk(
         catalog=loaded, database=database, groups=groups, gate=gate, board=board, notifier=notifier,
-        audit_writer=audit_writer, digests=digests, incidents=incidents, clock=clock, identities=identities,
+        audit_writer=audit_writer, digests=digests, incidents=incidents, insights=insights, clock=clock, identities=identities,
         backends=backends,
     )  # fmt: skip
     intake = Intake(desk=desk, backends=backends, engine=engine)
     front_door = FrontDoor(desk=desk, builtins=BUILTINS_BY_NAME, intake=intake, clicks=Clicks(desk=desk, intake=intake, engine=engine))
     scheduler = (
-        build_scheduler(loaded.config, database=database, owner=settings.instance_id, digests=digests, watch=incidents)
+        build_scheduler(loaded.config, database=database, owner=settings.instance_id, digests=digests, watch=incidents, insights=insights)
         if settings.run_scheduler
         else None
     )

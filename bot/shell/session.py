@@ -68,7 +68,11 @@ class ShellNotifier:
     def update(self, ref: MessageRef, message: Message) -> None:
         self._print(ref, message, f"[#{ref.channel} updated]", only_changes=True)
 
-    def upload(self, channel: str, title: str, content: str, *, thread: MessageRef | None = None) -> None:
+    def upload(self, channel: str, title: str, content: str | bytes, *, thread: MessageRef | None = None) -> None:
+        if isinstance(content, bytes):
+            with self._lock:
+                self._write([f"[#{channel} file] {title} ({len(content):,} bytes; shown in Slack as a picture)"])
+            return
         with self._lock:
             self._write([f"[#{channel} file] {title} ({len(content)} characters)", *content.splitlines()[:40]])
 

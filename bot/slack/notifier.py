@@ -135,8 +135,8 @@ class SlackNotifier:
         if rendered.overflow is not None:
             self._upload_overflow(ref, rendered.overflow)
 
-    def upload(self, channel: str, title: str, content: str, *, thread: MessageRef | None = None) -> None:
-        """Attach ``content`` as a file; if Slack refuses the upload, post it in parts in the thread instead."""
+    def upload(self, channel: str, title: str, content: str | bytes, *, thread: MessageRef | None = None) -> None:
+        """Attach ``content`` as a file; if Slack refuses a text upload, post it in parts in the thread instead."""
         response = deliver(
             "files.upload_v2",
             lambda: self._client.files_upload_v2(
@@ -144,6 +144,9 @@ class SlackNotifier:
             ),
         )
         if response is not None:
+            return
+        if isinstance(content, bytes):
+            logger.warning("could not upload %s; a picture cannot be posted as text", title)
             return
         logger.info("posting %s in parts instead of as a file", title)
         for part in render_parts(Message(text=title, title=title, sections=(content,))):

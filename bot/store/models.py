@@ -123,7 +123,12 @@ class AuditEventRow(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
-    __table_args__ = (Index("ix_audit_events_service_seq", "service", "seq"), Index("ix_audit_events_at", "at"))
+    __table_args__ = (
+        Index("ix_audit_events_service_seq", "service", "seq"),
+        Index("ix_audit_events_at", "at"),
+        # Delivery insights read a few event kinds over a time span (bot/store/insights.py).
+        Index("ix_audit_events_event_at", "event", "at"),
+    )
 
 
 class AuditHeadRow(Base):

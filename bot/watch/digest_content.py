@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.audit.events import EventType
 from bot.catalog.catalog import Catalog
 from bot.catalog.config import OpsbotConfig, Target
 from bot.messages import Message, MessageRef
 from bot.service_health import HealthState, ServiceHealth, TargetRef
+from bot.watch.insights import InsightsReport
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +120,8 @@ class DigestContent:
     changes: tuple[Change, ...] = ()
     pending: tuple[Pending, ...] = ()
     locks: tuple[HeldLock, ...] = ()
+    insights: InsightsReport | None = None
+    """The weekly delivery section (``insights: true``), in the first digest of each week only."""
 
     @property
     def all_healthy(self) -> bool:
@@ -256,3 +260,18 @@ def _params_detail(params: str) -> str:
     if not isinstance(values, dict):
         return ""
     return " ".join(f"{key}={value}" for key, value in values.items() if key not in ("service", "env") and value not in (None, ""))
+
+
+def first_of_week(now: datetime, last_posted: datetime | None, zone: str) -> bool:
+    """True when no digest went to this channel yet in ``now``'s ISO week (in the digest's time zone)."""
+    if last_posted is None:
+        return True
+    tz = _zone(zone)
+    return now.astimezone(tz).isocalendar()[:2] != last_posted.astimezone(tz).isocalendar()[:2]
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.messages import Message, code, escape
 from bot.service_health import ServiceHealth
 from bot.watch.digest_content import RUN_OUTCOMES, Change, DigestContent, HeldLock, Pending, summary_line
+from bot.watch.insights_render import weekly_section
 
 MAX_HEALTHY_LISTED = 40
 """Past this many healthy services, they are counted per environment instead of listed."""
@@ -36,6 +37,8 @@ def render_digest(content: DigestContent) -> Message:
     sections.extend(_chunk(f"*Changes since {since}*", change_lines or ["No deploys, rollbacks, scales or restarts."]))
     sections.extend(_chunk("*Waiting for approval*", [_pending_line(item, content.generated_at) for item in content.pending]))
     sections.extend(_chunk("*Locks*", [_lock_line(item, zone) for item in content.locks]))
+    if content.insights is not None:
+        sections.append(weekly_section(content.insights))
     return Message(
         text=summary,
         title=f"Health digest · {local_now.strftime('%a %d %b %H:%M')} {local_now.tzname() or content.timezone}",

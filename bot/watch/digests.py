@@ -37,11 +37,14 @@ from bot.watch.digest_content import (
     Pending,
     changes_from_events,
     fingerprint,
+    first_of_week,
     mutating_runbooks,
     select_targets,
     should_post,
 )
 from bot.watch.digest_render import render_digest
+from bot.watch.insights import InsightsReport
+from bot.watch.insights_service import Insights
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +98,10 @@ class Digests:
         notifier: Notifier,
         clock: Callable[[], datetime],
         health: HealthSource,
+        insights: Insights | None = None,
     ) -> None:
         self._catalog = catalog
+        self._insights = insights
         self._database = database
         self._notifier = notifier
         self._clock = clock
@@ -172,9 +177,21 @@ class Digests:
         content = DigestContent(
             channel=digest.channel, timezone=digest.timezone, generated_at=now, since=since, health=tuple(health),
             changes=tuple(changes_from_events(events, requesters, self._mutating)), pending=tuple(reversed(pending)),
-            locks=tuple(locks),
+            locks=tuple(locks), insights=self._weekly_insights(digest, now, state.last_posted_at if state is not None else None),
         )  # fmt: skip
         return content, state.last_fingerprint if state is not None else None
+
+    def _weekly_insights(self, digest: Digest, now: datetime, last_posted: datetime | None) -> InsightsReport | None:
+        """The last 7 days against the 7 before, for ``insights: true`` digests, in the week's first digest."""
+        if not digest.insights or self._insights is None or not first_of_week(now, last_posted, digest.timezone):
+            return None
+        service = digest.services[0] if len(digest.services) == 1 and digest.services[0] != "*" else None
+        env = digest.envs[0] if len(digest.envs) == 1 and digest.envs[0] != "*" else None
+        try:
+            return self._insights.report(service=service, env=env, days=7, zone=digest.timezone)
+        except OpsbotError:
+            logger.warning("digest for %s: no insights section", digest.channel, exc_info=True)
+            return None
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from bot.catalog.config import Digest, OpsbotConfig
     from bot.watch.digests import Digests
     from bot.watch.incidents import IncidentWatch
+    from bot.watch.insights_service import Insights
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ SLOT_RETENTION = timedelta(days=14)
 PRUNE_EVERY = timedelta(hours=1)
 HEALTH_WATCH_JOB = "health-watch"
 PRUNE_JOB = "job-slots-prune"
+INSIGHTS_GAUGES_JOB = "insights-gauges"
 
 
 @dataclass(frozen=True)
@@ -231,12 +233,24 @@ def opsbot_jobs(config: OpsbotConfig, *, digests: Digests, watch: IncidentWatch,
     return jobs
 
 
-def build_scheduler(config: OpsbotConfig, *, database: Database, owner: str, digests: Digests, watch: IncidentWatch) -> SlotScheduler:
+def build_scheduler(
+    config: OpsbotConfig, *, database: Database, owner: str, digests: Digests, watch: IncidentWatch, insights: Insights | None = None
+) -> SlotScheduler:
     """A scheduler with every opsbot job added, not yet started."""
     scheduler = SlotScheduler(database=database, owner=owner)
     for job in opsbot_jobs(config, digests=digests, watch=watch, database=database):
         scheduler.add(job)
+    if insights is not None:
+        scheduler.add(insights_gauges_job(config, insights, owner))
     return scheduler
+
+
+def insights_gauges_job(config: OpsbotConfig, insights: Insights, owner: str) -> SlotJob:
+    """The insights gauges, refreshed in *every* process (its own slot key): each scrape of each replica must see them."""
+    from bot.watch.insights_service import refresh_gauges
+
+    every = config.insights.metrics_every
+    return SlotJob(f"{INSIGHTS_GAUGES_JOB}:{owner}", interval_trigger(every), lambda _slot: refresh_gauges(insights), every)
 
 
 def _digest_run(digests: Digests, digest: Digest) -> JobRun:

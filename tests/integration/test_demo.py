@@ -33,6 +33,8 @@ STORY = """\
 /as bob
 /ops can-i deploy payments 2.0.0 to production
 /ops deploy payments 2.0.0 to production
+/ops insights checkout
+/ops insights
 """
 
 
@@ -102,3 +104,11 @@ def test_a_gitops_deploy_is_a_diff_a_commit_and_a_flux_reconcile(transcript: str
     assert '+    newTag: "2.1.0"  # the running version' in transcript
     assert "✅ #4 deploy storefront 2.1.0 in production" in transcript
     assert "Flux Kustomization flux-system/storefront-production in cluster demo-production synced" in transcript
+
+
+def test_insights_show_the_seeded_weeks_with_a_chart_per_service(transcript: str) -> None:
+    assert "[#C0OPS] Delivery insights · checkout · last 28 days" in transcript
+    assert "Change failure rate:" in transcript and "compared with the 28 days from" in transcript
+    assert "[#C0OPS file] checkout-deploys-28d.png" in transcript
+    assert "[#C0OPS] Delivery insights · all services · last 28 days" in transcript
+    assert "`checkout/production`" in transcript  # the per-target lines, with their sparklines
