@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from bot.redaction import redact_text
+
 
 class ButtonAction(StrEnum):
     """Action ids of every button; the Slack layer routes on these."""
@@ -40,6 +42,15 @@ class Message:
     fields: tuple[tuple[str, str], ...] = ()
     buttons: tuple[Button, ...] = ()
     context: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Every reply passes here, whatever the front end: a token or URL password that reached
+        # a message (a backend error echoing its request, a user pasting one) is never shown.
+        object.__setattr__(self, "text", redact_text(self.text))
+        object.__setattr__(self, "title", redact_text(self.title) if self.title is not None else None)
+        object.__setattr__(self, "sections", tuple(redact_text(section) for section in self.sections))
+        object.__setattr__(self, "fields", tuple((name, redact_text(value)) for name, value in self.fields))
+        object.__setattr__(self, "context", tuple(redact_text(line) for line in self.context))
 
     @classmethod
     def plain(cls, text: str) -> Message:

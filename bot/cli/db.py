@@ -41,7 +41,13 @@ def db_current() -> None:
     """Print the schema revision of the database and of this opsbot."""
     from bot.store.migrate import current_revision, head_revision
 
-    current = current_revision(_database())
+    database = _database()
+    absent = database.missing_file()
+    if absent is not None:
+        # Connecting would create an empty SQLite file; say what is there instead.
+        click.echo(f"database: empty ({absent}); this opsbot: {head_revision()}")
+        sys.exit(1)
+    current = current_revision(database)
     click.echo(f"database: {current or 'empty'}; this opsbot: {head_revision()}")
     if current != head_revision():
         sys.exit(1)

@@ -20,11 +20,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.logs import configure_logging
+from bot.logs import ThrottledWarning, configure_logging
 from bot.metrics import exposition, record_ack
 from bot.serve.process import settle_garbage_collector
 from bot.serve.readiness import Readiness, missing_slack_settings
@@ -97,7 +97,12 @@ def slack_events_endpoint(serving: ServingBot) -> Callable[[Request], Awaitable[
         try:
             if _declared_length(request) > MAX_SLACK_BODY_BYTES:
                 return PlainTextResponse("payload too large", status_code=413)
-            body = await request.body()
+            try:
+                body = await request.body()
+            except ClientDisconnect:
+                # Anyone can open a connection and hang up mid-body: a throttled line, never a traceback each.
+                disconnects.warn("a client disconnected before sending the whole body; nothing was done")
+                return PlainTextResponse("client disconnected", status_code=400)
             if len(body) > MAX_SLACK_BODY_BYTES:
                 return PlainTextResponse("payload too large", status_code=413)
             answer = await serving.slack.answer(body, request.headers, request.client.host if request.client else "?")
@@ -105,6 +110,7 @@ def slack_events_endpoint(serving: ServingBot) -> Callable[[Request], Awaitable[
         finally:
             record_ack(time.perf_counter() - started)
 
+    disconnects = ThrottledWarning(logger, per_minute=1)
     return slack_events
 
 

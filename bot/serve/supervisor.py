@@ -14,6 +14,7 @@ work nobody does.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import multiprocessing
@@ -126,9 +127,17 @@ def _stop_serving_if_executor_dies(handle: ExecutorHandle) -> None:
     handle.process.join()
     if handle.stopping:
         return
-    handle.died = True
-    logger.error("the executor process exited with code %s; stopping opsbot serve", handle.process.exitcode)
+    if handle.process.exitcode in _CLEAN_EXITS:
+        # The executor was told to stop (Ctrl-C or a SIGTERM to the whole process group, as
+        # `timeout` and many init systems send): a stop, not a crash.
+        logger.info("the executor process stopped (exit code %s); stopping opsbot serve", handle.process.exitcode)
+    else:
+        handle.died = True
+        logger.error("the executor process exited with code %s; stopping opsbot serve", handle.process.exitcode)
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+_CLEAN_EXITS = (0, -signal.SIGTERM, -signal.SIGINT)
 
 
 def refuse_unless_ready(settings: Settings, *, socket_mode: bool) -> None:
@@ -153,14 +162,20 @@ def _config_problems(settings: Settings) -> list[str]:
 
 
 def _schema_problems(settings: Settings) -> list[str]:
-    from bot.store.database import Database
+    from bot.errors import DatabaseUnreachable
+    from bot.store.database import Database, unreachable_reason
     from bot.store.migrate import current_revision, head_revision
 
-    database = Database(settings.database_url.get_secret_value())
+    url = settings.database_url.get_secret_value()
+    try:
+        database = Database(url)
+    except DatabaseUnreachable as error:
+        return [error.user_message]
     try:
         current = current_revision(database)
     except Exception as error:  # noqa: BLE001 - reported as a sentence, not a traceback
-        return [f"cannot reach the database ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"]
+        reason = unreachable_reason(error, url) or type(error).__name__
+        return [f"cannot reach the database ({reason})"]
     finally:
         database.dispose()
     head = head_revision()
@@ -178,9 +193,13 @@ def prepare_metrics_directory(workers: int) -> None:
     """
     directory = os.environ.get(MULTIPROC_ENV)  # prometheus-client's own variable, read at its import
     if not directory:
-        if workers > 1:
-            logger.warning("%d workers without %s: each /metrics scrape sees only the worker that answers it", workers, MULTIPROC_ENV)
-        return
+        if workers == 1:
+            return
+        # Several workers need a shared directory for /metrics to count them all; with none
+        # configured, use a private one for this run (workers inherit the variable).
+        directory = tempfile.mkdtemp(prefix="opsbot-metrics-")
+        os.environ[MULTIPROC_ENV] = directory
+        atexit.register(shutil.rmtree, directory, True)
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
