@@ -82,5 +82,5 @@ def test_db_current_does_not_create_an_empty_sqlite_file(tmp_path: Path) -> None
     path = tmp_path / "opsbot.db"
     result = run_cli(environment(f"sqlite:///{path}"), "db", "current")
     assert result.returncode == 1
-    assert result.stdout.strip() == f"database: empty (SQLite file {path} is missing); this opsbot: " + result.stdout.strip().rsplit(" ", 1)[1]
+    assert result.stdout.startswith(f"database: empty (SQLite file {path} is missing); this opsbot: ")
     assert not path.exists()

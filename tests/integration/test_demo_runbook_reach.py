@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -60,7 +59,8 @@ def transcript(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_runbook_without_steps_for_ecs_is_refused_before_planning(transcript: str) -> None:
-    assert "`flush-cache` has no step for ECS targets (ECS service billing in cluster prod (eu-west-1)); it runs on: kubernetes." in transcript
+    refusal = "`flush-cache` has no step for ECS targets (ECS service billing in cluster prod (eu-west-1)); it runs on: kubernetes."
+    assert refusal in transcript
     assert "succeeded" not in transcript and "#1" not in transcript
 
 

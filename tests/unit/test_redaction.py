@@ -37,4 +37,5 @@ def test_every_reply_is_redacted_whatever_builds_it() -> None:
 
 
 def test_a_password_split_at_an_at_sign_is_never_printed_in_part() -> None:
-    assert redact_known_secret("failed to resolve host 'ter2PW@127.0.0.1'", "ter1@ter2PW") == "failed to resolve host '[redacted]@127.0.0.1'"
+    shown = redact_known_secret("failed to resolve host 'ter2PW@127.0.0.1'", "ter1@ter2PW")
+    assert shown == "failed to resolve host '[redacted]@127.0.0.1'"
