@@ -7,6 +7,7 @@ parameter like ``<!channel>`` is shown, never executed as a mention.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -77,6 +78,23 @@ class MessageRef:
 def escape(value: object) -> str:
     """Make user-supplied text inert in mrkdwn: ``&``, ``<``, ``>`` are Slack's control characters."""
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_FORMATTING = str.maketrans({"*": "∗", "`": "ˋ", "~": "∼"})
+_DIRECTION_CONTROLS = dict.fromkeys([0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+def plain_text(value: object) -> str:
+    """Text someone typed (a lock reason), shown as typed: no bold, code, strike-through or links, no direction tricks.
+
+    ``escape`` makes mentions inert; Slack would still format ``*x*``, ``~x~`` and ```x```, turn
+    ``_x_`` into italics and URLs into links in the bot's own voice. Look-alike characters keep
+    the words readable; a zero-width space after ``://`` stops the auto-link; right-to-left
+    overrides, which can make a reason read backwards, are removed.
+    """
+    text = escape(value).translate(_DIRECTION_CONTROLS).translate(_FORMATTING)
+    text = re.sub(r"(?<![\w])_|_(?![\w])", "＿", text)
+    return text.replace("://", ":\u200b//")
 
 
 def code(value: object) -> str:

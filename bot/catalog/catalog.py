@@ -14,6 +14,7 @@ from bot.catalog.grammar import command_spec_of, parse, vocabulary_of
 from bot.catalog.loading import LoadResult, load_config, load_runbooks
 from bot.catalog.registry import ActionRegistry, build_registry
 from bot.catalog.runbooks import Runbook
+from bot.timefmt import use_zone
 from commands.parser import CommandRequest
 from commands.spec import CommandSpec
 from commands.vocabulary import Vocabulary
@@ -79,6 +80,7 @@ def load_catalog(
     result.raise_for_problems()
     assert result.config is not None  # no problems means the config loaded
     runbooks = {item.runbook.name: item.runbook for item in result.runbooks}
+    use_zone(result.config.timezone)
     return Catalog(
         config=result.config,
         runbooks=runbooks,

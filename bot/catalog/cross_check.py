@@ -126,6 +126,7 @@ def _check_config(config: OpsbotConfig, document: YamlDocument, command_names: s
     problems = result.problems
     environments = _all_envs(config)
     commands = command_names
+    _check_timezone(config.timezone, ["timezone"], document, problems)
     for service_name, service in config.services.items():
         for index, owner in enumerate(service.owners):
             if owner.startswith("@") and owner[1:] not in config.groups:

@@ -77,18 +77,15 @@ def audit() -> None:
 @click.option("--request", "request_id", default=None, type=int, help="Only events of this request.")
 def audit_tail(limit: int, service: str | None, request_id: int | None) -> None:
     """The newest events, oldest first."""
+    from bot.cli.audit_lines import TAIL_HEADER, tail_line
     from bot.store.audit import tail
 
     database = _database()
     with database.reading() as session:
         rows = tail(session, limit=limit, service=service, request_id=request_id)
+    click.echo(TAIL_HEADER)
     for row in rows:
-        target = f"{row.service}/{row.env}" if row.service else "-"
-        request = f"#{row.request_id}" if row.request_id is not None else "-"
-        click.echo(
-            f"{row.seq:>8} {row.at.strftime('%Y-%m-%d %H:%M:%S')} {row.event:<20} {request:<7} {target:<28} "
-            f"{row.actor_name or row.actor_id or '-':<12} {row.outcome}"
-        )
+        click.echo(tail_line(row))
 
 
 @audit.command("export")

@@ -70,7 +70,7 @@ def demo_transcript(tmp_path_factory: pytest.TempPathFactory) -> str:
             str(directory / "runbooks"),
             "--tick-seconds",
             "0.1",
-        ],  # noqa: E501
+        ],
         input=SCRIPT,
         capture_output=True,
         text=True,

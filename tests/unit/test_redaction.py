@@ -39,3 +39,12 @@ def test_every_reply_is_redacted_whatever_builds_it() -> None:
 def test_a_password_split_at_an_at_sign_is_never_printed_in_part() -> None:
     shown = redact_known_secret("failed to resolve host 'ter2PW@127.0.0.1'", "ter1@ter2PW")
     assert shown == "failed to resolve host '[redacted]@127.0.0.1'"
+
+
+def test_audit_tail_says_error_kinds_in_words() -> None:
+    from bot.cli.audit_lines import readable_outcome
+
+    assert readable_outcome("TemporaryActionError") == "temporary error"
+    assert readable_outcome("StepTimeout") == "timed out"
+    assert readable_outcome("KubernetesApiError") == "kubernetes api"
+    assert readable_outcome("no_approval_needed") == "no approval needed"
