@@ -20,17 +20,26 @@ SCRIPT = REPO / "docs" / "walkthrough.txt"
 
 def normalized(transcript: str) -> list[str]:
     lines: list[str] = []
-    for line in transcript.splitlines():
-        if line.startswith("    > "):
+    for raw in transcript.splitlines():
+        if raw.startswith("    > "):
             continue
-        line = re.sub(r"\d{4}-\d\d-\d\d", "DATE", line)
-        line = re.sub(r"\b\d\d:\d\d(:\d\d)?\b", "TIME", line)
-        line = re.sub(r"took \d+\.\d+s", "took Ns", line)
-        line = re.sub(r"Audit log: \d+ events", "Audit log: N events", line)
-        if lines and _update_header(lines[-1]) and (_update_header(line) or "> " in line.split("]")[0] or "@#" in line):
+        line = _steady(raw)
+        if lines and _update_header(lines[-1]) and (_update_header(line) or "@#" in line):
             lines.pop()  # an update whose only changed line was a progress line
         lines.append(line)
     return lines
+
+
+def _steady(line: str) -> str:
+    """The line without what depends on the clock."""
+    for pattern, replacement in (
+        (r"\d{4}-\d\d-\d\d", "DATE"),
+        (r"\b\d\d:\d\d(:\d\d)?\b", "TIME"),
+        (r"took \d+\.\d+s", "took Ns"),
+        (r"Audit log: \d+ events", "Audit log: N events"),
+    ):
+        line = re.sub(pattern, replacement, line)
+    return line
 
 
 def _update_header(line: str) -> bool:
