@@ -65,6 +65,7 @@ def check_files(
     """Load and cross-check; the result lists every problem (empty when all is well)."""
     result = LoadResult()
     actions = registry or build_registry()
+    result.problems.extend(actions.problems)
     load_config(config_path, result)
     load_runbooks(runbooks_dir, result, actions.names())
     cross_check(result, actions, builtins)
