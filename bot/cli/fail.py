@@ -22,19 +22,15 @@ def fail(error: OpsbotError) -> NoReturn:
 
 def fail_on_database(error: BaseException) -> None:
     """If ``error`` is an unusable database URL or an unreachable database, say so in one line and exit 1."""
-    from bot.errors import DatabaseUnreachable
     from bot.settings import Settings
-    from bot.store.database import unreachable_reason
+    from bot.store.database import unreachable_message
 
     try:
         url = Settings().database_url.get_secret_value()
     except Exception:  # noqa: BLE001 - settings that do not load cannot name a URL; the reason still can
         url = ""
-    reason = unreachable_reason(error, url)
-    if reason is None:
+    message = unreachable_message(error, url)
+    if message is None:
         return
-    if isinstance(error, DatabaseUnreachable):
-        click.echo(f"error: {reason}", err=True)
-    else:
-        click.echo(f"error: cannot reach the database ({reason})", err=True)
+    click.echo(f"error: {message}", err=True)
     sys.exit(1)

@@ -14,7 +14,6 @@ work nobody does.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import multiprocessing
@@ -46,11 +45,12 @@ EXECUTOR_SOCKET_ENV = "OPSBOT_EXECUTOR_SOCKET"
 
 def serve(settings: Settings, *, socket_mode: bool, host: str, port: int, workers: int) -> None:
     """Check, start the executors, run uvicorn until it stops; exit non-zero if an executor died."""
-    prepare_metrics_directory(workers)
-    refuse_unless_ready(settings, socket_mode=socket_mode)
-    import uvicorn
-
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_private_metrics_directory(workers))
+        prepare_metrics_directory(workers)
+        refuse_unless_ready(settings, socket_mode=socket_mode)
+        import uvicorn
+
         executors = [stack.enter_context(executor_process(index)) for index in range(settings.executors)]
         os.environ[EXECUTOR_SOCKET_ENV] = ",".join(executor.socket_path for executor in executors)  # read by each HTTP worker
         _run_uvicorn(uvicorn, socket_mode, host, port, workers)
@@ -163,7 +163,7 @@ def _config_problems(settings: Settings) -> list[str]:
 
 def _schema_problems(settings: Settings) -> list[str]:
     from bot.errors import DatabaseUnreachable
-    from bot.store.database import Database, unreachable_reason
+    from bot.store.database import Database, unreachable_message
     from bot.store.migrate import current_revision, head_revision
 
     url = settings.database_url.get_secret_value()
@@ -174,8 +174,7 @@ def _schema_problems(settings: Settings) -> list[str]:
     try:
         current = current_revision(database)
     except Exception as error:  # noqa: BLE001 - reported as a sentence, not a traceback
-        reason = unreachable_reason(error, url) or type(error).__name__
-        return [f"cannot reach the database ({reason})"]
+        return [unreachable_message(error, url) or f"cannot reach the database ({type(error).__name__})"]
     finally:
         database.dispose()
     head = head_revision()
@@ -186,6 +185,25 @@ def _schema_problems(settings: Settings) -> list[str]:
     return []
 
 
+@contextlib.contextmanager
+def _private_metrics_directory(workers: int) -> Iterator[None]:
+    """With several workers and no ``PROMETHEUS_MULTIPROC_DIR``, a private one for this run (the workers inherit it).
+
+    Without a shared directory each /metrics scrape would see only the worker that answers; the
+    variable and the directory are gone again when serve returns.
+    """
+    if workers == 1 or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="opsbot-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def prepare_metrics_directory(workers: int) -> None:
     """Create ``PROMETHEUS_MULTIPROC_DIR`` and clear a previous run's files, as prometheus-client requires.
 
@@ -193,13 +211,7 @@ def prepare_metrics_directory(workers: int) -> None:
     """
     directory = os.environ.get(MULTIPROC_ENV)  # prometheus-client's own variable, read at its import
     if not directory:
-        if workers == 1:
-            return
-        # Several workers need a shared directory for /metrics to count them all; with none
-        # configured, use a private one for this run (workers inherit the variable).
-        directory = tempfile.mkdtemp(prefix="opsbot-metrics-")
-        os.environ[MULTIPROC_ENV] = directory
-        atexit.register(shutil.rmtree, directory, True)
+        return
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):

@@ -134,7 +134,7 @@ class Database:
 SUPPORTED_URLS = "sqlite:///path/opsbot.db or postgresql+psycopg://user:password@host:5432/dbname"
 
 
-def unreachable_reason(error: BaseException, url: str) -> str | None:
+def unreachable_message(error: BaseException, url: str) -> str | None:
     """One line saying why the database at ``url`` could not be used, or None for any other error.
 
     Command-line tools print this instead of a traceback; the password in ``url`` (or any piece
@@ -144,11 +144,12 @@ def unreachable_reason(error: BaseException, url: str) -> str | None:
         return error.user_message
     if isinstance(error, OperationalError | InterfaceError) or (isinstance(error, DBAPIError) and error.connection_invalidated):
         original = error.orig if error.orig is not None else error
+        missing = _missing_sqlite_directory(url)
+        if isinstance(original, sqlite3.OperationalError) and missing is not None:
+            return f"the SQLite file's directory {missing} does not exist; create it or change OPSBOT_DATABASE_URL"
         lines = str(original).strip().splitlines()
         text = f"{type(original).__name__}: {lines[0][:200]}" if lines else type(original).__name__
-        if isinstance(original, sqlite3.OperationalError) and "unable to open" in text:
-            text += f" ({_sqlite_hint(url)})"
-        return redact_text(redact_known_secret(text, _password(url)))
+        return f"cannot reach the database ({redact_text(redact_known_secret(text, _password(url)))})"
     return None
 
 
@@ -163,16 +164,18 @@ def _supported_url(url: str) -> URL:
         raise DatabaseUnreachable(f"unsupported database URL {shown!r}; opsbot supports {SUPPORTED_URLS}")
     if parsed.host and "@" in parsed.host:
         raise DatabaseUnreachable("the database URL has an '@' in its password: write it as %40 (URL-encode the password)")
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        directory = Path(parsed.database).parent
-        if not directory.is_dir():
-            raise DatabaseUnreachable(f"the SQLite file's directory {directory} does not exist; create it or change OPSBOT_DATABASE_URL")
     return parsed
 
 
-def _sqlite_hint(url: str) -> str:
-    database = make_url(url).database or ""
-    return f"check that {Path(database).parent} exists and is writable"
+def _missing_sqlite_directory(url: str) -> Path | None:
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    directory = Path(parsed.database).parent
+    return None if directory.is_dir() else directory
 
 
 def _password(url: str) -> str:
