@@ -36,6 +36,12 @@ class ConfigError(OpsbotError):
         super().__init__("\n".join(problems))
 
 
+class DatabaseUnreachable(OpsbotError):
+    """The database URL is unsupported or the database cannot be reached; the message names why, never a password."""
+
+    temporary = True
+
+
 class UsageError(OpsbotError):
     """A command did not parse; says what was wrong and shows the usage line."""
 

@@ -84,6 +84,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
     # alembic: /readyz reads the schema revision, and alembic logs two INFO lines each time.
     for noisy in ("urllib3", "kubernetes", "botocore", "boto3", "slack_bolt", "slack_sdk", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+    # Said once in opsbot's words by the caller (the token check, the API error), so the library's
+    # own line before raising only doubles it.
+    logging.getLogger("slack_sdk.web.base_client").setLevel(logging.CRITICAL)
 
 
 def _present(fields: dict[str, Any]) -> dict[str, Any]:

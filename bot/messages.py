@@ -7,9 +7,12 @@ parameter like ``<!channel>`` is shown, never executed as a mention.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
+
+from bot.redaction import redact_text
 
 
 class ButtonAction(StrEnum):
@@ -41,6 +44,15 @@ class Message:
     buttons: tuple[Button, ...] = ()
     context: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # Every reply passes here, whatever the front end: a token or URL password that reached
+        # a message (a backend error echoing its request, a user pasting one) is never shown.
+        object.__setattr__(self, "text", redact_text(self.text))
+        object.__setattr__(self, "title", redact_text(self.title) if self.title is not None else None)
+        object.__setattr__(self, "sections", tuple(redact_text(section) for section in self.sections))
+        object.__setattr__(self, "fields", tuple((name, redact_text(value)) for name, value in self.fields))
+        object.__setattr__(self, "context", tuple(redact_text(line) for line in self.context))
+
     @classmethod
     def plain(cls, text: str) -> Message:
         return cls(text=text, sections=(text,))
@@ -66,6 +78,23 @@ class MessageRef:
 def escape(value: object) -> str:
     """Make user-supplied text inert in mrkdwn: ``&``, ``<``, ``>`` are Slack's control characters."""
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_FORMATTING = str.maketrans({"*": "∗", "`": "ˋ", "~": "∼"})
+_DIRECTION_CONTROLS = dict.fromkeys([0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+def plain_text(value: object) -> str:
+    """Text someone typed (a lock reason), shown as typed: no bold, code, strike-through or links, no direction tricks.
+
+    ``escape`` makes mentions inert; Slack would still format ``*x*``, ``~x~`` and ```x```, turn
+    ``_x_`` into italics and URLs into links in the bot's own voice. Look-alike characters keep
+    the words readable; a zero-width space after ``://`` stops the auto-link; right-to-left
+    overrides, which can make a reason read backwards, are removed.
+    """
+    text = escape(value).translate(_DIRECTION_CONTROLS).translate(_FORMATTING)
+    text = re.sub(r"(?<![\w])_|_(?![\w])", "＿", text)
+    return text.replace("://", ":\u200b//")
 
 
 def code(value: object) -> str:

@@ -6,6 +6,7 @@ The parser is pure and total: whatever the text, it returns a request or raises
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ from commands.matching import Mismatch, match_usage
 from commands.spec import CommandSpec
 from commands.suggest import did_you_mean, known_list
 from commands.tokenize import Token, tokenize
-from commands.usage import compile_usage, required_slots, slots
+from commands.usage import Element, Group, Slot, Word, compile_usage, required_slots, slots
 from commands.values import ParamValue, convert_value, default_env
 from commands.vocabulary import Vocabulary
 
@@ -71,9 +72,12 @@ def parse_arguments(spec: CommandSpec, tokens: list[Token], vocabulary: Vocabula
     """Bind ``key=value``/``--key value`` and positional words, then type-check every value."""
     elements = compile_usage(spec.usage)
     named, positional = _split_named(spec, tokens)
+    positional = _env_preposition(spec, elements, positional)
     bound, mismatch = match_usage(elements, positional, frozenset(named))
     if bound is None:
-        raise _mismatch_error(spec, positional, mismatch, frozenset(named))
+        error = _mismatch_error(spec, positional, mismatch, frozenset(named))
+        hint = _quoting_hint(tokens, positional, mismatch.position)
+        raise UsageError(f"{error.user_message} {hint}", usage=spec.usage) if hint else error
     raw = {**bound, **named}
     missing = [slot for slot in required_slots(elements) if slot not in raw]
     if missing:
@@ -83,6 +87,44 @@ def parse_arguments(spec: CommandSpec, tokens: list[Token], vocabulary: Vocabula
     except UsageError as error:
         raise UsageError(error.user_message, usage=error.usage or spec.usage) from None
     return CommandRequest(command=spec.name, params=params, builtin=spec.builtin)
+
+
+ENV_PREPOSITIONS = ("in", "to")
+"""People say ``deploy … in staging`` and ``restart … to staging`` whatever the usage line wrote."""
+
+
+def _env_preposition(spec: CommandSpec, elements: tuple[Element, ...], tokens: list[Token]) -> list[Token]:
+    """Read ``in``/``to`` as the usage's own word before ``{env}``, when the usage does not use it elsewhere."""
+    written = _word_before_env(spec, elements)
+    if written is None:
+        return tokens
+    literals = set(_literal_words(elements))
+    swapped: list[Token] = []
+    for token in tokens:
+        word = token.text.lower()
+        replaceable = not token.quoted and word in ENV_PREPOSITIONS and word != written and word not in literals
+        swapped.append(Token(written) if replaceable else token)
+    return swapped
+
+
+def _word_before_env(spec: CommandSpec, elements: tuple[Element, ...]) -> str | None:
+    flat = _flatten(elements)
+    for previous, element in itertools.pairwise(flat):
+        parameter = spec.parameters.get(element.name) if isinstance(element, Slot) else None
+        if parameter is not None and parameter.type == "env" and isinstance(previous, Word) and previous.text in ENV_PREPOSITIONS:
+            return previous.text
+    return None
+
+
+def _literal_words(elements: tuple[Element, ...]) -> list[str]:
+    return [element.text for element in _flatten(elements) if isinstance(element, Word)]
+
+
+def _flatten(elements: tuple[Element, ...]) -> list[Word | Slot]:
+    flat: list[Word | Slot] = []
+    for element in elements:
+        flat.extend(_flatten(element.elements) if isinstance(element, Group) else [element])
+    return flat
 
 
 def _split_named(spec: CommandSpec, tokens: list[Token]) -> tuple[dict[str, str], list[Token]]:
@@ -161,6 +203,28 @@ def _typed(spec: CommandSpec, raw: dict[str, str], vocabulary: Vocabulary, order
             service = value
         values[name] = value
     return values
+
+
+def _quoting_hint(tokens: list[Token], positional: list[Token], position: int) -> str | None:
+    """``--reason db migration``: the stray words most likely belong to the named value before them."""
+    if not 0 <= position < len(positional):
+        return None
+    stray = positional[position]
+    index = next((i for i, token in enumerate(tokens) if token is stray), None)
+    if index is None or index == 0:
+        return None
+    previous = tokens[index - 1]
+    rest = [stray.text]
+    for token in tokens[index + 1 :]:
+        if token.quoted or "=" in token.text or token.text.startswith("--"):
+            break
+        rest.append(token.text)
+    if "=" in previous.text and not previous.quoted:
+        key, _, value = previous.text.partition("=")
+        return f'A value with spaces needs quotes: {key}="{" ".join([value, *rest])}".'
+    if index >= 2 and tokens[index - 2].text.startswith("--") and "=" not in tokens[index - 2].text:
+        return f'A value with spaces needs quotes: {tokens[index - 2].text} "{" ".join([previous.text, *rest])}".'
+    return None
 
 
 def _unknown_command(word: str, specs: Mapping[str, CommandSpec]) -> UsageError:

@@ -75,6 +75,7 @@ def _env(raw: str, names: Vocabulary, service: str | None) -> str:
 
 
 def _integer(name: str, spec: ParameterLike, raw: str) -> int:
+    raw = raw.removeprefix("#") if re.fullmatch(r"#\d+", raw) else raw  # `#12`, as every message labels a request
     if not re.fullmatch(r"[+-]?\d{1,9}", raw):
         raise UsageError(f"{name} must be a whole number{_range_text(spec)}; got {raw!r}.")
     value = int(raw)

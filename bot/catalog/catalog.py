@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.catalog.config import OpsbotConfig, Target
 from bot.catalog.cross_check import cross_check
+from bot.catalog.examples import catalog_examples
 from bot.catalog.grammar import command_spec_of, parse, vocabulary_of
 from bot.catalog.kubeconfig_check import exec_plugin_problems
 from bot.catalog.loading import LoadResult, load_config, load_runbooks
 from bot.catalog.registry import ActionRegistry, build_registry
 from bot.catalog.runbooks import Runbook
+from bot.timefmt import use_zone
 from commands.parser import CommandRequest
 from commands.spec import CommandSpec
 from commands.vocabulary import Vocabulary
@@ -65,7 +68,7 @@ def check_files(
     actions = registry or build_registry()
     result.problems.extend(actions.problems)
     load_config(config_path, result)
-    load_runbooks(runbooks_dir, result)
+    load_runbooks(runbooks_dir, result, actions.names())
     cross_check(result, actions, builtins)
     if result.config is not None:
         result.problems.extend(f"{config_path}: {problem}" for problem in exec_plugin_problems(result.config))
@@ -81,11 +84,12 @@ def load_catalog(
     result.raise_for_problems()
     assert result.config is not None  # no problems means the config loaded
     runbooks = {item.runbook.name: item.runbook for item in result.runbooks}
+    use_zone(result.config.timezone)
     return Catalog(
         config=result.config,
         runbooks=runbooks,
         registry=actions,
-        commands=_commands(builtins, runbooks),
+        commands=_commands(builtins, runbooks, vocabulary_of(result.config)),
         vocabulary=vocabulary_of(result.config),
     )
 
@@ -98,10 +102,14 @@ def load_commands(config_path: Path, runbooks_dir: Path, *, builtins: Mapping[st
     result.raise_for_problems()
     assert result.config is not None
     runbooks = {item.runbook.name: item.runbook for item in result.runbooks}
-    return Commands(commands=_commands(builtins, runbooks), vocabulary=vocabulary_of(result.config))
+    vocabulary = vocabulary_of(result.config)
+    return Commands(commands=_commands(builtins, runbooks, vocabulary), vocabulary=vocabulary)
 
 
-def _commands(builtins: Mapping[str, CommandSpec], runbooks: Mapping[str, Runbook]) -> dict[str, CommandSpec]:
+def _commands(builtins: Mapping[str, CommandSpec], runbooks: Mapping[str, Runbook], vocabulary: Vocabulary) -> dict[str, CommandSpec]:
+    """Built-ins and runbooks; a runbook's examples name this catalog's services, as help shows them."""
     commands = dict(builtins)
-    commands.update({name: command_spec_of(runbook) for name, runbook in runbooks.items()})
+    for name, runbook in runbooks.items():
+        spec = command_spec_of(runbook)
+        commands[name] = dataclasses.replace(spec, examples=catalog_examples(spec, vocabulary))
     return commands

@@ -410,6 +410,12 @@ class AwsAccess(Strict):
     max_attempts: int = Field(default=5, ge=1, le=20)
 
 
+class Locks(Strict):
+    """Explicit locks (``/ops lock``): how long one may last at most."""
+
+    max_duration: Duration = timedelta(days=7)
+
+
 class HttpAccess(Strict):
     """Where ``http.request`` steps may send requests: only under these base URLs.
 
@@ -457,6 +463,9 @@ class Insights(Strict):
 class OpsbotConfig(Strict):
     """The whole ``opsbot.yaml``."""
 
+    timezone: str = "UTC"
+    """The zone every message shows times in (named after each time); digests default to it too."""
+    locks: Locks = Field(default_factory=Locks)
     groups: dict[Name, list[str]] = Field(default_factory=dict)
     users: dict[str, str] = Field(default_factory=dict)
     channels: Channels = Field(default_factory=Channels)
@@ -468,6 +477,19 @@ class OpsbotConfig(Strict):
     identity: IdentityConfig | None = None
     http: HttpAccess = Field(default_factory=HttpAccess)
     insights: Insights = Field(default_factory=Insights)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _digests_default_to_the_config_zone(cls, data: object) -> object:
+        """A digest without its own ``timezone`` uses the config's, so one setting moves every time shown."""
+        if not isinstance(data, dict) or not isinstance(data.get("channels"), dict):
+            return data
+        digests = data["channels"].get("digests")
+        zone = data.get("timezone", "UTC")
+        if isinstance(digests, list) and isinstance(zone, str):
+            filled = [{"timezone": zone, **item} if isinstance(item, dict) else item for item in digests]
+            data = {**data, "channels": {**data["channels"], "digests": filled}}
+        return data
 
     def service(self, name: str) -> Service | None:
         return self.services.get(name)

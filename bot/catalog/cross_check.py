@@ -8,46 +8,59 @@ service has, an approver group nobody declared.
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from bot.catalog.actions import Action
 from bot.catalog.config import OpsbotConfig
+from bot.catalog.examples import example_problem
+from bot.catalog.grammar import command_spec_of, vocabulary_of
 from bot.catalog.loading import LoadedRunbook, LoadResult, problem_at
+from bot.catalog.policy_checks import check_limits, check_reach
 from bot.catalog.registry import ActionRegistry
 from bot.catalog.runbooks import TEMPLATE_REFERENCE, StepSpec
 from bot.catalog.schedules import cron_trigger
 from bot.catalog.yaml_lines import YamlDocument
+from commands.spec import CommandSpec
 from commands.suggest import did_you_mean, known_list
 from commands.usage import UsageSyntaxError, compile_usage, slots
+from commands.vocabulary import Vocabulary
 
 
-def cross_check(result: LoadResult, registry: ActionRegistry, builtins: Collection[str]) -> None:
-    """Append every cross-reference problem to ``result.problems``."""
+def cross_check(result: LoadResult, registry: ActionRegistry, builtins: Mapping[str, CommandSpec]) -> None:
+    """Append every cross-reference problem to ``result.problems`` (and doubtful reach to ``warnings``)."""
     for loaded in result.runbooks:
         _check_runbook(loaded, registry, builtins, result)
     if result.config is not None and result.config_document is not None:
-        names = {item.runbook.name for item in result.runbooks} | result.broken_runbook_names
-        _check_config(result.config, result.config_document, names | set(builtins), result)
+        named = [item for item in result.runbooks if item.named]
+        _check_config(result.config, result.config_document, {item.runbook.name for item in named} | set(builtins), result)
+        config, document = result.config, result.config_document
+        check_limits(config, document, named, builtins, result.broken_runbook_names, result.problems)
+        check_reach(config, named, registry, result.warnings)
 
 
-def _check_runbook(loaded: LoadedRunbook, registry: ActionRegistry, builtins: Collection[str], result: LoadResult) -> None:
-    runbook, document = loaded.runbook, loaded.document
+def _check_runbook(loaded: LoadedRunbook, registry: ActionRegistry, builtins: Mapping[str, CommandSpec], result: LoadResult) -> None:
+    runbook, document, broken = loaded.runbook, loaded.document, loaded.broken
     problems = result.problems
+    declared = loaded.declared_parameters | set(runbook.parameters)
     if runbook.name in builtins:
         problems.append(problem_at(document, ["name"], f"{runbook.name!r} is a built-in command; choose another name"))
+    usage_ok = "usage" not in broken
     try:
-        usage_slots = slots(compile_usage(runbook.usage))
+        usage_slots = slots(compile_usage(runbook.usage)) if usage_ok else []
     except UsageSyntaxError as error:
         problems.append(problem_at(document, ["usage"], str(error)))
-        usage_slots = []
+        usage_slots, usage_ok = [], False
     for slot in usage_slots:
-        if slot not in runbook.parameters:
+        if slot not in declared:
             problems.append(problem_at(document, ["usage"], f"{{{slot}}} is not declared under parameters"))
+            usage_ok = False
     needs_target = False
     for index, step in enumerate(runbook.steps):
+        if f"steps[{index}]" in broken:
+            continue
         action = registry.get(step.action)
         if action is None:
             suggestion = did_you_mean(step.action, registry.names())
@@ -65,10 +78,11 @@ def _check_runbook(loaded: LoadedRunbook, registry: ActionRegistry, builtins: Co
                 problems.append(problem_at(document, ["steps", index, "args"], f"{step.action} needs argument {key!r}"))
         problems.extend(_step_argument_problems(step, action, index, document, result.config))
         for reference in step.template_references():
-            if reference not in runbook.parameters:
+            if reference not in declared:
                 message = f"{{{reference}}} is not a parameter of this runbook"
                 problems.append(problem_at(document, ["steps", index, "args"], message))
-    if needs_target:
+    parameters_ok = not any(part.startswith("parameters") for part in broken)
+    if needs_target and parameters_ok:
         for kind in ("service", "env"):
             if runbook.parameter_of_type(kind) is None:
                 message = f"steps act on a service, so declare a parameter of type {kind}"
@@ -76,23 +90,40 @@ def _check_runbook(loaded: LoadedRunbook, registry: ActionRegistry, builtins: Co
     for name, spec in runbook.parameters.items():
         if spec.type == "env" and spec.default == "*" and needs_target:
             problems.append(problem_at(document, ["parameters", name, "default"], "a runbook acting on a target needs one env, not '*'"))
+    if usage_ok and parameters_ok and "examples" not in broken:
+        _check_examples(loaded, vocabulary_of(result.config) if result.config is not None else Vocabulary(), problems)
     if result.config is not None:
-        _check_runbook_against_config(runbook.approval, runbook.parameters, document, result.config, problems)
+        _check_runbook_against_config(runbook.approval, runbook.parameters, document, result.config, result)
+
+
+def _check_examples(loaded: LoadedRunbook, vocabulary: Vocabulary, problems: list[str]) -> None:
+    spec = command_spec_of(loaded.runbook)
+    for index, example in enumerate(loaded.runbook.examples):
+        message = example_problem(spec, example, vocabulary)
+        if message is not None:
+            problems.append(problem_at(loaded.document, ["examples", index], message))
 
 
 def _check_runbook_against_config(
-    approval: dict[str, Any], parameters: dict[str, Any], document: YamlDocument, config: OpsbotConfig, problems: list[str]
+    approval: dict[str, Any], parameters: dict[str, Any], document: YamlDocument, config: OpsbotConfig, result: LoadResult
 ) -> None:
+    """Env and group names in a runbook must be the config's; the fix is in the runbook, so say so."""
+    problems = result.problems
     environments = _all_envs(config)
+    config_name = result.config_document.path.name if result.config_document is not None else "the config"
+    fix = f"edit this runbook ({document.path.name}) to use the names in {config_name}"
     for env, rule in approval.items():
         if env != "*" and env not in environments:
-            problems.append(problem_at(document, ["approval", env], f"unknown env {env!r}; known: {known_list(environments)}"))
+            suggestion = did_you_mean(env, environments)
+            hint = f"did you mean {suggestion}? " if suggestion else ""
+            message = f"unknown env {env!r}; {hint}{config_name} has envs: {known_list(environments)}; {fix}"
+            problems.append(problem_at(document, ["approval", env], message))
         for index, group in enumerate(rule.approvers):
             if group not in config.groups:
-                problems.append(problem_at(document, ["approval", env, "approvers", index], _unknown_group(group, config)))
+                problems.append(problem_at(document, ["approval", env, "approvers", index], f"{_unknown_group(group, config)}; {fix}"))
     for name, spec in parameters.items():
         if spec.type == "env" and isinstance(spec.default, str) and spec.default not in (*environments, "*"):
-            message = f"default env {spec.default!r} is not an env of any service; known: {known_list(environments)}"
+            message = f"default env {spec.default!r} is not an env of any service; known: {known_list(environments)}; {fix}"
             problems.append(problem_at(document, ["parameters", name, "default"], message))
 
 
@@ -100,13 +131,14 @@ def _check_config(config: OpsbotConfig, document: YamlDocument, command_names: s
     problems = result.problems
     environments = _all_envs(config)
     commands = command_names
+    _check_timezone(config.timezone, ["timezone"], document, problems)
     for service_name, service in config.services.items():
         for index, owner in enumerate(service.owners):
             if owner.startswith("@") and owner[1:] not in config.groups:
                 problems.append(problem_at(document, ["services", service_name, "owners", index], _unknown_group(owner[1:], config)))
     for index, rule in enumerate(config.policy.rules):
         where: list[str | int] = ["policy", "rules", index]
-        _check_names(rule.runbooks, commands, "runbook", [*where, "runbooks"], document, problems)
+        _check_names(rule.runbooks, commands, "runbook", [*where, "runbooks"], document, problems, result.broken_runbook_names)
         _check_names(rule.envs, environments, "env", [*where, "envs"], document, problems)
         _check_names(rule.services, set(config.services), "service", [*where, "services"], document, problems)
         for position, group in enumerate(rule.allow.groups):
@@ -120,7 +152,7 @@ def _check_config(config: OpsbotConfig, document: YamlDocument, command_names: s
     for index, freeze in enumerate(config.policy.freezes):
         where = ["policy", "freezes", index]
         _check_timezone(freeze.timezone, [*where, "timezone"], document, problems)
-        _check_names(freeze.runbooks, commands, "runbook", [*where, "runbooks"], document, problems)
+        _check_names(freeze.runbooks, commands, "runbook", [*where, "runbooks"], document, problems, result.broken_runbook_names)
         _check_names(freeze.envs, environments, "env", [*where, "envs"], document, problems)
     _check_timezone(config.insights.timezone, ["insights", "timezone"], document, problems)
     for field in ("deploy_runbooks", "rollback_runbooks"):
@@ -138,9 +170,18 @@ def _check_config(config: OpsbotConfig, document: YamlDocument, command_names: s
         _check_names(digest.envs, environments, "env", [*where, "envs"], document, problems)
 
 
-def _check_names(names: list[str], known: set[str], kind: str, where: list[str | int], document: YamlDocument, problems: list[str]) -> None:
+def _check_names(
+    names: list[str],
+    known: set[str],
+    kind: str,
+    where: list[str | int],
+    document: YamlDocument,
+    problems: list[str],
+    broken: Collection[str] = (),
+) -> None:
+    """Unknown names, with a suggestion from the sound ones; names of files that failed to load pass silently."""
     for index, name in enumerate(names):
-        if name != "*" and name not in known:
+        if name != "*" and name not in known and name not in broken:
             suggestion = did_you_mean(name, known)
             hint = f"; did you mean {suggestion}?" if suggestion else f"; known: {known_list(known)}"
             problems.append(problem_at(document, [*where, index], f"unknown {kind} {name!r}{hint}"))

@@ -17,6 +17,11 @@ import yaml
 
 MAX_FILE_BYTES = 1_000_000
 MAX_EXPANDED_NODES = 100_000
+MAX_DEPTH = 50
+"""Deeper nesting than any config or runbook needs; PyYAML's composer recurses per level."""
+
+_OPENERS = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken, yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)
+_CLOSERS = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
 
 
 class YamlProblem(Exception):
@@ -69,14 +74,15 @@ def load_yaml_file(path: Path) -> YamlDocument:
 
 
 def parse_yaml_text(text: str, path: Path) -> YamlDocument:
-    """Parse YAML text with the safe loader after checking its expanded size."""
+    """Parse YAML text with the safe loader after checking its nesting and expanded size."""
     try:
+        _check_depth(text, path)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as error:
         line = error.problem_mark.line + 1 if error.problem_mark is not None else None
-        raise YamlProblem(path, line, f"YAML syntax error: {error.problem}") from None
+        raise YamlProblem(path, line, yaml_syntax_message(error.problem or "", error.context or "")) from None
     except yaml.YAMLError as error:
-        raise YamlProblem(path, None, f"YAML error: {error}") from None
+        raise YamlProblem(path, None, f"not valid YAML ({error})") from None
     if root is None:
         return YamlDocument(path=path, data=None, root=None)
     expanded = _expanded_size(root, {})
@@ -90,14 +96,50 @@ def parse_yaml_text(text: str, path: Path) -> YamlDocument:
         data = yaml.SafeLoader(text).get_single_data()
     except yaml.MarkedYAMLError as error:
         line = error.problem_mark.line + 1 if error.problem_mark is not None else None
-        raise YamlProblem(path, line, f"YAML error: {error.problem}") from None
+        raise YamlProblem(path, line, yaml_syntax_message(error.problem or "", error.context or "")) from None
     return YamlDocument(path=path, data=data, root=root)
+
+
+def yaml_syntax_message(problem: str, context: str) -> str:
+    """PyYAML's parser wording (``expected <block end>, but found …``) said the way a reader fixes it."""
+    for needle, message in _SYNTAX_MESSAGES:
+        if needle in problem or (needle.startswith("while") and needle in context):
+            return f"YAML syntax error: {message}"
+    return f"YAML syntax error: {problem} (check the indentation and quoting on this line)"
+
+
+_SYNTAX_MESSAGES = (
+    ("expected <block end>", "this line is not indented like the lines above it; keys of one mapping start in the same column"),
+    ("mapping values are not allowed", "a ':' where none was expected; one 'key: value' per line, or quote a value that contains ': '"),
+    ("cannot start any token", "a tab or a character that cannot start a value; indent with spaces and quote values starting with @ or `"),
+    ("while scanning a quoted scalar", "a quoted value is never closed; add the closing quote"),
+    ("could not find expected ':'", "a line is missing ':' after its key (or a quote is not closed)"),
+    ("expected ',' or ']'", "a [list] is never closed; add ']'"),
+    ("expected ',' or '}'", "a {mapping} is never closed; add '}'"),
+    ("found undefined alias", "an alias (*name) refers to no anchor (&name) above it"),
+    ("found duplicate anchor", "the same anchor (&name) is defined twice"),
+    ("while scanning an alias", "'*' starts an alias; quote a value that starts with '*'"),
+    ("while scanning an anchor", "'&' starts an anchor; quote a value that starts with '&'"),
+)
 
 
 def format_problem(path: Path | str, line: int | None, field: str | None, message: str) -> str:
     """The one format every validation problem is printed in."""
     where = f"{path}:{line}" if line is not None else f"{path}"
     return f"{where}: {field}: {message}" if field else f"{where}: {message}"
+
+
+def _check_depth(text: str, path: Path) -> None:
+    """Refuse deep nesting before composing: the scanner is iterative, the composer is not."""
+    depth = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, _OPENERS):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = token.start_mark.line + 1
+                raise YamlProblem(path, line, f"nested more than {MAX_DEPTH} levels deep; a config or runbook never needs that")
+        elif isinstance(token, _CLOSERS):
+            depth -= 1
 
 
 def _child(node: yaml.Node | None, key: str | int) -> tuple[yaml.Node, yaml.Node] | None:

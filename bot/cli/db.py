@@ -41,7 +41,13 @@ def db_current() -> None:
     """Print the schema revision of the database and of this opsbot."""
     from bot.store.migrate import current_revision, head_revision
 
-    current = current_revision(_database())
+    database = _database()
+    absent = database.missing_file()
+    if absent is not None:
+        # Connecting would create an empty SQLite file; say what is there instead.
+        click.echo(f"database: empty ({absent}); this opsbot: {head_revision()}")
+        sys.exit(1)
+    current = current_revision(database)
     click.echo(f"database: {current or 'empty'}; this opsbot: {head_revision()}")
     if current != head_revision():
         sys.exit(1)
@@ -71,18 +77,15 @@ def audit() -> None:
 @click.option("--request", "request_id", default=None, type=int, help="Only events of this request.")
 def audit_tail(limit: int, service: str | None, request_id: int | None) -> None:
     """The newest events, oldest first."""
+    from bot.cli.audit_lines import TAIL_HEADER, tail_line
     from bot.store.audit import tail
 
     database = _database()
     with database.reading() as session:
         rows = tail(session, limit=limit, service=service, request_id=request_id)
+    click.echo(TAIL_HEADER)
     for row in rows:
-        target = f"{row.service}/{row.env}" if row.service else "-"
-        request = f"#{row.request_id}" if row.request_id is not None else "-"
-        click.echo(
-            f"{row.seq:>8} {row.at.strftime('%Y-%m-%d %H:%M:%S')} {row.event:<20} {request:<7} {target:<28} "
-            f"{row.actor_name or row.actor_id or '-':<12} {row.outcome}"
-        )
+        click.echo(tail_line(row))
 
 
 @audit.command("export")

@@ -36,7 +36,12 @@ def digest(channel: str | None, print_only: bool) -> None:
     from bot.watch.insights_service import Insights
 
     if not print_only:
-        raise click.UsageError("only --print is supported here; post a digest from chat with `/ops digest [channel]`")
+        click.echo(
+            "error: opsbot digest needs --print: it shows a digest here and posts nothing. Digests reach Slack on their "
+            "schedule (channels.digests in the config, posted by opsbot serve) or from chat with `/ops digest [channel]`.",
+            err=True,
+        )
+        sys.exit(1)
     settings = Settings()
     try:
         catalog = load_settings_catalog(settings)

@@ -18,3 +18,19 @@ def fail(error: OpsbotError) -> NoReturn:
     else:
         click.echo(f"error: {error.user_message}", err=True)
     sys.exit(1)
+
+
+def fail_on_database(error: BaseException) -> None:
+    """If ``error`` is an unusable database URL or an unreachable database, say so in one line and exit 1."""
+    from bot.settings import Settings
+    from bot.store.database import unreachable_message
+
+    try:
+        url = Settings().database_url.get_secret_value()
+    except Exception:  # noqa: BLE001 - settings that do not load cannot name a URL; the reason still can
+        url = ""
+    message = unreachable_message(error, url)
+    if message is None:
+        return
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)

@@ -7,6 +7,8 @@ message on stderr and a non-zero exit (``bot.cli.fail``), never a traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from bot.cli.db import audit, db
@@ -18,7 +20,20 @@ from bot.cli.shell import demo, shell
 from bot.cli.validate import validate
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class OpsbotGroup(click.Group):
+    """Ends every subcommand that meets a bad or unreachable database with one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            from bot.cli.fail import fail_on_database
+
+            fail_on_database(error)
+            raise
+
+
+@click.group(cls=OpsbotGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="opsbot")
 def main() -> None:
     """opsbot: ChatOps for platform teams. Slash commands and approval buttons that run

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
+from typing import NoReturn
 
 from bot.audit.events import Actor, AuditEvent, EventType
 from bot.audit.factories import actor_event
 from bot.errors import OpsbotError, TargetLocked
-from bot.messages import Message, Replier, escape, mention
+from bot.messages import Message, Replier, escape, mention, plain_text
 from bot.requests.desk import Desk
 from bot.requests.invocation import Invocation
 from bot.requests.views import lock_text
 from bot.store import audit as audit_store
 from bot.store import locks as lock_store
+from bot.timefmt import clock_time
+from commands.durations import format_duration
 from commands.parser import CommandRequest
 
 DEFAULT_LOCK_SECONDS = 3_600
@@ -25,6 +29,9 @@ def lock_target(desk: Desk, parsed: CommandRequest, invocation: Invocation, repl
     seconds = parsed.params.get("duration")
     duration = timedelta(seconds=seconds if isinstance(seconds, int) else DEFAULT_LOCK_SECONDS)
     reason = str(parsed.params.get("reason") or "")
+    longest = desk.catalog.config.locks.max_duration
+    if duration > longest:
+        _refuse_long_lock(desk, invocation, service, env, reason, duration, longest)
     with desk.database.transaction() as session:
         holder = lock_store.try_acquire(
             session, service=service, env=env, kind="manual", holder_id=invocation.actor.user_id,
@@ -34,9 +41,10 @@ def lock_target(desk: Desk, parsed: CommandRequest, invocation: Invocation, repl
             raise TargetLocked(lock_text(holder, now), markup=True)
         event = _lock_event(EventType.LOCKED, invocation.actor, invocation.channel, service, env, reason, int(duration.total_seconds()))
         audit_store.append_events(session, [event], now)
-    minutes = int(duration.total_seconds() // 60)
-    text = f"🔒 {escape(service)}/{escape(env)} is locked by {mention(invocation.actor.user_id)} for {minutes} min"
-    text += f": {escape(reason)}" if reason else "."
+    until = clock_time(now + duration, now)
+    who = mention(invocation.actor.user_id)
+    text = f"🔒 {escape(service)}/{escape(env)} is locked by {who} for {format_duration(duration)} (until {until})"
+    text += f": {plain_text(reason)}" if reason else "."
     desk.notifier.post(invocation.channel, Message.plain(text))
 
 
@@ -58,6 +66,19 @@ def unlock_target(desk: Desk, parsed: CommandRequest, invocation: Invocation, re
         audit_store.append_events(session, [event], now)
     desk.notifier.post(
         invocation.channel, Message.plain(f"🔓 {escape(service)}/{escape(env)} was unlocked by {mention(invocation.actor.user_id)}.")
+    )
+
+
+def _refuse_long_lock(
+    desk: Desk, invocation: Invocation, service: str, env: str, reason: str, duration: timedelta, longest: timedelta
+) -> NoReturn:
+    """A lock past ``locks.max_duration`` is a decision: audited, and said with the limit."""
+    event = _lock_event(EventType.LOCK_REFUSED, invocation.actor, invocation.channel, service, env, reason, int(duration.total_seconds()))
+    with desk.database.transaction() as session:
+        audit_store.append_events(session, [dataclasses.replace(event, outcome="too_long")], desk.clock())
+    raise OpsbotError(
+        f"A lock lasts at most {format_duration(longest)} (locks.max_duration in the config); you asked for {format_duration(duration)}. "
+        "Lock for less, and lock again when it ends."
     )
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from bot.catalog.grammar import help_lines
 from bot.errors import RequestNotFound
-from bot.messages import Message, Replier, escape
+from bot.messages import Message, Replier
 from bot.requests.approvals import cancel, votes_of
 from bot.requests.desk import Desk
 from bot.requests.invocation import Invocation
+from bot.requests.timeline import last_actor, timeline_line
 from bot.requests.views import history_message, request_message, request_title
 from bot.store import audit as audit_store
 from bot.store import requests as request_store
@@ -25,8 +26,9 @@ def show_history(desk: Desk, parsed: CommandRequest, invocation: Invocation, rep
     limit = parsed.params.get("limit")
     with desk.database.reading() as session:
         rows = request_store.list_requests(session, service=parsed.service, env=parsed.env, limit=limit if isinstance(limit, int) else 10)
+        deciders = {row.id: last_actor(audit_store.tail(session, limit=50, request_id=row.id)) for row in rows}
     where = "/".join(part for part in (parsed.service, parsed.env) if part) or "all services"
-    reply.private(history_message(rows, f"History of {where}"))
+    reply.private(history_message(rows, f"History of {where}", deciders))
 
 
 def show_waiting(desk: Desk, parsed: CommandRequest, invocation: Invocation, reply: Replier) -> None:
@@ -45,9 +47,7 @@ def show_request(desk: Desk, parsed: CommandRequest, invocation: Invocation, rep
     message = request_message(
         row, votes=votes_of(desk.database, row.id), target=desk.catalog.describe_target(row.service, row.env), now=desk.clock()
     )
-    timeline = "\n".join(
-        f"{event.at.strftime('%H:%M:%S')} {escape(event.event)} {escape(event.actor_name)} {escape(event.outcome)}" for event in events
-    )
+    timeline = "\n".join(timeline_line(event) for event in events)
     reply.private(
         Message(
             text=message.text, title=message.title, sections=(*message.sections, f"*Audit:*\n{timeline}"),

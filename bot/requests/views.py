@@ -5,15 +5,16 @@ One place for wording, so Slack and the shell say exactly the same thing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from bot.catalog.durations import humanize_age
-from bot.messages import Button, ButtonAction, Message, code, escape, mention
+from bot.messages import Button, ButtonAction, Message, code, escape, mention, plain_text
 from bot.runs.run_view import RunView
 from bot.store.models import ApprovalRow, RequestRow, TargetLockRow
 from bot.store.states import FINAL_STATES, RequestState
+from bot.timefmt import clock_time, date_time
 
 STEP_ICONS = {"pending": "◻️", "running": "⏳", "done": "✅", "failed": "❌", "skipped": "➖", "cancelled": "⏹️"}
 STATE_WORDS = {
@@ -117,7 +118,7 @@ def _approval_section(row: RequestRow, now: datetime) -> str:
     text = f"*Policy:* {escape(row.policy_reason)}"
     if row.expires_at is not None:
         minutes = max(0, int((row.expires_at - now).total_seconds() // 60))
-        text += f"\n*Expires:* in {minutes} min ({row.expires_at.strftime('%H:%M UTC')}); the requester cannot approve"
+        text += f"\n*Expires:* in {minutes} min ({clock_time(row.expires_at, now)}); the requester cannot approve"
     return text
 
 
@@ -151,17 +152,23 @@ def lock_text(lock: TargetLockRow, now: datetime) -> str:
     target = f"{escape(lock.service)}/{escape(lock.env)}"
     if lock.kind == "run" and lock.request_id is not None:
         return f"{target} is locked by request #{lock.request_id} ({escape(lock.runbook)} by {who}, {age})."
-    reason = f": {escape(lock.reason)}" if lock.reason else ""
-    until = lock.expires_at.strftime("%H:%M UTC")
+    reason = f": {plain_text(lock.reason)}" if lock.reason else ""
+    until = clock_time(lock.expires_at, now)
     return f"{target} is locked by {who} ({age}, until {until}){reason}."
 
 
-def history_message(rows: Sequence[RequestRow], heading: str) -> Message:
+def history_message(rows: Sequence[RequestRow], heading: str, deciders: Mapping[int, tuple[str, str] | None] | None = None) -> Message:
+    """One line per request: its outcome, who asked, and who did the last thing to it when that was someone else."""
     if not rows:
         return Message.plain(f"{heading}: nothing yet.")
-    lines = [
-        f"{STATE_ICONS[RequestState(row.state)]} {request_title(row)} — {STATE_WORDS[RequestState(row.state)]}, "
-        f"by {mention(row.requester_id)}, {row.created_at.strftime('%Y-%m-%d %H:%M UTC')}"
-        for row in rows
-    ]
+    lines = []
+    for row in rows:
+        who = f"asked by {mention(row.requester_id)}"
+        decided = (deciders or {}).get(row.id)
+        if decided is not None and decided[0] != "asked by":
+            who += f", {decided[0]} {mention(decided[1])}"
+        lines.append(
+            f"{STATE_ICONS[RequestState(row.state)]} {request_title(row)} — {STATE_WORDS[RequestState(row.state)]}; "
+            f"{who}, {date_time(row.created_at)}"
+        )
     return Message(text=f"{heading}: {len(rows)} requests", title=heading, sections=("\n".join(lines),))

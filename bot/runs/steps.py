@@ -34,7 +34,18 @@ class PreparedStep:
 
 
 def prepare_steps(catalog: Catalog, runbook: Runbook, target: Target, params: dict[str, ParamValue]) -> list[PreparedStep]:
-    """Steps whose action applies to this kind of target, with arguments rendered and validated."""
+    """Steps whose action applies to this kind of target, with arguments rendered and validated.
+
+    A runbook with backend steps but none for this kind of target is refused here, before
+    any plan: running only its generic steps (notes, waits) would report success for work
+    that never happened.
+    """
+    kinds = sorted({kind for name in (step.action for step in runbook.steps) if (kind := _kind(catalog, name))})
+    if kinds and target.kind not in kinds:
+        raise UsageError(
+            f"`{runbook.name}` has no step for {_KIND_NAMES.get(target.kind, target.kind)} targets "
+            f"({target.describe()}); it runs on: {', '.join(kinds)}."
+        )
     prepared: list[PreparedStep] = []
     for spec in runbook.steps:
         if not catalog.registry.applies_to(spec.action, target.kind):
@@ -48,11 +59,11 @@ def prepare_steps(catalog: Catalog, runbook: Runbook, target: Target, params: di
             raise UsageError(f"Step {spec.title!r}: argument {where}: {first['msg']}.") from None
         prepared.append(PreparedStep(spec, action, args))
     if not prepared:
-        kinds = sorted({kind for name in (step.action for step in runbook.steps) if (kind := _kind(catalog, name))})
-        raise UsageError(
-            f"`{runbook.name}` has no steps for {target.describe()} ({target.kind} targets); it works on: {', '.join(kinds) or 'nothing'}."
-        )
+        raise UsageError(f"`{runbook.name}` has no steps for {target.describe()}.")
     return prepared
+
+
+_KIND_NAMES = {"kubernetes": "Kubernetes", "ecs": "ECS", "asg": "Auto Scaling group"}
 
 
 def render_args(args: dict[str, Any], params: dict[str, ParamValue], *, url_args: frozenset[str] = frozenset()) -> dict[str, Any]:

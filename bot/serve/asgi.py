@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from bot.logs import ThrottledWarning, configure_logging
 from bot.metrics import exposition, record_ack
-from bot.serve.bodies import BodyRefused, read_limited_body
+from bot.serve.bodies import BodyAbandoned, BodyRefused, read_limited_body
 from bot.serve.process import settle_garbage_collector
 from bot.serve.readiness import Readiness, missing_slack_settings
 from bot.serve.wiring import CoreFactory, ServingBot, build_ack_only_bot, build_inline_bot, default_core
@@ -96,12 +96,16 @@ def slack_events_endpoint(serving: ServingBot, *, body_timeout: float) -> Callab
     """``POST /slack/events``: the body read as a stream within its limits, then the Slack front door; timed for ``opsbot_ack_seconds``."""
 
     refusals = ThrottledWarning(logger)  # anyone can send these: visible in the log, never a flood of lines
+    disconnects = ThrottledWarning(logger, per_minute=1)  # anyone can hang up mid-body: one line a minute, never a traceback each
 
     async def slack_events(request: Request) -> Response:
         started = time.perf_counter()
         try:
             try:
                 body = await read_limited_body(request, max_bytes=MAX_SLACK_BODY_BYTES, timeout=body_timeout)
+            except BodyAbandoned as gone:
+                disconnects.warn("a client disconnected before sending the whole body (%s); nothing was done", gone.reason)
+                return PlainTextResponse("client disconnected", status_code=400)
             except BodyRefused as refused:
                 return _refuse_body(refused, request, refusals)
             answer = await serving.slack.answer(body, request.headers, request.client.host if request.client else "?")

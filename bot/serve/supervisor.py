@@ -45,11 +45,12 @@ EXECUTOR_SOCKET_ENV = "OPSBOT_EXECUTOR_SOCKET"
 
 def serve(settings: Settings, *, socket_mode: bool, host: str, port: int, workers: int) -> None:
     """Check, start the executors, run uvicorn until it stops; exit non-zero if an executor died."""
-    prepare_metrics_directory(workers)
-    refuse_unless_ready(settings, socket_mode=socket_mode)
-    import uvicorn
-
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_private_metrics_directory(workers))
+        prepare_metrics_directory(workers)
+        refuse_unless_ready(settings, socket_mode=socket_mode)
+        import uvicorn
+
         executors = [stack.enter_context(executor_process(index)) for index in range(settings.executors)]
         os.environ[EXECUTOR_SOCKET_ENV] = ",".join(executor.socket_path for executor in executors)  # read by each HTTP worker
         _run_uvicorn(uvicorn, settings, socket_mode, host, port, workers)
@@ -127,9 +128,17 @@ def _stop_serving_if_executor_dies(handle: ExecutorHandle) -> None:
     handle.process.join()
     if handle.stopping:
         return
-    handle.died = True
-    logger.error("the executor process exited with code %s; stopping opsbot serve", handle.process.exitcode)
+    if handle.process.exitcode in _CLEAN_EXITS:
+        # The executor was told to stop (Ctrl-C or a SIGTERM to the whole process group, as
+        # `timeout` and many init systems send): a stop, not a crash.
+        logger.info("the executor process stopped (exit code %s); stopping opsbot serve", handle.process.exitcode)
+    else:
+        handle.died = True
+        logger.error("the executor process exited with code %s; stopping opsbot serve", handle.process.exitcode)
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+_CLEAN_EXITS = (0, -signal.SIGTERM, -signal.SIGINT)
 
 
 def refuse_unless_ready(settings: Settings, *, socket_mode: bool) -> None:
@@ -154,14 +163,19 @@ def _config_problems(settings: Settings) -> list[str]:
 
 
 def _schema_problems(settings: Settings) -> list[str]:
-    from bot.store.database import Database
+    from bot.errors import DatabaseUnreachable
+    from bot.store.database import Database, unreachable_message
     from bot.store.migrate import current_revision, head_revision
 
-    database = Database(settings.database_url.get_secret_value())
+    url = settings.database_url.get_secret_value()
+    try:
+        database = Database(url)
+    except DatabaseUnreachable as error:
+        return [error.user_message]
     try:
         current = current_revision(database)
     except Exception as error:  # noqa: BLE001 - reported as a sentence, not a traceback
-        return [f"cannot reach the database ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"]
+        return [unreachable_message(error, url) or f"cannot reach the database ({type(error).__name__})"]
     finally:
         database.dispose()
     head = head_revision()
@@ -172,6 +186,25 @@ def _schema_problems(settings: Settings) -> list[str]:
     return []
 
 
+@contextlib.contextmanager
+def _private_metrics_directory(workers: int) -> Iterator[None]:
+    """With several workers and no ``PROMETHEUS_MULTIPROC_DIR``, a private one for this run (the workers inherit it).
+
+    Without a shared directory each /metrics scrape would see only the worker that answers; the
+    variable and the directory are gone again when serve returns.
+    """
+    if workers == 1 or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="opsbot-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def prepare_metrics_directory(workers: int) -> None:
     """Create ``PROMETHEUS_MULTIPROC_DIR`` and clear a previous run's files, as prometheus-client requires.
 
@@ -179,8 +212,6 @@ def prepare_metrics_directory(workers: int) -> None:
     """
     directory = os.environ.get(MULTIPROC_ENV)  # prometheus-client's own variable, read at its import
     if not directory:
-        if workers > 1:
-            logger.warning("%d workers without %s: each /metrics scrape sees only the worker that answers it", workers, MULTIPROC_ENV)
         return
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from typing import Protocol, TextIO
 
 from bot.audit.events import Actor
 from bot.catalog.catalog import Catalog
+from bot.errors import OpsbotError
 from bot.messages import Button, Message, MessageRef
 from bot.requests.front_door import FrontDoor
 from bot.requests.invocation import Click, Invocation
@@ -28,6 +29,10 @@ Shell commands:
   /wait               wait for running work to finish
   /users              list the users the config knows
   /quit               leave (also Ctrl-D)"""
+
+
+class UnknownUser(OpsbotError):
+    """``--user``/``/as`` named someone the config does not know: acting as them would test nothing real."""
 
 
 class ShellCore(Protocol):
@@ -58,6 +63,8 @@ class ShellNotifier:
         self.buttons: dict[int, _ButtonTarget] = {}
         self._numbers: dict[tuple[MessageRef, str], int] = {}
         self._last_lines: dict[MessageRef, list[str]] = {}
+        self.prompt: str | None = None
+        """Set while an interactive shell waits for input: output then clears the line and redraws it."""
 
     def post(self, channel: str, message: Message, *, thread: MessageRef | None = None) -> MessageRef | None:
         ref = MessageRef(channel=channel, ts=f"{next(self._ts)}.000")
@@ -106,8 +113,21 @@ class ShellNotifier:
         return number
 
     def _write(self, lines: list[str]) -> None:
-        self._output.write("\n".join(lines) + "\n")
+        prompt = self.prompt
+        # A run's updates arrive while the person sits at the prompt: clear it, print, draw it again.
+        prefix, suffix = ("\r\x1b[K", prompt) if prompt is not None else ("", "")
+        self._output.write(prefix + "\n".join(lines) + "\n" + suffix)
         self._output.flush()
+
+    def show_prompt(self, prompt: str) -> None:
+        with self._lock:
+            self.prompt = prompt
+            self._output.write(prompt)
+            self._output.flush()
+
+    def hide_prompt(self) -> None:
+        with self._lock:
+            self.prompt = None
 
 
 class ShellReplier:
@@ -123,21 +143,28 @@ class ShellReplier:
 class ShellSession:
     """One person at a terminal, able to become anyone the config knows."""
 
-    def __init__(self, core: ShellCore, notifier: ShellNotifier, *, user: str, channel: str, output: TextIO) -> None:
+    def __init__(self, core: ShellCore, notifier: ShellNotifier, *, user: str | None, channel: str, output: TextIO) -> None:
         self.core = core
         self.notifier = notifier
         self.output = output
         self.channel = channel
-        self.actor = self._actor(user)
+        self.actor = self._actor(user) if user else self._first_user()
         self.replier = ShellReplier(notifier)
+
+    def banner(self) -> str:
+        """Who you are and what to try, with this config's own services and people."""
+        lines = [f"You are {self.actor.name} in #{self.channel}. Try:", "  /ops help"]
+        lines += suggested_steps(self.core.catalog, self.actor)
+        lines.append("/help lists the shell commands; /quit leaves.")
+        return "\n".join(lines) + "\n"
 
     def run(self, source: TextIO) -> None:
         interactive = source.isatty()
         while True:
             if interactive:
-                self.output.write(f"{self.actor.name}@#{self.channel}> ")
-                self.output.flush()
+                self.notifier.show_prompt(f"{self.actor.name}@#{self.channel}> ")
             line = source.readline()
+            self.notifier.hide_prompt()
             if not line:
                 break
             line = line.strip()
@@ -159,8 +186,12 @@ class ShellSession:
         if word == "/help":
             self._say(SHELL_HELP)
         elif word == "/as":
-            self.actor = self._actor(rest)
-            self._say(f"You are now {self.actor.name} ({self.actor.user_id}).")
+            try:
+                self.actor = self._actor(rest)
+            except UnknownUser as error:
+                self._say(error.user_message)
+            else:
+                self._say(f"You are now {self.actor.name} ({self.actor.user_id}).")
         elif word == "/in":
             self.channel = rest.lstrip("#") or self.channel
             self._say(f"You are now in #{self.channel}.")
@@ -185,12 +216,51 @@ class ShellSession:
         self.core.front_door.handle_click(click, self.replier)
 
     def _actor(self, wanted: str) -> Actor:
-        users = self.core.catalog.config.users
-        for user_id, name in users.items():
+        """A user the config knows, by name or id (a member id of a group counts); anyone else is refused."""
+        config = self.core.catalog.config
+        for user_id, name in config.users.items():
             if wanted in (user_id, name):
                 return Actor(user_id=user_id, name=name)
-        return Actor(user_id=wanted or "U0LOCAL", name=wanted or "local")
+        if any(wanted in members for members in config.groups.values()) and wanted.startswith("U"):
+            return Actor(user_id=wanted, name=wanted)
+        names = ", ".join(config.users.values()) or "none (add users: to the config)"
+        raise UnknownUser(
+            f"The config does not know the user {wanted!r}; known users: {names}. Use a name or a U… id from users: or groups:."
+        )
+
+    def _first_user(self) -> Actor:
+        for user_id, name in self.core.catalog.config.users.items():
+            return Actor(user_id=user_id, name=name)
+        return Actor(user_id="U0LOCAL", name="local")
 
     def _say(self, text: str) -> None:
         self.output.write(text + "\n")
         self.output.flush()
+
+
+def suggested_steps(catalog: Catalog, actor: Actor) -> list[str]:
+    """A request from the runbooks' own examples, and who may approve it, for the banner."""
+    config = catalog.config
+    candidates = [spec for name, spec in sorted(catalog.commands.items()) if not spec.builtin and spec.examples]
+    candidates.sort(key=lambda spec: spec.name != "deploy")
+    for spec in candidates:
+        for example in spec.examples:
+            try:
+                request = catalog.parse(example)
+            except OpsbotError:
+                continue
+            service, env = request.service, request.env
+            if service is None or env is None:
+                continue
+            steps: list[tuple[str, str]] = [(f"/ops {example}", "")]
+            rule = next((rule for rule in config.policy.rules if rule.matches(spec.name, service, env)), None)
+            group = rule.approvals.approvers[0] if rule is not None and rule.approvals and rule.approvals.count else None
+            approver = next((user for user in config.groups.get(group or "", []) if user != actor.user_id and user in config.users), None)
+            if group is not None and approver is not None:
+                name = config.users[approver]
+                steps = [(steps[0][0], f"(needs an approval from @{group})"), (f"/as {name}", f"({name} is in @{group})")]
+                steps.append(("/click 1", "(Approve, then watch it run)"))
+            steps.append((f"/ops history {service}", ""))
+            width = max(len(command) for command, _ in steps) + 3
+            return [f"  {command:<{width}}{note}".rstrip() for command, note in steps]
+    return []

@@ -121,7 +121,9 @@ class SlackBot:
         except SlackApiError as error:
             self.token = TokenCheck(ok=False, detail=str(error.response.get("error") or f"http_{error.response.status_code}"))
         except Exception as error:  # noqa: BLE001 - reported by /readyz, not fatal: Slack may be back in a minute
-            self.token = TokenCheck(ok=False, detail=f"Slack unreachable ({type(error).__name__})")
+            reason = str(getattr(error, "reason", "") or error).splitlines()[0][:160] if str(error) else type(error).__name__
+            detail = f"Slack unreachable at {self.web.base_url} ({reason}); /readyz says not ready until it answers"
+            self.token = TokenCheck(ok=False, detail=detail)
         else:
             self.token = TokenCheck(
                 ok=True,

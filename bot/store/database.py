@@ -11,15 +11,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from bot.errors import DatabaseUnreachable
+from bot.redaction import redact_known_secret, redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False, audit_key: bytes | None = None) -> None:
         self.url = url
-        parsed = make_url(url)
+        parsed = _supported_url(url)
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(url, echo=echo, immediate=True)
@@ -127,6 +131,60 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self.read_engine.dispose()
+
+
+SUPPORTED_URLS = "sqlite:///path/opsbot.db or postgresql+psycopg://user:password@host:5432/dbname"
+
+
+def unreachable_message(error: BaseException, url: str) -> str | None:
+    """One line saying why the database at ``url`` could not be used, or None for any other error.
+
+    Command-line tools print this instead of a traceback; the password in ``url`` (or any piece
+    of it a parser split off at an '@') never appears in it.
+    """
+    if isinstance(error, DatabaseUnreachable):
+        return error.user_message
+    if isinstance(error, OperationalError | InterfaceError) or (isinstance(error, DBAPIError) and error.connection_invalidated):
+        original = error.orig if error.orig is not None else error
+        missing = _missing_sqlite_directory(url)
+        if isinstance(original, sqlite3.OperationalError) and missing is not None:
+            return f"the SQLite file's directory {missing} does not exist; create it or change OPSBOT_DATABASE_URL"
+        lines = str(original).strip().splitlines()
+        text = f"{type(original).__name__}: {lines[0][:200]}" if lines else type(original).__name__
+        return f"cannot reach the database ({redact_text(redact_known_secret(text, _password(url)))})"
+    return None
+
+
+def _supported_url(url: str) -> URL:
+    """The parsed URL, or ``DatabaseUnreachable`` naming the URLs opsbot supports."""
+    shown = redact_text(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise DatabaseUnreachable(f"{shown!r} is not a database URL; use {SUPPORTED_URLS}") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise DatabaseUnreachable(f"unsupported database URL {shown!r}; opsbot supports {SUPPORTED_URLS}")
+    if parsed.host and "@" in parsed.host:
+        raise DatabaseUnreachable("the database URL has an '@' in its password: write it as %40 (URL-encode the password)")
+    return parsed
+
+
+def _missing_sqlite_directory(url: str) -> Path | None:
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    directory = Path(parsed.database).parent
+    return None if directory.is_dir() else directory
+
+
+def _password(url: str) -> str:
+    """The password as written in the URL, up to the last '@' (which is where a parser may cut it)."""
+    _, separator, rest = url.partition("://")
+    credentials = rest.rsplit("@", 1)[0] if separator and "@" in rest else ""
+    return credentials.split(":", 1)[1] if ":" in credentials else ""
 
 
 def is_unreachable(error: DBAPIError) -> bool:

@@ -36,6 +36,7 @@ from bot.store import audit as audit_store
 from bot.store import incidents as incident_store
 from bot.store.database import Database
 from bot.store.models import IncidentRow
+from bot.timefmt import date_time
 from bot.watch.digest_content import HealthSource, select_targets
 
 logger = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ def incident_message(row: IncidentRow) -> Message:
     target = f"{escape(row.service)}/{escape(row.env)}"
     state = IncidentState(row.state)
     reasons = [escape(reason) for reason in (row.reasons or [])[:MAX_REASONS]] or ["fewer replicas than desired"]
-    since = (row.opened_at or row.first_seen_at).strftime("%Y-%m-%d %H:%M UTC")
+    since = date_time(row.opened_at or row.first_seen_at)
     fields = (("Service", escape(row.service)), ("Environment", escape(row.env)), ("Since", since))
     why = "*Why:*\n" + "\n".join(f"• {reason}" for reason in reasons)
     if state == IncidentState.RESOLVED:

@@ -79,7 +79,7 @@ def test_ecs_deploy_goes_through_the_same_approval_story(transcript: str) -> Non
 
 
 def test_history_and_a_verified_audit_chain_at_the_end(transcript: str) -> None:
-    assert "✅ #3 deploy billing 2.0.0 in production — succeeded, by @carol" in transcript
+    assert "✅ #3 deploy billing 2.0.0 in production — succeeded; asked by @carol, approved by @bob" in transcript
     assert "↩️ #2 deploy checkout 1.4.3-broken in production — failed and was rolled back" in transcript
     assert transcript.rstrip().splitlines()[-1].endswith("chain intact.")
 

@@ -92,9 +92,16 @@ def test_missing_argument_names_it_and_shows_usage(example_catalog: Catalog) -> 
     assert error.usage == "deploy {service} {version} [to {env}]"
 
 
-def test_wrong_preposition_says_what_was_expected(example_catalog: Catalog) -> None:
-    error = usage_error(example_catalog, "deploy checkout 1.4.2 in production")
-    assert "Did not understand 'in' here; expected 'to'" in error.user_message
+def test_in_and_to_both_name_the_env_in_every_runbook(example_catalog: Catalog) -> None:
+    assert example_catalog.parse("deploy checkout 1.4.2 in production").params["env"] == "production"
+    assert example_catalog.parse("restart checkout to staging").params["env"] == "staging"
+    # rollback uses `to` for its revision, so `to` there stays the revision's word.
+    assert example_catalog.parse("rollback checkout in production to 7").params["revision"] == 7
+
+
+def test_wrong_word_before_the_env_says_what_was_expected(example_catalog: Catalog) -> None:
+    error = usage_error(example_catalog, "deploy checkout 1.4.2 at production")
+    assert "Did not understand 'at' here; expected 'to'" in error.user_message
 
 
 def test_version_with_shell_metacharacters_is_refused_by_its_pattern(example_catalog: Catalog) -> None:
