@@ -25,7 +25,9 @@ from bot.errors import (
     RequestNotFound,
     SelfApproval,
     StaleApproval,
+    WrongMessage,
 )
+from bot.messages import MessageRef
 from bot.requests.groups import GroupDirectory
 from bot.requests.views import STATE_WORDS, button_value
 from bot.store import audit as audit_store
@@ -38,6 +40,14 @@ Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
+class ClickedAt:
+    """Where a decision came from: the clicked message, or None for a typed command (``/ops cancel 12``)."""
+
+    channel: str
+    message: MessageRef | None
+
+
+@dataclass(frozen=True)
 class VoteOutcome:
     """After an approval: whether the request is now approved, and the votes so far."""
 
@@ -47,11 +57,14 @@ class VoteOutcome:
     required: int
 
 
-def approve(database: Database, groups: GroupDirectory, *, request_id: int, actor: Actor, shown: str, now: datetime) -> VoteOutcome:
+def approve(
+    database: Database, groups: GroupDirectory, *, request_id: int, actor: Actor, shown: str, now: datetime, where: ClickedAt | None = None
+) -> VoteOutcome:
     """Record an approval; the vote that reaches the required count moves the request to approved."""
     try:
         with database.transaction() as session:
             row = _pending(session, request_id, actor, now)
+            _check_where(row, where)
             _check_approver(row, groups, actor, shown)
             if not request_store.record_vote(
                 session,
@@ -85,11 +98,14 @@ def approve(database: Database, groups: GroupDirectory, *, request_id: int, acto
         raise
 
 
-def reject(database: Database, groups: GroupDirectory, *, request_id: int, actor: Actor, shown: str, now: datetime) -> RequestRow:
+def reject(
+    database: Database, groups: GroupDirectory, *, request_id: int, actor: Actor, shown: str, now: datetime, where: ClickedAt | None = None
+) -> RequestRow:
     """An approver says no: the request ends ``rejected`` and nothing runs."""
     try:
         with database.transaction() as session:
             row = _pending(session, request_id, actor, now)
+            _check_where(row, where)
             if actor.user_id != row.requester_id:
                 _check_approver(row, groups, actor, shown)
             request_store.record_vote(
@@ -116,13 +132,16 @@ def reject(database: Database, groups: GroupDirectory, *, request_id: int, actor
         raise
 
 
-def cancel(database: Database, groups: GroupDirectory, *, request_id: int, actor: Actor, now: datetime) -> RequestRow:
+def cancel(
+    database: Database, groups: GroupDirectory, *, request_id: int, actor: Actor, now: datetime, where: ClickedAt | None = None
+) -> RequestRow:
     """The requester withdraws a pending request, or the requester/an approver stops a running one."""
     try:
         with database.transaction() as session:
             row = request_store.get_request(session, request_id)
             if row is None:
                 raise RequestNotFound(f"There is no request #{request_id}.")
+            _check_where(row, where)
             may_stop = actor.user_id == row.requester_id or groups.is_member(actor.user_id, tuple(row.approver_groups))
             state = RequestState(row.state)
             if state == RequestState.PENDING_APPROVAL:
@@ -201,6 +220,24 @@ def _pending(session: Any, request_id: int, actor: Actor, now: datetime) -> Requ
     if row.expires_at is not None and now >= row.expires_at:
         raise ApprovalExpired(f"#{row.id} expired at {row.expires_at.strftime('%H:%M UTC')}; ask {row.requester_name} to request it again.")
     return row
+
+
+def _check_where(row: RequestRow, where: ClickedAt | None) -> None:
+    """A button counts only on the request's own message: that channel, that message.
+
+    A copy of the buttons (another app's message, a forwarded payload, another channel) must not
+    decide a request whose approvers are watching a different message. Before opsbot has stored the
+    message's ts (a click can beat it), the request's channel is what must match.
+    """
+    if where is None:
+        return
+    stored = MessageRef.from_dict(row.message_ref)
+    if stored is not None and where.message == stored:
+        return
+    if stored is None and where.channel == row.channel:
+        return
+    home = f"<#{row.channel}>" if stored is None else f"its message in <#{stored.channel}>"
+    raise WrongMessage(f"That button is not where #{row.id} was asked; decide it from {home}.", markup=True)
 
 
 def _check_approver(row: RequestRow, groups: GroupDirectory, actor: Actor, shown: str) -> None:

@@ -13,7 +13,7 @@ from bot.errors import ApprovalExpired, ApprovalRefused, RequestNotFound
 from bot.messages import ButtonAction, Message, MessageRef, Replier
 from bot.metrics import record_approval
 from bot.requests import builtin_watch
-from bot.requests.approvals import approve, cancel, reject
+from bot.requests.approvals import ClickedAt, approve, cancel, reject
 from bot.requests.desk import Desk
 from bot.requests.intake import Intake
 from bot.requests.invocation import Click
@@ -46,8 +46,9 @@ class Clicks:
         request_id = self._request_of(click)
         try:
             outcome = approve(
-                self._desk.database, self._desk.groups, request_id=request_id, actor=click.actor, shown=click.value, now=self._desk.clock()
-            )
+                self._desk.database, self._desk.groups, request_id=request_id, actor=click.actor, shown=click.value,
+                now=self._desk.clock(), where=_where(click),
+            )  # fmt: skip
         except ApprovalRefused as refusal:
             record_approval("approve", refusal.code)
             self._redraw_if_expired(refusal, request_id)
@@ -64,8 +65,9 @@ class Clicks:
         request_id = self._request_of(click)
         try:
             rejected = reject(
-                self._desk.database, self._desk.groups, request_id=request_id, actor=click.actor, shown=click.value, now=self._desk.clock()
-            )
+                self._desk.database, self._desk.groups, request_id=request_id, actor=click.actor, shown=click.value,
+                now=self._desk.clock(), where=_where(click),
+            )  # fmt: skip
         except ApprovalRefused as refusal:
             record_approval("reject", refusal.code)
             self._redraw_if_expired(refusal, request_id)
@@ -77,7 +79,10 @@ class Clicks:
     def _cancel(self, click: Click, reply: Replier) -> None:
         request_id = self._request_of(click)
         try:
-            row = cancel(self._desk.database, self._desk.groups, request_id=request_id, actor=click.actor, now=self._desk.clock())
+            row = cancel(
+                self._desk.database, self._desk.groups, request_id=request_id, actor=click.actor,
+                now=self._desk.clock(), where=_where(click),
+            )  # fmt: skip
         except ApprovalRefused as refusal:
             self._redraw_if_expired(refusal, request_id)
             raise
@@ -102,8 +107,12 @@ class Clicks:
             return
         with self._desk.database.transaction() as session:
             row = request_store.get_request(session, request_id)
-            if row is not None and row.message_ref is None:
+            if row is not None and row.message_ref is None and ref.channel == row.channel:
                 request_store.set_fields(session, request_id, self._desk.clock(), message_ref=ref.as_dict())
+
+
+def _where(click: Click) -> ClickedAt:
+    return ClickedAt(channel=click.channel, message=click.message)
 
 
 def request_id_of(value: str) -> int | None:

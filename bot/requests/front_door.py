@@ -69,7 +69,14 @@ class FrontDoor:
                 self._clicks.handle(click, reply)
 
     def record_rejected(self, invocation: Invocation, error: UsageError) -> None:
-        """Audit a command that failed to parse on the ack path (the reply already went out)."""
+        """Audit a command that failed to parse on the ack path (the reply already went out).
+
+        The same replay rule as every delivery: a signed usage error sent five times is one
+        ``command_rejected`` row (and four ``replay_rejected``), not five rejections.
+        """
+        with answering_errors(NO_REPLY):
+            if self._is_replay(invocation.delivery, invocation.actor.user_id, invocation.channel):
+                return
         self._audit_quietly(invocation, "usage", error=error.user_message)
 
     def record_shed(self, invocation: Invocation, parsed: CommandRequest) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.audit.events import Actor
 from bot.catalog.catalog import Catalog
-from bot.messages import ButtonAction
+from bot.messages import ButtonAction, MessageRef
 from bot.requests.invocation import Click, Invocation
 from bot.runs.engine import RunnerTiming
 from bot.serve.wiring import OpsbotCore, build_core
@@ -78,7 +78,7 @@ def last_request(app: OpsbotCore) -> RequestRow:
 def approve(app: OpsbotCore, row: RequestRow, actor: Actor = BOB) -> RecordingReplier:
     reply = RecordingReplier()
     value = f"{row.id}:{row.params_hash[:16]}:{row.plan_hash[:16]}"
-    app.front_door.handle_click(Click(actor, "C0OPS", ButtonAction.APPROVE, value), reply)
+    app.front_door.handle_click(Click(actor, "C0OPS", ButtonAction.APPROVE, value, MessageRef.from_dict(row.message_ref)), reply)
     assert app.wait_idle(timeout=60)
     return reply
 

@@ -1,0 +1,106 @@
+"""Who may do what, checked where it acts: through the real front end (signed HTTP), audit log checked.
+
+Each test reproduces one finding of the security review (issue 15) against a live server with
+the fake Slack Web API, and reads back what the person saw and what the audit log says.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.messages import ButtonAction
+from bot.store import audit as audit_store
+from bot.store.models import AuditEventRow
+from fakes.slack import FakeSlackApi, Message
+from tests.doubles import STATE
+from tests.integration.slack_support import (
+    CHANNEL,
+    RunningServer,
+    click_payload,
+    form_payload,
+    latest_message,
+    posted_request,
+    serve_touch_catalog,
+)
+
+REQUESTER, APPROVER, OUTSIDER = "U0REQ", "U0A00", "U0OUT"
+
+
+@pytest.fixture
+def server(slack: FakeSlackApi, tmp_path: Path, sqlite_url: str) -> Iterator[RunningServer]:
+    with serve_touch_catalog(slack, tmp_path, sqlite_url) as running:
+        yield running
+        running.wait_idle()
+
+
+def audit_rows(server: RunningServer) -> list[AuditEventRow]:
+    with server.opsbot.database.reading() as session:
+        return audit_store.tail(session, limit=1_000)
+
+
+def audit_events(server: RunningServer) -> list[str]:
+    return [row.event for row in audit_rows(server)]
+
+
+def ephemeral_to(slack: FakeSlackApi, user: str, containing: str) -> str:
+    found = slack.wait_for(
+        lambda: [e.text for e in slack.ephemerals(user=user) if containing in e.text], what=f"an ephemeral to {user} with {containing!r}"
+    )
+    return found[-1]
+
+
+def request_message(server: RunningServer, slack: FakeSlackApi) -> Message:
+    return posted_request(server.opsbot, slack, "touch svc")
+
+
+# -- item 11: a replayed usage error ------------------------------------------------------------
+
+
+def test_a_replayed_usage_error_is_audited_once(server: RunningServer, slack: FakeSlackApi) -> None:
+    body = server.slack_user(slack, REQUESTER).command_body("touch nonsense")
+    timestamp = int(time.time())
+
+    for _ in range(5):
+        assert server.post_signed(body, timestamp=timestamp).status_code == 200
+    server.wait_idle()
+
+    events = audit_events(server)
+    assert events.count("command_rejected") == 1
+    assert events.count("replay_rejected") == 4
+
+
+# -- item 10: approvals bound to the request's message -------------------------------------------
+
+
+def test_an_approval_clicked_from_another_channel_is_refused_and_audited(server: RunningServer, slack: FakeSlackApi) -> None:
+    server.slack_user(slack, REQUESTER).command("touch svc v2 in production")
+    message = request_message(server, slack)
+    payload = click_payload(slack, APPROVER, "C0INCIDENT", message, ButtonAction.APPROVE)
+
+    assert server.post_signed(form_payload(payload)).status_code == 200
+
+    assert "not where #" in ephemeral_to(slack, APPROVER, "not where")
+    server.wait_idle()
+    assert STATE.runs == 0
+    assert "waiting for approval" in latest_message(slack, containing="touch svc").text
+    refused = [row for row in audit_rows(server) if row.event == "approval_refused"]
+    assert [row.outcome for row in refused] == ["wrong_message"]
+
+
+def test_an_approval_from_a_different_message_in_the_same_channel_is_refused(server: RunningServer, slack: FakeSlackApi) -> None:
+    server.slack_user(slack, REQUESTER).command("touch svc v2 in production")
+    message = request_message(server, slack)
+    payload = click_payload(slack, APPROVER, CHANNEL, message, ButtonAction.APPROVE)
+    payload["container"]["message_ts"] = "1700000999.000100"
+    payload["message"]["ts"] = "1700000999.000100"
+
+    server.post_signed(form_payload(payload))
+
+    assert "not where #" in ephemeral_to(slack, APPROVER, "not where")
+    server.wait_idle()
+    assert STATE.runs == 0
+    assert [row.outcome for row in audit_rows(server) if row.event == "approval_refused"] == ["wrong_message"]
