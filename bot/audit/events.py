@@ -31,6 +31,7 @@ class EventType(StrEnum):
     ROLLBACK_STARTED = "rollback_started"
     ROLLED_BACK = "rolled_back"
     INTERRUPTED = "interrupted"
+    NOT_STARTED = "not_started"
     LOCKED = "locked"
     UNLOCKED = "unlocked"
     LOCK_REFUSED = "lock_refused"

@@ -8,7 +8,7 @@ refusal is audited too, in its own transaction, then raised for the front end to
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,7 @@ from bot.errors import (
     ApprovalRefused,
     NotAnApprover,
     NotRequester,
+    PolicyChanged,
     RequestNotFound,
     SelfApproval,
     StaleApproval,
@@ -37,6 +38,8 @@ from bot.store.models import ApprovalRow, RequestRow
 from bot.store.states import RequestState
 
 Clock = Callable[[], datetime]
+Recheck = Callable[[RequestRow, Sequence[str]], str | None]
+"""The policy asked again for the request and its approvers (``Gate.recheck``): None, or why it may not go on."""
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,21 @@ class VoteOutcome:
 
 
 def approve(
-    database: Database, groups: GroupDirectory, *, request_id: int, actor: Actor, shown: str, now: datetime, where: ClickedAt | None = None
+    database: Database,
+    groups: GroupDirectory,
+    *,
+    request_id: int,
+    actor: Actor,
+    shown: str,
+    now: datetime,
+    where: ClickedAt | None = None,
+    recheck: Recheck | None = None,
 ) -> VoteOutcome:
-    """Record an approval; the vote that reaches the required count moves the request to approved."""
+    """Record an approval; the vote that reaches the required count moves the request to approved.
+
+    That last vote asks the policy again (``recheck``): a freeze that began since the request, a
+    requester or approver who lost their rights, refuses the click with the reason (audited).
+    """
     try:
         with database.transaction() as session:
             row = _pending(session, request_id, actor, now)
@@ -80,6 +95,10 @@ def approve(
             valid = request_store.valid_approvals(session, row.id, row.params_hash, row.plan_hash)
             events = [request_event(row, EventType.APPROVAL_GIVEN, actor, outcome="counted", approvals=len(valid))]
             approved_now = len(valid) >= row.approvals_required
+            if approved_now and recheck is not None:
+                reason = recheck(row, [vote.user_id for vote in valid])
+                if reason is not None:
+                    raise PolicyChanged(f"#{row.id} cannot be approved now: {reason}", markup=True)
             if approved_now:
                 if not request_store.transition(
                     session, row.id, expected=[RequestState.PENDING_APPROVAL], new=RequestState.APPROVED, now=now
@@ -205,7 +224,8 @@ def _request_stop(session: Any, row: RequestRow, state: RequestState, actor: Act
             session, row.id, expected=[state], new=RequestState.CANCELLED, now=now, finished_at=now,
             result=f"cancelled by {actor.name} before it started",
         )  # fmt: skip
-    request_store.set_fields(session, row.id, now, cancel_requested=True)
+    # Who pressed Stop, for the run to name when it ends ``cancelled`` (the result is shown only once it has ended).
+    request_store.set_fields(session, row.id, now, cancel_requested=True, result=f"cancelled by {actor.name}")
     return True
 
 

@@ -3,11 +3,15 @@
 ``authorize`` evaluates the policy (a pure function) and, on a denial, audits the command and
 the denial together, then raises ``PolicyDenied`` for the front end to show. Nothing acts
 without passing here first.
+
+``recheck`` asks the policy again for a stored request, when it moves to approved and when a
+run claims it: a freeze that began, a requester or approver who lost their rights, or a policy
+edit since the request was made refuses it then, with the reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from bot.audit.events import Actor, AuditEvent, EventType
@@ -18,6 +22,7 @@ from bot.errors import PolicyDenied
 from bot.requests.groups import GroupDirectory
 from bot.requests.policy import Decision, Subject, evaluate
 from bot.store.audit_writer import AuditWriter
+from bot.store.models import RequestRow
 from commands.values import ParamValue
 
 
@@ -63,3 +68,25 @@ class Gate:
             events = [denied]
         self._audit_writer.append(*events)
         raise PolicyDenied(f"Denied: {decision.reason}", markup=True)
+
+    def recheck(self, row: RequestRow, runbook: Runbook | None, approvers: Sequence[str]) -> str | None:
+        """The policy now, for a stored request and the people who approved it: None if it may go on, else why not."""
+        decision = evaluate(
+            self._config, self._groups, command=row.runbook, runbook=runbook, service=row.service, env=row.env,
+            params=dict(row.params), subject=Subject(row.requester_id, row.channel), now=self._clock(),
+        )  # fmt: skip
+        if not decision.allowed:
+            return decision.reason
+        needed = decision.approval
+        if row.plan and needed.count > row.approvals_required:
+            asked = row.approvals_required
+            return f"{needed.describe(row.env)}, and #{row.id} was asked with {asked}; request it again."
+        if needed.count == 0 or row.approvals_required == 0:
+            return None
+        still = [user for user in dict.fromkeys(approvers) if user != row.requester_id and self._groups.is_member(user, needed.approvers)]
+        if len(still) < needed.count:
+            gone = [user for user in approvers if user not in still]
+            names = ", ".join(f"<@{user}>" for user in gone) or "nobody"
+            groups = ", ".join(f"@{group}" for group in needed.approvers)
+            return f"approvals must come from {groups}, and {names} no longer may approve (#{row.id} has {len(still)} of {needed.count})."
+        return None

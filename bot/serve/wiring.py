@@ -116,9 +116,11 @@ def build_core(
     lease_seconds = run_timing.lease.total_seconds()
     audit_writer = AuditWriter(database, clock, retry_seconds=lease_seconds)
     board = RequestBoard(catalog=loaded, database=database, notifier=notifier, clock=clock, retry_seconds=lease_seconds)
+    gate = Gate(config=loaded.config, groups=groups, audit_writer=audit_writer, clock=clock)
     engine = RunEngine(
         database=database, catalog=loaded, backends=backends, observer=board, audit_writer=audit_writer,
         runner_id=settings.instance_id, threads=settings.runner_threads, clock=clock, timing=run_timing,
+        admission=lambda row, approvers: gate.recheck(row, loaded.runbook(row.runbook), approvers),
     )  # fmt: skip
 
     def health(items: list[HealthItem]) -> list[ServiceHealth]:
@@ -126,7 +128,6 @@ def build_core(
 
     digests = Digests(catalog=loaded, database=database, notifier=notifier, clock=clock, health=health)
     incidents = IncidentWatch(config=loaded.config, database=database, notifier=notifier, clock=clock, health=health)
-    gate = Gate(config=loaded.config, groups=groups, audit_writer=audit_writer, clock=clock)
     desk = Desk(
         catalog=loaded, database=database, groups=groups, gate=gate, board=board, notifier=notifier,
         audit_writer=audit_writer, digests=digests, incidents=incidents, clock=clock,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from bot.messages import ButtonAction
 from bot.store import audit as audit_store
 from bot.store.models import AuditEventRow
 from fakes.slack import FakeSlackApi, Message
-from tests.doubles import STATE
+from tests.doubles import STATE, FakeClock
 from tests.integration.slack_support import (
     CHANNEL,
     RunningServer,
@@ -104,3 +105,94 @@ def test_an_approval_from_a_different_message_in_the_same_channel_is_refused(ser
     server.wait_idle()
     assert STATE.runs == 0
     assert [row.outcome for row in audit_rows(server) if row.event == "approval_refused"] == ["wrong_message"]
+
+
+# -- item 4: the policy asked again at approval and at the run's start ------------------------------
+
+FREEZE_CONFIG = """\
+users: {U0REQ: requester, U0A00: approver0, U0A01: approver1, U0OUT: outsider, U0GRP: grouped}
+groups:
+  approvers: [U0A00, U0A01]
+  requesters: [U0REQ, U0A00, U0A01]
+channels: {incident: C0INCIDENT}
+services:
+  svc:
+    default_env: production
+    environments:
+      production: {kubernetes: {context: none, namespace: ns, deployment: svc}}
+      staging: {kubernetes: {context: none, namespace: ns, deployment: svc}}
+  svc2:
+    default_env: staging
+    environments:
+      staging: {kubernetes: {context: none, namespace: ns, deployment: svc2}}
+policy:
+  rules:
+    - runbooks: [touch, report, lock, unlock]
+      envs: [production]
+      allow: {groups: [requesters]}
+      approvals: {count: 1, approvers: [approvers], expires_in: 2h}
+    - runbooks: [touch]
+      envs: [staging]
+      allow: {groups: [requesters]}
+  freezes:
+    - {name: release-freeze, start: "wed 13:00", end: "wed 14:00", action: deny, reason: "Release day."}
+"""
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()  # Wednesday 12:00 UTC: the freeze begins in an hour
+
+
+@pytest.fixture
+def frozen_server(slack: FakeSlackApi, tmp_path: Path, sqlite_url: str, clock: FakeClock) -> Iterator[RunningServer]:
+    with serve_touch_catalog(slack, tmp_path, sqlite_url, config=FREEZE_CONFIG, clock=clock, OPSBOT_RUNNER_THREADS="1") as running:
+        yield running
+        STATE.release.set()
+        running.wait_idle()
+
+
+def test_a_request_made_before_a_freeze_cannot_be_approved_during_it(
+    frozen_server: RunningServer, slack: FakeSlackApi, clock: FakeClock
+) -> None:
+    server = frozen_server
+    server.slack_user(slack, REQUESTER).command("touch svc v2 in production")
+    message = request_message(server, slack)
+    clock.advance(timedelta(minutes=90))  # 13:30, inside the freeze
+
+    server.slack_user(slack, APPROVER).click(message, ButtonAction.APPROVE)
+
+    said = ephemeral_to(slack, APPROVER, "cannot be approved now")
+    assert "frozen now" in said and "Release day." in said
+    server.wait_idle()
+    assert STATE.runs == 0
+    assert "waiting for approval" in latest_message(slack, containing="touch svc").text
+    refused = [row for row in audit_rows(server) if row.event == "approval_refused"]
+    assert [row.outcome for row in refused] == ["policy_changed"] and "frozen now" in refused[0].details
+    assert "approved" not in audit_events(server)
+
+
+def test_an_approved_request_waiting_for_a_runner_does_not_start_in_a_freeze_that_began_meanwhile(
+    frozen_server: RunningServer, slack: FakeSlackApi, clock: FakeClock
+) -> None:
+    server = frozen_server
+    STATE.release.clear()  # the one runner thread is busy with svc/staging …
+    server.slack_user(slack, REQUESTER).command("touch svc v2 in staging")
+    assert STATE.started.wait(10)
+    server.slack_user(slack, REQUESTER).command("touch svc2 v3 in staging")  # … so this one waits, approved
+    slack.wait_for(lambda: [m for m in slack.messages(CHANNEL) if "touch svc2" in m.text], what="the second request's message")
+    clock.advance(timedelta(minutes=90))
+
+    STATE.release.set()
+
+    def second_ended() -> Message | None:
+        message = latest_message(slack, containing="touch svc2")
+        return message if message.text.endswith("not started") else None
+
+    final = slack.wait_for(second_ended, 10, what="the second request to end not started")
+    assert "the policy no longer allows it" in str(final.blocks) and "frozen now" in str(final.blocks)
+    server.wait_idle()
+    assert STATE.runs == 1
+    refused = [row for row in audit_rows(server) if row.event == "not_started"]
+    assert len(refused) == 1 and "frozen now" in refused[0].details
+    assert slack.messages("C0INCIDENT") == []

@@ -217,8 +217,8 @@ def test_cancelling_a_running_deploy_stops_it_and_rolls_back(app: tuple[OpsbotCo
     assert "Stopping" in reply.last
     assert ops.wait_idle(timeout=60)
     final = last_request(ops)
-    assert final.state == RequestState.ROLLED_BACK
-    assert "cancelled" in (final.result or "")
+    assert final.state == RequestState.CANCELLED
+    assert (final.result or "").startswith("cancelled by alice") and "rolled back" in (final.result or "")
     assert image(kube) == f"{IMAGE}:1.4.1"
 
 
