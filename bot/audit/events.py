@@ -32,6 +32,8 @@ class EventType(StrEnum):
     ROLLED_BACK = "rolled_back"
     INTERRUPTED = "interrupted"
     NOT_STARTED = "not_started"
+    ANSWERED = "answered"
+    NOTHING_TO_DO = "nothing_to_do"
     LOCKED = "locked"
     UNLOCKED = "unlocked"
     LOCK_REFUSED = "lock_refused"

@@ -19,7 +19,8 @@ from bot.audit.factories import actor_event, follow_up, request_event
 from bot.backends import Backends
 from bot.errors import OpsbotError, TargetLocked, UsageError
 from bot.logs import bind_log_fields
-from bot.messages import Message, Replier
+from bot.messages import Message, Replier, escape
+from bot.requests import read_only
 from bot.requests.desk import Desk
 from bot.requests.invocation import Invocation
 from bot.requests.policy import ApprovalRequirement
@@ -74,18 +75,26 @@ class Intake:
             actor=invocation.actor, channel=invocation.channel, received=received,
         )  # fmt: skip
         mutating = is_mutating(steps)
-        if mutating:
-            self._refuse_if_locked(received, service, env, now)
         ctx = make_context(
             request_id=0, service=service, env=env, target=target, actor_id=invocation.actor.user_id,
             actor_name=invocation.actor.name, backends=self._backends, progress=lambda _line: None,
         )  # fmt: skip
+        if not mutating:
+            title = f"{runbook.name} {service} in {env}"
+            read_only.answer(runbook, steps, ctx, title=title, received=received, audit_writer=desk.audit_writer, reply=reply)
+            return
+        self._refuse_if_locked(received, service, env, now)
         try:
             plan = [change.as_dict() for change in build_plan(steps, ctx)]
         except OpsbotError as error:
             desk.audit_writer.append(received, follow_up(received, EventType.COMMAND_REJECTED, "plan_failed", reason=error.user_message))
             raise OpsbotError(f"Could not plan `{runbook.name}` for {service}/{env}: {error.user_message}") from error
-        needs_approval = mutating and decision.approval.count > 0
+        if plan and all(change["before"] == change["after"] for change in plan):
+            text = nothing_to_do_text(service, env, plan)
+            desk.audit_writer.append(received, follow_up(received, EventType.NOTHING_TO_DO, "nothing_to_do", plan=plan))
+            reply.private(Message.plain(escape(text)))
+            return
+        needs_approval = decision.approval.count > 0
         row = self._create(invocation, parsed, target.kind, plan, decision.approval, needs_approval, decision.rule, now)
         bind_log_fields(request_id=row.id, runbook=runbook.name, service=service, env=env)
         logger.info("request #%s created: %s", row.id, row.state, extra={"outcome": str(row.state)})
@@ -166,3 +175,13 @@ class Intake:
                 "it is cancelled and nothing ran. Invite me with `/invite @opsbot` (or use a channel I am in) and ask again."
             )
         )
+
+
+def nothing_to_do_text(service: str, env: str, plan: list[dict[str, Any]]) -> str:
+    """``checkout/production already runs 1.4.2; nothing to do.`` from a plan where nothing changes."""
+    images = [str(change["after"]) for change in plan if str(change["field"]).startswith("image")]
+    if images:
+        tags = ", ".join(image.rsplit("/", 1)[-1].split(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else image for image in images)
+        return f"{service}/{env} already runs {tags}; nothing to do."
+    values = ", ".join(f"{change['field']} {change['after']}" for change in plan)
+    return f"{service}/{env} already has {values}; nothing to do."

@@ -6,6 +6,9 @@ only failures that touched a service reach the incident channel.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +16,10 @@ import pytest
 
 from bot.messages import ButtonAction
 from bot.store import audit as audit_store
+from bot.store import requests as request_store
 from bot.store.models import AuditEventRow
 from fakes.slack import FakeSlackApi, Message
+from tests.conftest import REPO
 from tests.doubles import STATE
 from tests.integration.slack_support import RunningServer, latest_message, posted_request, serve_touch_catalog
 
@@ -119,3 +124,71 @@ def test_a_failure_that_touched_the_service_is_still_announced(server: RunningSe
     ended(slack, "failed")
     [announcement] = slack.wait_for(lambda: slack.messages(INCIDENT), what="the incident announcement")
     assert "the value store refused" in announcement.text
+
+
+# -- item 8: nothing to do is not a change ---------------------------------------------------------
+
+
+def test_asking_for_the_value_the_target_already_has_is_answered_without_an_approval_round(
+    server: RunningServer, slack: FakeSlackApi
+) -> None:
+    server.slack_user(slack, REQUESTER).command("touch svc v1 in production")
+
+    said = ephemeral_to(slack, REQUESTER, "nothing to do")
+    assert said == "svc/production already has value v1; nothing to do."
+    server.wait_idle()
+    assert requests_made(server) == 0
+    assert not [m for m in slack.messages("C0OPS") if "touch svc" in m.text], "no request card, no approval round"
+    assert [(row.event, row.outcome) for row in audit_rows(server)] == [
+        ("command_received", "received"),
+        ("nothing_to_do", "nothing_to_do"),
+    ]
+
+
+# -- item 9: read-only answers are answers ---------------------------------------------------------
+
+
+def test_a_read_only_runbook_is_answered_privately_without_a_request_card(server: RunningServer, slack: FakeSlackApi) -> None:
+    server.slack_user(slack, REQUESTER).command("report svc 3 in production")
+
+    said = slack.wait_for(lambda: [e for e in slack.ephemerals(user=REQUESTER) if "line 0002" in str(e.blocks)], what="the report")
+    assert said[-1].text.startswith("report svc in production: done")
+    server.wait_idle()
+    assert requests_made(server) == 0
+    assert slack.messages("C0OPS") == [], "no request card, no Stop button"
+    assert [(row.event, row.outcome, row.request_id) for row in audit_rows(server)] == [
+        ("command_received", "received", None),
+        ("answered", "ok", None),
+    ]
+    server.slack_user(slack, REQUESTER).command("touch svc v2 in production")
+    assert posted_request(server.opsbot, slack, "touch svc").text.startswith("#1 "), "the read did not spend a request number"
+
+
+def requests_made(server: RunningServer) -> int:
+    with server.opsbot.database.reading() as session:
+        return len(request_store.list_requests(session, limit=50))
+
+
+SHELL_SCRIPT = """\
+/ops status checkout in production
+/ops deploy checkout 1.4.1 to production
+/ops scale checkout 3 in production
+/ops history
+"""
+
+
+def test_in_the_shell_status_is_a_private_answer_and_a_no_op_deploy_or_scale_says_nothing_to_do() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli.main", "demo", "--tick-seconds", "0.05"],
+        input=SHELL_SCRIPT, capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "(only you) status checkout in production" in out
+    assert "image registry.example.com/shop/checkout:1.4.1" in out
+    assert "(only you) checkout/production already runs 1.4.1; nothing to do." in out
+    assert "(only you) checkout/production already has replicas 3; nothing to do." in out
+    assert "History of all services: nothing yet." in out, "no request number was spent"
+    assert "Stop" not in out

@@ -167,14 +167,13 @@ def test_restart_sets_the_restarted_at_annotation(app: tuple[OpsbotCore, Recordi
     assert "kubectl.kubernetes.io/restartedAt" in annotations
 
 
-def test_status_reports_replicas_and_details_in_the_thread(app: tuple[OpsbotCore, RecordingNotifier]) -> None:
+def test_status_reports_replicas_and_details_privately(app: tuple[OpsbotCore, RecordingNotifier]) -> None:
     ops, notifier = app
-    run(ops, DAVE, "status checkout in production")
-    row = last_request(ops)
-    assert row.state == RequestState.SUCCEEDED
-    assert "3/3 ready" in (row.result or "")
-    thread = [post for post in notifier.posts if post.thread is not None]
-    assert thread and "registry.example.com/shop/checkout:1.4.1" in thread[0].message.text
+    reply = run(ops, DAVE, "status checkout in production")
+    said = "\n".join(reply.messages[-1].sections)
+    assert "3/3 ready" in said
+    assert "registry.example.com/shop/checkout:1.4.1" in said
+    assert notifier.posts == [], "no request card"
 
 
 def test_explicit_lock_refuses_others_with_the_owner_and_reason(
@@ -234,7 +233,6 @@ def test_forbidden_names_the_object_and_cluster(app: tuple[OpsbotCore, Recording
 def test_missing_deployment_names_the_object(app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer) -> None:
     ops, _ = app
     reply = run(ops, DAVE, "status search")
-    assert last_request(ops).state == RequestState.FAILED
-    row = last_request(ops)
-    assert "search" in (row.result or "") and "demo-production" in (row.result or ""), row.result
-    assert not reply.messages
+    said = "\n".join(reply.messages[-1].sections)
+    assert "could not finish" in reply.last
+    assert "search" in said and "demo-production" in said, said
