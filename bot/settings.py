@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     """Set by `opsbot serve` for its HTTP workers: where the executor processes take jobs (internal)."""
     run_lease_seconds: int = Field(default=60, ge=3, le=3_600, alias="OPSBOT_RUN_LEASE_SECONDS")
     maintenance_seconds: int = Field(default=15, ge=1, le=3_600, alias="OPSBOT_MAINTENANCE_SECONDS")
+    allowed_teams: str = Field(default="", alias="OPSBOT_ALLOWED_TEAMS")
+    """Comma-separated Slack workspace (``T…``) or org (``E…``) ids whose people may act besides the bot's own."""
 
     @classmethod
     def settings_customise_sources(

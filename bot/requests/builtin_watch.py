@@ -8,8 +8,8 @@ approvals (production needs one) as any other request, audited the same way.
 
 from __future__ import annotations
 
-from bot.errors import RequestNotFound
-from bot.messages import Message, Replier, channel_link
+from bot.errors import PolicyDenied, RequestNotFound
+from bot.messages import Message, Replier, channel_link, escape, mention
 from bot.requests.desk import Desk
 from bot.requests.intake import Intake
 from bot.requests.invocation import Click, Invocation
@@ -36,7 +36,46 @@ def roll_back_incident(desk: Desk, intake: Intake, click: Click, reply: Replier)
 
 
 def acknowledge_incident(desk: Desk, intake: Intake, click: Click, reply: Replier) -> None:
-    desk.incidents.acknowledge(incident_id(click.value), click.actor)
+    """Acknowledge = "I am on it": only the service's owners, its on-call approvers, or whom a policy rule for `acknowledge` allows."""
+    incident = desk.incidents.live_incident(incident_id(click.value))
+    if not _owner_or_on_call(desk, incident.service, incident.env, click.actor.user_id):
+        try:
+            desk.gate.authorize(
+                command="acknowledge", service=incident.service, env=incident.env, params={}, actor=click.actor, channel=click.channel
+            )
+        except PolicyDenied as denied:
+            who = ", ".join(_responders(desk, incident.service, incident.env)) or "its owners"
+            raise PolicyDenied(
+                f"Only the people who answer for {escape(incident.service)} ({who}) may acknowledge incident #{incident.id}; "
+                f"nothing was changed. ({denied.user_message})",
+                markup=True,
+            ) from denied
+    desk.incidents.acknowledge(incident.id, click.actor)
+
+
+def _owner_or_on_call(desk: Desk, service: str, env: str, user_id: str) -> bool:
+    """An owner of the service (a user id or a group), or an approver of its rollbacks there (its on-call)."""
+    return any(user_id in _members(desk, responder) for responder in _responder_ids(desk, service, env))
+
+
+def _responders(desk: Desk, service: str, env: str) -> list[str]:
+    return [mention(item) if item[:1] in ("U", "W") else f"@{escape(item.lstrip('@'))}" for item in _responder_ids(desk, service, env)]
+
+
+def _responder_ids(desk: Desk, service: str, env: str) -> list[str]:
+    config = desk.catalog.config
+    entry = config.services.get(service)
+    owners = list(entry.owners) if entry is not None else []
+    rule = next((rule for rule in config.policy.rules if rule.matches("rollback", service, env)), None)
+    on_call = [f"@{group}" for group in (rule.approvals.approvers if rule is not None and rule.approvals is not None else [])]
+    return list(dict.fromkeys([*owners, *on_call]))
+
+
+def _members(desk: Desk, responder: str) -> frozenset[str]:
+    """``@group`` is a configured group (which may itself name Slack user groups); anything else is a user id."""
+    if responder.startswith("@") and responder[1:] in desk.catalog.config.groups:
+        return desk.groups.members(responder[1:])
+    return frozenset({responder})
 
 
 def incident_id(value: str) -> int:

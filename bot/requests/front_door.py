@@ -79,6 +79,12 @@ class FrontDoor:
                 return
         self._audit_quietly(invocation, "usage", error=error.user_message)
 
+    def record_refused(self, user_id: str, channel: str, outcome: str, detail: str) -> None:
+        """Audit a command or click refused on the ack path for who sent it (a person from another organisation)."""
+        event = actor_event(EventType.COMMAND_REJECTED, _anonymous(user_id), channel=channel, outcome=outcome, reason=detail[:300])
+        with answering_errors(NO_REPLY):
+            self._desk.audit_writer.append(event)
+
     def record_shed(self, invocation: Invocation, parsed: CommandRequest) -> None:
         """Audit a command refused because too much work was queued (its person was told "busy")."""
         self._audit_quietly(invocation, "busy", command=parsed.command)

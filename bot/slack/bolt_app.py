@@ -75,7 +75,8 @@ class SlackBot:
         self.web = web
         self.handoff = handoff
         self.token: TokenCheck | None = None
-        self.listeners = SlackListeners(parse=parse, commands=commands, handoff=handoff)
+        allowed = [team.strip() for team in settings.allowed_teams.split(",") if team.strip()]
+        self.listeners = SlackListeners(parse=parse, commands=commands, handoff=handoff, allowed_teams=allowed)
         self.bolt = build_bolt_app(settings, self.listeners, self.authorization)
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self._signatures = SignatureVerifier(secret) if secret else None

@@ -71,7 +71,18 @@ class NoticeJob:
     text: str
 
 
-Job = CommandJob | ClickJob | RejectedJob | NoticeJob
+@dataclass(frozen=True)
+class RefusedJob:
+    """A command or click refused on the ack path for who sent it (another organisation): audit it, tell them if not yet told."""
+
+    user_id: str
+    channel: str
+    outcome: str
+    detail: str
+    notice: NoticeJob | None
+
+
+Job = CommandJob | ClickJob | RejectedJob | NoticeJob | RefusedJob
 
 
 class HandoffBusy(Exception):
@@ -112,6 +123,10 @@ class JobRunner:
             self._front_door.handle_click(job.click, self.replier(job.reply))
         elif isinstance(job, RejectedJob):
             self._front_door.record_rejected(job.invocation, UsageError(job.message, usage=job.usage))
+        elif isinstance(job, RefusedJob):
+            self._front_door.record_refused(job.user_id, job.channel, job.outcome, job.detail)
+            if job.notice is not None:
+                self.run(job.notice)
         else:
             self.replier(job.reply).private(Message.plain(escape(job.text)))
 

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.messages import ButtonAction
 from bot.store import audit as audit_store
+from bot.store import incidents as incident_store
 from bot.store.models import AuditEventRow
 from fakes.slack import FakeSlackApi, Message
 from tests.doubles import STATE, FakeClock
 from tests.integration.slack_support import (
     CHANNEL,
+    SLACK_TEST_CONFIG,
     RunningServer,
+    block_actions_payload,
     click_payload,
     form_payload,
     latest_message,
@@ -196,3 +199,67 @@ def test_an_approved_request_waiting_for_a_runner_does_not_start_in_a_freeze_tha
     refused = [row for row in audit_rows(server) if row.event == "not_started"]
     assert len(refused) == 1 and "frozen now" in refused[0].details
     assert slack.messages("C0INCIDENT") == []
+
+
+# -- item 6: people of other organisations; who may acknowledge an incident ---------------------------
+
+
+def test_a_slack_connect_user_from_another_organisation_is_refused_clearly_and_audited(server: RunningServer, slack: FakeSlackApi) -> None:
+    server.slack_user(slack, REQUESTER).command("touch svc v2 in production")
+    message = request_message(server, slack)
+    payload = click_payload(slack, APPROVER, CHANNEL, message, ButtonAction.APPROVE)
+    payload["user"]["team_id"] = "T0PARTNER"  # same channel, same team.id: a guest from a partner's org
+
+    assert server.post_signed(form_payload(payload)).status_code == 200
+
+    said = ephemeral_to(slack, APPROVER, "another organisation")
+    assert "T0PARTNER" in said and "nothing was done" in said
+    server.wait_idle()
+    assert STATE.runs == 0
+    assert "waiting for approval" in latest_message(slack, containing="touch svc").text
+    refused = [row for row in audit_rows(server) if row.event == "command_rejected"]
+    assert [(row.actor_id, row.outcome) for row in refused] == [(APPROVER, "foreign_user")]
+
+
+def test_an_allow_listed_partner_workspace_may_act(slack: FakeSlackApi, tmp_path: Path, sqlite_url: str) -> None:
+    with serve_touch_catalog(slack, tmp_path, sqlite_url, OPSBOT_ALLOWED_TEAMS="T0PARTNER") as server:
+        server.slack_user(slack, REQUESTER).command("touch svc v2 in production")
+        payload = click_payload(slack, APPROVER, CHANNEL, request_message(server, slack), ButtonAction.APPROVE)
+        payload["user"]["team_id"] = "T0PARTNER"
+
+        server.post_signed(form_payload(payload))
+
+        slack.wait_for(lambda: "succeeded" in latest_message(slack, containing="touch svc").text or None, what="the run")
+        server.wait_idle()
+
+
+OWNED_CONFIG = SLACK_TEST_CONFIG.replace(
+    "  svc:\n    default_env: production\n", "  svc:\n    owners: [U0A01]\n    default_env: production\n"
+)
+
+
+def open_incident(server: RunningServer) -> int:
+    with server.opsbot.database.transaction() as session:
+        row = incident_store.insert(
+            session, service="svc", env="production", state="open", reasons=["0/3 ready"], now=datetime.now(UTC), opened=True
+        )
+        assert row is not None
+        return row.id
+
+
+def test_only_owners_on_call_or_a_policy_rule_may_acknowledge_an_incident(slack: FakeSlackApi, tmp_path: Path, sqlite_url: str) -> None:
+    with serve_touch_catalog(slack, tmp_path, sqlite_url, config=OWNED_CONFIG) as server:
+        incident = open_incident(server)
+        ack = {"action_id": str(ButtonAction.INCIDENT_ACK), "value": str(incident), "block_id": "b", "type": "button"}
+
+        server.post_signed(form_payload(block_actions_payload(OUTSIDER, "C0INCIDENT", actions=[ack])))
+        said = ephemeral_to(slack, OUTSIDER, "may acknowledge")
+        server.post_signed(form_payload(block_actions_payload("U0A01", "C0INCIDENT", actions=[ack])))
+        server.wait_idle()
+
+        assert "Only the people who answer for svc (<@U0A01>)" in said
+        rows = audit_rows(server)
+        assert [(row.event, row.actor_id) for row in rows if row.event in ("denied", "incident_acknowledged")] == [
+            ("denied", OUTSIDER),
+            ("incident_acknowledged", "U0A01"),
+        ]
