@@ -19,6 +19,10 @@ from bot.catalog.yaml_lines import YamlDocument
 from commands.suggest import did_you_mean, known_list
 from commands.usage import UsageSyntaxError, compile_usage, slots
 
+POLICY_ONLY_NAMES = frozenset({"acknowledge", "read", "unlock-others", "digest"})
+"""Names a policy rule may use that are no runbook: the incident Acknowledge button, the reading built-ins
+(``show``, ``history``, ``approvals``), releasing another person's lock, and ``digest`` (also a built-in)."""
+
 
 def cross_check(result: LoadResult, registry: ActionRegistry, builtins: Collection[str]) -> None:
     """Append every cross-reference problem to ``result.problems``."""
@@ -26,7 +30,7 @@ def cross_check(result: LoadResult, registry: ActionRegistry, builtins: Collecti
         _check_runbook(loaded, registry, builtins, result)
     if result.config is not None and result.config_document is not None:
         names = {item.runbook.name for item in result.runbooks} | result.broken_runbook_names
-        _check_config(result.config, result.config_document, names | set(builtins), result)
+        _check_config(result.config, result.config_document, names | set(builtins) | POLICY_ONLY_NAMES, result)
 
 
 def _check_runbook(loaded: LoadedRunbook, registry: ActionRegistry, builtins: Collection[str], result: LoadResult) -> None:

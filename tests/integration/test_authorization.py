@@ -263,3 +263,31 @@ def test_only_owners_on_call_or_a_policy_rule_may_acknowledge_an_incident(slack:
             ("denied", OUTSIDER),
             ("incident_acknowledged", "U0A01"),
         ]
+
+
+# -- item 12: releasing another person's lock ----------------------------------------------------------
+
+LOCKS_CONFIG = SLACK_TEST_CONFIG.replace("  svc:\n", "  svc:\n    channel: C0INCIDENT\n", 1).replace(
+    "  rules:\n", "  rules:\n    - {runbooks: [unlock-others], envs: [production], allow: {users: [U0A01]}}\n", 1
+)
+
+
+def test_releasing_another_persons_lock_names_them_tells_the_service_channel_and_may_require_a_rule(
+    slack: FakeSlackApi, tmp_path: Path, sqlite_url: str
+) -> None:
+    with serve_touch_catalog(slack, tmp_path, sqlite_url, config=LOCKS_CONFIG) as server:
+        server.slack_user(slack, APPROVER).command("lock svc in production --reason migration")
+        slack.wait_for(lambda: [m for m in slack.messages(CHANNEL) if "is locked by" in m.text], what="the lock notice")
+
+        server.slack_user(slack, REQUESTER).command("unlock svc in production")
+        refused = ephemeral_to(slack, REQUESTER, "Denied")
+        server.slack_user(slack, "U0A01").command("unlock svc in production")
+        server.wait_idle()
+
+        assert "Only" in refused and "unlock-others" in refused
+        expected = "🔓 svc/production was unlocked by <@U0A01>; the lock was <@U0A00>'s (migration)."
+        assert [m.text for m in slack.messages(CHANNEL) if "unlocked" in m.text] == [expected]
+        assert [m.text for m in slack.messages("C0INCIDENT")] == [expected], "the service's own channel hears it"
+        rows = [(row.event, row.actor_id, row.runbook, row.outcome) for row in audit_rows(server) if row.event in ("denied", "unlocked")]
+        assert rows == [("denied", REQUESTER, "unlock-others", "denied"), ("unlocked", "U0A01", "unlock", "released_for_another")]
+        assert "U0A00" in next(row.details for row in audit_rows(server) if row.event == "unlocked")
