@@ -13,19 +13,50 @@ from bot.messages import Message, Replier, channel_link, escape, mention
 from bot.requests.desk import Desk
 from bot.requests.intake import Intake
 from bot.requests.invocation import Click, Invocation
+from bot.store import slots as slot_store
 from commands.parser import CommandRequest
 
 
 def post_digest(desk: Desk, parsed: CommandRequest, invocation: Invocation, reply: Replier) -> None:
-    """Post a digest now: the named channel's configured one, else every service to this channel."""
+    """Post a digest now: the named channel's configured one, else every service to this channel.
+
+    Under the policy like a runbook (a rule naming ``digest`` for env ``*``); only to the channel it
+    was asked in or a configured digest channel (a digest names images, failures and who deployed);
+    at most one ad-hoc digest per channel a minute, across replicas; and it never moves a
+    configured digest's "since" window.
+    """
     named = str(parsed.params.get("channel") or "").lstrip("#")
     channel = named or invocation.channel
+    configured = [digest.channel for digest in desk.digests.configured]
+    if channel != invocation.channel and channel not in configured:
+        where = ", ".join(channel_link(item) for item in configured) or "none is configured"
+        desk.gate.refuse(
+            command="digest", actor=invocation.actor, channel=invocation.channel, outcome="wrong_channel",
+            reason=f"`/ops digest` posts only to this channel or a configured digest channel ({where}).",
+        )  # fmt: skip
+    desk.gate.authorize(command="digest", service="*", env="*", params={}, actor=invocation.actor, channel=invocation.channel)
+    wait = _ad_hoc_wait(desk, channel)
+    if wait is not None:
+        desk.gate.refuse(
+            command="digest", actor=invocation.actor, channel=invocation.channel, outcome="rate_limited",
+            reason=f"A digest was asked for {channel_link(channel)} less than a minute ago; try again in {wait} s.",
+        )  # fmt: skip
     digest = desk.digests.for_channel(channel)
-    result = desk.digests.post(digest, actor=invocation.actor, force=True)
+    result = desk.digests.post(digest, actor=invocation.actor, force=True, remember=False)
     if result.outcome != "posted":
         reply.private(Message.plain(f"The digest could not be posted to {channel_link(channel)}; try again in a minute."))
     elif channel != invocation.channel:
         reply.private(Message.plain(f"Posted the digest to {channel_link(channel)}."))
+
+
+def _ad_hoc_wait(desk: Desk, channel: str) -> int | None:
+    """Claim this minute's ad-hoc digest slot for ``channel`` (shared by every replica); seconds to wait if taken."""
+    now = desk.clock()
+    minute = now.replace(second=0, microsecond=0)
+    with desk.database.transaction() as session:
+        if slot_store.claim(session, job_id=f"adhoc-digest:{channel}", slot=minute.isoformat(), owner="digest", now=now):
+            return None
+    return max(1, 60 - now.second)
 
 
 def roll_back_incident(desk: Desk, intake: Intake, click: Click, reply: Replier) -> None:

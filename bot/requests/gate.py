@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import NoReturn
 
 from bot.audit.events import Actor, AuditEvent, EventType
 from bot.audit.factories import actor_event, follow_up
@@ -68,6 +69,24 @@ class Gate:
             events = [denied]
         self._audit_writer.append(*events)
         raise PolicyDenied(f"Denied: {decision.reason}", markup=True)
+
+    def refuse(self, *, command: str, actor: Actor, channel: str, outcome: str, reason: str) -> NoReturn:
+        """A refusal that is no policy rule's (a wrong channel, a rate limit): audited as ``denied``, raised the same way."""
+        event = actor_event(EventType.DENIED, actor, channel=channel, runbook=command, outcome=outcome, reason=reason)
+        self._audit_writer.append(event)
+        raise PolicyDenied(reason, markup=True)
+
+    def allows(self, *, command: str, service: str, env: str, actor: Actor, channel: str) -> bool:
+        """The policy's yes or no, unaudited: for filtering what a list shows (``history``, ``approvals``)."""
+        decision = evaluate(
+            self._config, self._groups, command=command, runbook=None, service=service, env=env, params={},
+            subject=Subject(actor.user_id, channel), now=self._clock(),
+        )  # fmt: skip
+        return decision.allowed
+
+    def governs(self, command: str) -> bool:
+        """Whether some policy rule names ``command`` itself (``read`` is open until a rule names it)."""
+        return any(command in rule.runbooks for rule in self._config.policy.rules)
 
     def recheck(self, row: RequestRow, runbook: Runbook | None, approvers: Sequence[str]) -> str | None:
         """The policy now, for a stored request and the people who approved it: None if it may go on, else why not."""

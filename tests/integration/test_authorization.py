@@ -16,6 +16,7 @@ import pytest
 from bot.messages import ButtonAction
 from bot.store import audit as audit_store
 from bot.store import incidents as incident_store
+from bot.store import slots as slot_store
 from bot.store.models import AuditEventRow
 from fakes.slack import FakeSlackApi, Message
 from tests.doubles import STATE, FakeClock
@@ -291,3 +292,80 @@ def test_releasing_another_persons_lock_names_them_tells_the_service_channel_and
         rows = [(row.event, row.actor_id, row.runbook, row.outcome) for row in audit_rows(server) if row.event in ("denied", "unlocked")]
         assert rows == [("denied", REQUESTER, "unlock-others", "denied"), ("unlocked", "U0A01", "unlock", "released_for_another")]
         assert "U0A00" in next(row.details for row in audit_rows(server) if row.event == "unlocked")
+
+
+# -- item 3: /ops digest under the policy; what the policy governs for show, history, approvals --------
+
+DIGEST_CONFIG = SLACK_TEST_CONFIG.replace(
+    "channels: {incident: C0INCIDENT}\n", "channels:\n  incident: C0INCIDENT\n  digests: [{channel: C0INCIDENT}]\n", 1
+).replace("  rules:\n", '  rules:\n    - {runbooks: [digest], envs: ["*"], allow: {groups: [requesters]}}\n', 1)
+
+
+def digests_posted(server: RunningServer) -> list[AuditEventRow]:
+    return [row for row in audit_rows(server) if row.event == "digest_posted"]
+
+
+def test_digest_needs_a_policy_rule_posts_only_here_or_to_a_digest_channel_and_is_rate_limited(
+    slack: FakeSlackApi, tmp_path: Path, sqlite_url: str, clock: FakeClock
+) -> None:
+    with serve_touch_catalog(slack, tmp_path, sqlite_url, config=DIGEST_CONFIG, clock=clock) as server:
+        server.slack_user(slack, OUTSIDER, channel="C0INCIDENT").command("digest")
+        nobody = ephemeral_to(slack, OUTSIDER, "Denied")
+        requester = server.slack_user(slack, REQUESTER)
+        requester.command("digest C0ELSEWHERE")
+        elsewhere = ephemeral_to(slack, REQUESTER, "posts only to this channel")
+        requester.command("digest")
+        slack.wait_for(lambda: slack.messages(CHANNEL), what="the digest in #ops")
+        requester.command("digest")
+        again = ephemeral_to(slack, REQUESTER, "less than a minute ago")
+        server.wait_idle()
+
+        assert "Only members of @requesters may run `digest`" in nobody
+        assert "<#C0INCIDENT>" in elsewhere
+        assert "try again in 60 s" in again
+        assert slack.messages("C0INCIDENT") == [] and len(slack.messages(CHANNEL)) == 1
+        denials = [(row.actor_id, row.outcome) for row in audit_rows(server) if row.event == "denied"]
+        assert denials == [(OUTSIDER, "denied"), (REQUESTER, "wrong_channel"), (REQUESTER, "rate_limited")]
+        assert [row.channel for row in digests_posted(server)] == [CHANNEL]
+
+
+def test_an_ad_hoc_digest_never_moves_a_configured_digests_since_window(
+    slack: FakeSlackApi, tmp_path: Path, sqlite_url: str, clock: FakeClock
+) -> None:
+    with serve_touch_catalog(slack, tmp_path, sqlite_url, config=DIGEST_CONFIG, clock=clock) as server:
+        server.slack_user(slack, REQUESTER).command("digest C0INCIDENT")
+        slack.wait_for(lambda: slack.messages("C0INCIDENT"), what="the digest in the digest channel")
+        server.wait_idle()
+
+        with server.opsbot.database.reading() as session:
+            assert slot_store.digest_state(session, "C0INCIDENT") is None
+        assert [row.channel for row in digests_posted(server)] == ["C0INCIDENT"]
+
+
+READ_CONFIG = SLACK_TEST_CONFIG.replace(
+    "  rules:\n", "  rules:\n    - {runbooks: [read], envs: [production], allow: {groups: [requesters]}}\n", 1
+)
+
+
+def test_a_read_rule_governs_show_history_and_approvals(slack: FakeSlackApi, tmp_path: Path, sqlite_url: str) -> None:
+    with serve_touch_catalog(slack, tmp_path, sqlite_url, config=READ_CONFIG) as server:
+        server.slack_user(slack, REQUESTER).command("touch svc v2 in production")
+        request_message(server, slack)
+        outsider = server.slack_user(slack, OUTSIDER)
+
+        outsider.command("show 1")
+        denied = ephemeral_to(slack, OUTSIDER, "Denied")
+        outsider.command("history")
+        history = ephemeral_to(slack, OUTSIDER, "History of")
+        outsider.command("approvals")
+        waiting = ephemeral_to(slack, OUTSIDER, "Waiting for approval")
+        server.slack_user(slack, REQUESTER).command("approvals")
+        theirs = ephemeral_to(slack, REQUESTER, "Waiting for approval")
+        server.wait_idle()
+
+        assert "may run `read`" in denied
+        assert history == "History of all services: nothing yet." and waiting == "Waiting for approval: nothing yet."
+        assert theirs == "Waiting for approval: 1 requests"
+        assert [(row.event, row.actor_id, row.runbook) for row in audit_rows(server) if row.event == "denied"] == [
+            ("denied", OUTSIDER, "read")
+        ]
