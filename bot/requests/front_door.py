@@ -79,6 +79,12 @@ class FrontDoor:
                 return
         self._audit_quietly(invocation, "usage", error=error.user_message)
 
+    def group_changed(self, group_id: str | None) -> None:
+        """A Slack user group changed (an event): its cached members are forgotten by every process."""
+        with answering_errors(NO_REPLY):
+            self._desk.groups.invalidate(group_id)
+        logger.info("Slack user group %s changed; its cached members were forgotten", group_id or "(unknown)")
+
     def record_refused(self, user_id: str, channel: str, outcome: str, detail: str) -> None:
         """Audit a command or click refused on the ack path for who sent it (a person from another organisation)."""
         event = actor_event(EventType.COMMAND_REJECTED, _anonymous(user_id), channel=channel, outcome=outcome, reason=detail[:300])

@@ -183,7 +183,9 @@ class ServingBot:
 def build_inline_bot(settings: Settings, *, core_factory: CoreFactory = default_core) -> ServingBot:
     """The core in this process, jobs to its post-ack pool (tests; ``build_server`` without an executor)."""
     web = make_web_client(settings)
-    core = core_factory(settings, SlackNotifier(web), SlackUserGroups(web))
+    groups = SlackUserGroups(web, ttl_seconds=settings.group_cache_seconds, max_age_seconds=settings.group_max_age_seconds)
+    core = core_factory(settings, SlackNotifier(web), groups)
+    groups.share(core.database)
     handoff = LocalHandoff(core.pool, JobRunner(core.front_door, web))
     slack = SlackBot(settings=settings, web=web, parse=core.catalog.parse, commands=core.catalog.commands, handoff=handoff)
     return ServingBot(slack=slack, handoff=handoff, database=core.database, core=core)

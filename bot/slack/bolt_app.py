@@ -39,6 +39,9 @@ from commands.parser import CommandRequest
 
 logger = logging.getLogger(__name__)
 
+GROUP_EVENTS = ("subteam_members_changed", "subteam_updated")
+"""Slack user group events (the manifest subscribes to them): each forgets that group's cached members."""
+
 
 @dataclass(frozen=True)
 class SlackAnswer:
@@ -204,6 +207,9 @@ def configure(app: AsyncApp, listeners: SlackListeners) -> None:
     async def button_clicked(ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest) -> None:
         await listeners.on_block_action(ack, body, request)
 
+    async def group_changed(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await listeners.on_group_changed(ack, body)
+
     async def listener_failed(error: Exception, body: dict[str, Any]) -> None:
         await listeners.on_error(error, body)
 
@@ -211,6 +217,8 @@ def configure(app: AsyncApp, listeners: SlackListeners) -> None:
     app.middleware(BlockActionsGuard(listeners))
     app.command(OPS_COMMAND)(ops_command)
     app.block_action(ANY_ACTION)(button_clicked)
+    for event in GROUP_EVENTS:  # approvals must not trust a membership Slack just said changed
+        app.event(event)(group_changed)
     app.error(listener_failed)
 
 

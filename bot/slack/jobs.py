@@ -82,7 +82,14 @@ class RefusedJob:
     notice: NoticeJob | None
 
 
-Job = CommandJob | ClickJob | RejectedJob | NoticeJob | RefusedJob
+@dataclass(frozen=True)
+class GroupChangedJob:
+    """Slack said a user group changed: forget its members everywhere (the shared cache), at once."""
+
+    group_id: str | None
+
+
+Job = CommandJob | ClickJob | RejectedJob | NoticeJob | RefusedJob | GroupChangedJob
 
 
 class HandoffBusy(Exception):
@@ -123,6 +130,8 @@ class JobRunner:
             self._front_door.handle_click(job.click, self.replier(job.reply))
         elif isinstance(job, RejectedJob):
             self._front_door.record_rejected(job.invocation, UsageError(job.message, usage=job.usage))
+        elif isinstance(job, GroupChangedJob):
+            self._front_door.group_changed(job.group_id)
         elif isinstance(job, RefusedJob):
             self._front_door.record_refused(job.user_id, job.channel, job.outcome, job.detail)
             if job.notice is not None:

@@ -33,6 +33,7 @@ from bot.slack.jobs import (
     BUSY_TEXT,
     ClickJob,
     CommandJob,
+    GroupChangedJob,
     Handoff,
     HandoffBusy,
     HandoffUnavailable,
@@ -44,6 +45,7 @@ from bot.slack.jobs import (
 )
 from bot.slack.payloads import (
     PayloadProblem,
+    changed_user_group,
     first_action,
     foreign_user,
     foreign_workspace,
@@ -129,6 +131,12 @@ class SlackListeners:
         click = dataclasses.replace(parsed.click, delivery=delivery_id(request))
         if not self._hand_over(ClickJob(click, ReplyTarget(click.actor.user_id, click.channel, parsed.response_url))):
             logger.error("dropped a %s click by %s: nothing is taking work", click.action, click.actor.user_id)
+
+    async def on_group_changed(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """``subteam_members_changed`` / ``subteam_updated``: ack, then forget that group's members everywhere."""
+        await ack()
+        if not self._hand_over(GroupChangedJob(changed_user_group(body))):
+            logger.error("could not forget a changed Slack user group: nothing is taking work")
 
     def answer_unreadable_click(self, body: dict[str, Any]) -> None:
         """A block_actions payload without a usable ``actions[0]``: tell the clicker, after the ack."""

@@ -187,6 +187,12 @@ def foreign_user(body: Mapping[str, Any], team_id: str) -> PayloadProblem:
     )
 
 
+def changed_user_group(body: Mapping[str, Any]) -> str | None:
+    """The ``S…`` id a ``subteam_members_changed`` / ``subteam_updated`` event is about (None if unreadable)."""
+    event = _mapping(body.get("event"))
+    return _slack_id(event.get("subteam_id")) or _slack_id(_mapping(event.get("subteam")).get("id"))
+
+
 def first_action(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """``actions[0]`` if it is an object with a string ``action_id`` (Bolt's matchers index it blindly)."""
     actions = body.get("actions")

@@ -6,30 +6,41 @@ the fake Slack Web API, and reads back what the person saw and what the audit lo
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+from slack_sdk import WebClient
 
 from bot.messages import ButtonAction
+from bot.slack.usergroups import GroupLookupFailed, SlackUserGroups
 from bot.store import audit as audit_store
+from bot.store import group_members as group_store
 from bot.store import incidents as incident_store
 from bot.store import slots as slot_store
+from bot.store.database import Database
 from bot.store.models import AuditEventRow
 from fakes.slack import FakeSlackApi, Message
+from fakes.slack.records import UserGroup
 from tests.doubles import STATE, FakeClock
 from tests.integration.slack_support import (
     CHANNEL,
     SLACK_TEST_CONFIG,
+    TEAM_ID,
     RunningServer,
     block_actions_payload,
     click_payload,
     form_payload,
     latest_message,
+    migrated,
     posted_request,
     serve_touch_catalog,
+    signed_headers,
+    wait_until,
 )
 
 REQUESTER, APPROVER, OUTSIDER = "U0REQ", "U0A00", "U0OUT"
@@ -369,3 +380,83 @@ def test_a_read_rule_governs_show_history_and_approvals(slack: FakeSlackApi, tmp
         assert [(row.event, row.actor_id, row.runbook) for row in audit_rows(server) if row.event == "denied"] == [
             ("denied", OUTSIDER, "read")
         ]
+
+
+# -- item 5: group membership for approvals -------------------------------------------------------------
+
+GROUP_MEMBER = "U0GRP"
+
+
+def group_event(server: RunningServer, event_type: str, group_id: str) -> httpx.Response:
+    """A signed Events API delivery about a user group, as Slack sends it (JSON)."""
+    event = {"type": event_type, "subteam_id": group_id, "team_id": TEAM_ID, "removed_users": [GROUP_MEMBER], "event_ts": "1.2"}
+    body = json.dumps(
+        {"token": "legacy", "team_id": TEAM_ID, "api_app_id": "A0FAKE", "type": "event_callback", "event_id": "Ev01", "event_time": 1,
+         "event": event}
+    ).encode()  # fmt: skip
+    headers = {**signed_headers(server.signing_secret, body), "Content-Type": "application/json"}
+    return server.http.post("/slack/events", content=body, headers=headers)
+
+
+def test_a_member_removed_from_a_slack_user_group_cannot_approve_once_slack_says_so(server: RunningServer, slack: FakeSlackApi) -> None:
+    server.slack_user(slack, REQUESTER).command("touch svc v2 in production")
+    server.slack_user(slack, GROUP_MEMBER).click(request_message(server, slack), ButtonAction.APPROVE)
+    slack.wait_for(lambda: "succeeded" in latest_message(slack, containing="touch svc v2").text or None, what="the first run")
+    slack.ws.usergroups["S0ONCALL"] = UserGroup(id="S0ONCALL", handle="platform-oncall", users=())
+
+    assert group_event(server, "subteam_members_changed", "S0ONCALL").status_code == 200
+    server.wait_idle()
+    server.slack_user(slack, REQUESTER).command("touch svc v3 in production")
+    server.slack_user(slack, GROUP_MEMBER).click(posted_request(server.opsbot, slack, "touch svc v3"), ButtonAction.APPROVE)
+
+    assert "you are not a member" in ephemeral_to(slack, GROUP_MEMBER, "not a member")
+    server.wait_idle()
+    assert STATE.value == "v2"
+    assert [row.outcome for row in audit_rows(server) if row.event == "approval_refused"] == ["not_an_approver"]
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_cached_membership_older_than_its_maximum_age_grants_nothing_while_slack_fails(slack: FakeSlackApi) -> None:
+    clock = ManualClock()
+    groups = SlackUserGroups(WebClient(token=slack.token, base_url=slack.api_url), ttl_seconds=300, clock=clock)
+    assert groups("S0ONCALL") == {GROUP_MEMBER}
+    slack.fail_next("usergroups.users.list", "ratelimited", times=2)
+
+    clock.now += 358
+    stale = groups("S0ONCALL")
+    clock.now += 300
+    with pytest.raises(GroupLookupFailed, match="too old"):
+        groups("S0ONCALL")
+
+    assert stale == {GROUP_MEMBER}, "within 2 × TTL a Slack hiccup does not lock the on-call out"
+
+
+def test_the_membership_answer_is_shared_across_processes_through_the_database(slack: FakeSlackApi, sqlite_url: str) -> None:
+    database = Database(migrated(sqlite_url))
+    first, second = (SlackUserGroups(WebClient(token=slack.token, base_url=slack.api_url)) for _ in range(2))
+    first.share(database)
+    second.share(database)
+    try:
+        assert first("S0ONCALL") == {GROUP_MEMBER}
+        wait_until(lambda: shared(database), what="the answer in the shared cache")
+        assert second("S0ONCALL") == {GROUP_MEMBER}
+        assert len(slack.calls_to("usergroups.users.list")) == 1, "one Slack call served both processes"
+
+        slack.ws.usergroups["S0ONCALL"] = UserGroup(id="S0ONCALL", handle="platform-oncall", users=())
+        first.invalidate("S0ONCALL")
+
+        assert second("S0ONCALL") == frozenset(), "the other process no longer trusts what it saw"
+    finally:
+        database.dispose()
+
+
+def shared(database: Database) -> bool:
+    with database.reading() as session:
+        return group_store.read(session, "S0ONCALL") is not None
