@@ -317,6 +317,7 @@ def main() -> None:
                 f"ack benchmark: {os.cpu_count()} cores, {args.workers} server workers each, {args.seconds}s per run, wrk, signed requests"
             )
             print(f"{'command':<10} {'c':>3} {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   p50 / bare p50")
+            summary: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
             for label, text in (("help", "help"), ("typo", "deploi checkout 1.4.2")):
                 for concurrency in levels:
                     results = {}
@@ -325,6 +326,10 @@ def main() -> None:
                         requests_file = write_requests(slack, workdir, text, count, min(2, concurrency))
                         results[name] = run_wrk(f"http://127.0.0.1:{port}", requests_file, concurrency, args.seconds, lua)
                         wait_drained(slack, database_url)  # each run starts with opsbot's post-ack queue empty
+                    summary.setdefault(label, {})[str(concurrency)] = {
+                        name: {"rps": round(figures.rps), "p50_ms": figures.p50_ms, "p99_ms": figures.p99_ms, "errors": figures.errors}
+                        for name, figures in results.items()
+                    }
                     for name, figures in results.items():
                         ratio = f"{figures.p50_ms / results['bare'].p50_ms:.2f}" if name != "bare" else ""
                         print(
@@ -334,6 +339,7 @@ def main() -> None:
         finally:
             for server in servers:
                 stop(server)
+    print("RESULT " + json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Prints one line per figure. Not a test: it measures, it does not assert.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import threading
@@ -101,23 +102,29 @@ def tail_latency_ms(database: Database, samples: int = 50) -> tuple[float, float
     return statistics.median(timings), timings[int(len(timings) * 0.95) - 1]
 
 
-def run(name: str, url: str, rows: int) -> None:
+def run(name: str, url: str, rows: int) -> dict[str, float]:
+    figures: dict[str, float] = {}
     database = Database(url)
     upgrade(database)
     for threads in (1, 8):
         rate = appends_per_second(database, threads=threads, per_thread=2_000 // threads)
+        figures[f"appends_per_second_{threads}_threads"] = round(rate)
         print(f"{name}: {rate:,.0f} appends/s ({threads} thread{'s' if threads > 1 else ''}, one transaction per append: a state change)")
     for threads in (8, 32):
         rate = group_committed_per_second(database, threads=threads, per_thread=8_000 // threads)
+        figures[f"group_commit_per_second_{threads}_threads"] = round(rate)
         print(f"{name}: {rate:,.0f} appends/s ({threads} threads, group commit: step events, progress, refusals)")
     started = time.perf_counter()
     fill(database, rows)
     print(f"{name}: loaded a {rows:,}-event chain in {time.perf_counter() - started:.1f}s (5,000 events per transaction)")
     seconds, checked = verify_seconds(database)
+    figures["verify_seconds"], figures["verified_rows"] = round(seconds, 2), checked
     print(f"{name}: audit verify of {checked:,} events: {seconds:.2f}s ({checked / seconds:,.0f} events/s)")
     median, p95 = tail_latency_ms(database)
+    figures["tail_median_ms"], figures["tail_p95_ms"] = round(median, 2), round(p95, 2)
     print(f"{name}: audit tail --service (20 rows of 1 of 200 services) at {checked:,} rows: median {median:.2f} ms, p95 {p95:.2f} ms")
     database.dispose()
+    return figures
 
 
 def main() -> None:
@@ -126,18 +133,20 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as directory:
-        run("sqlite", f"sqlite:///{Path(directory) / 'bench.db'}", args.rows)
+        results["sqlite"] = run("sqlite", f"sqlite:///{Path(directory) / 'bench.db'}", args.rows)
     if not args.skip_postgres:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(args.postgres, autocommit=True) as connection:
             connection.execute(f'CREATE SCHEMA "{schema}"')
         try:
             url = args.postgres.replace("postgresql://", "postgresql+psycopg://", 1) + f"?options=-csearch_path%3D{schema}"
-            run("postgresql", url, args.rows)
+            results["postgresql"] = run("postgresql", url, args.rows)
         finally:
             with psycopg.connect(args.postgres, autocommit=True) as connection:
                 connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    print("RESULT " + json.dumps(results))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import tempfile
 import time
@@ -117,6 +118,10 @@ def main() -> None:
         print(f"digest built in {built:.2f} s (health + audit + approvals + locks), rendered in {rendered * 1000:.1f} ms")
         print(f"summary: {message.text}")
         print(f"message: {len(message.sections)} sections, longest {max(len(section) for section in message.sections)} characters")
+        print("RESULT " + json.dumps({
+            "deployments": len(services), "namespaces": args.namespaces, "api_requests": len(requests),
+            "built_seconds": round(built, 3), "rendered_ms": round(rendered * 1000, 1),
+        }))  # fmt: skip
         backends.kubernetes.close()
         database.dispose()
 

@@ -251,15 +251,20 @@ def run(workdir: Path, args: argparse.Namespace, schema: str, database_url: str)
 
 
 def report(load: Load, elapsed: float, args: argparse.Namespace, schema: str, env: dict[str, str], workdir: Path) -> None:
+    result: dict[str, object] = {}
     total = sum(load.sent.values()) + len(load.failures)
     non_200 = sum(count for status, count in load.status.items() if status != 200) + len(load.failures)
     latencies = sorted(load.latencies)
     print(f"load: {total:,} requests in {elapsed:.1f}s ({total / elapsed:,.0f}/s; target {args.rate}/s) mix {dict(load.sent)}")
     print(f"load: errors (non-200 or no answer): {non_200}  statuses {dict(load.status)}  failures {Counter(load.failures).most_common(3)}")
+    result.update(requests=total, seconds=round(elapsed, 1), rate=args.rate, errors=non_200)
     if latencies:
         p50, p99 = statistics.median(latencies), latencies[max(0, int(len(latencies) * 0.99) - 1)]
         print(f"load: ack latency p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms")
+        result.update(ack_p50_ms=round(p50, 1), ack_p99_ms=round(p99, 1))
+    drain_started = time.monotonic()
     events, states = drained_counts(load, schema)
+    result["drained_seconds"] = round(time.monotonic() - drain_started)
     runbook_commands = load.sent["status"] + load.sent["deploy"]
     shed = load.database.execute(
         "SELECT count(*) FROM audit_events WHERE event = 'command_rejected' AND outcome = 'busy' "
@@ -282,11 +287,14 @@ def report(load: Load, elapsed: float, args: argparse.Namespace, schema: str, en
     )
     print(f"load: audit verify: {(verify.stdout or verify.stderr).strip()}")
     print(f"load: answered 'busy, try again' in the ack: {dict(load.busy) or 0}")
+    result.update(busy_in_ack=sum(load.busy.values()), shed_after_ack=shed[0] if shed else 0, states=dict(states))
     log = (workdir / "opsbot.log").read_text(errors="replace")
     warnings = Counter(json.loads(line)["event"][:60] for line in log.splitlines() if '"level": "warning"' in line)
     print(f"load: warnings in the server log: {warnings.most_common(5)}")
     errors = Counter(json.loads(line)["event"][:100] for line in log.splitlines() if '"level": "error"' in line)
     print(f"load: error lines in the server log: {sum(errors.values())} {errors.most_common(4)}")
+    result["server_error_lines"] = sum(errors.values())
+    print("RESULT " + json.dumps(result))
 
 
 def drained_counts(load: Load, schema: str) -> tuple[Counter[str], Counter[str]]:

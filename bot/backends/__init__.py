@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from bot.catalog.config import OpsbotConfig
 
 if TYPE_CHECKING:
+    import urllib3
+
     from bot.backends.aws import AwsBackend
     from bot.backends.kubernetes import KubernetesBackend
 
@@ -23,6 +25,17 @@ class Backends:
 
     def __init__(self, config: OpsbotConfig) -> None:
         self._config = config
+
+    @property
+    def config(self) -> OpsbotConfig:
+        return self._config
+
+    @cached_property
+    def http(self) -> urllib3.PoolManager:
+        """One connection pool for every ``http.request`` step (urllib3 is already here for the cloud clients)."""
+        import urllib3
+
+        return urllib3.PoolManager(num_pools=10, maxsize=4)
 
     @cached_property
     def kubernetes(self) -> KubernetesBackend:

@@ -1,8 +1,11 @@
-"""The contract between the runner and the backends.
+"""The action contract: what every runbook step is, opsbot's own and plugins' alike (public and stable).
 
-An ``Action`` is stateless: everything it needs (the target, the backend clients, where
-to report progress, when to give up) arrives in a ``StepContext``. That keeps Kubernetes
-and AWS calls inside their backends and lets the runner own timeouts and cancellation.
+An ``Action`` is stateless: everything it needs (the target, the backend clients, where to
+report progress, when to give up) arrives in a ``StepContext``. That keeps Kubernetes and AWS
+calls inside their backends and lets the run engine own timeouts and cancellation. A plugin
+(an installed package with an ``opsbot.actions`` entry point, see docs/runbooks.md) subclasses
+``Action`` and ``ActionArgs`` from this module; ``opsbot validate`` checks a runbook's
+arguments against ``args_model`` and reports mistakes as ``file:line``.
 """
 
 from __future__ import annotations
@@ -10,13 +13,13 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.catalog.config import Target, TargetKind
+from bot.catalog.config import OpsbotConfig, Target, TargetKind
 from bot.errors import ActionCancelled, StepTimeout
 
 if TYPE_CHECKING:
@@ -97,13 +100,30 @@ class StepContext:
 
 
 class Action(ABC, Generic[ArgsT]):
-    """A named step. Subclasses set the class variables and implement ``run``."""
+    """A named step. Subclasses set the class variables and implement ``run`` (and ``plan`` if it changes anything).
+
+    ``name`` is ``<package>.<verb>``; ``target_kind`` is the kind of target it acts on (None: any);
+    ``mutating`` steps need the policy's approvals and take the target's lock; ``plan`` must only
+    read; ``run`` reports with ``ctx.progress``, waits with ``ctx.wait`` (cancellation and the
+    deadline wake it) and raises ``ActionFailed`` / ``TemporaryActionError`` with a message a
+    person can act on.
+    """
 
     name: ClassVar[str]
     target_kind: ClassVar[TargetKind | None]
     args_model: ClassVar[type[ActionArgs]]
     mutating: ClassVar[bool] = True
     summary: ClassVar[str]
+    url_args: ClassVar[frozenset[str]] = frozenset()
+    """Arguments that are URLs: parameters substituted into them are percent-encoded (``runs.steps.render_args``)."""
+
+    @classmethod
+    def check_step(cls, args: Mapping[str, Any], config: OpsbotConfig) -> list[tuple[str, str]]:
+        """Checks ``opsbot validate`` runs on a step's arguments as written (before parameters are known).
+
+        Returns (argument name, message) pairs; the default checks nothing beyond ``args_model``.
+        """
+        return []
 
     def plan(self, ctx: StepContext, args: ArgsT) -> list[Change]:
         """What running this step would change, read without changing anything."""

@@ -61,9 +61,11 @@ def check_files(
 ) -> LoadResult:
     """Load and cross-check; the result lists every problem (empty when all is well)."""
     result = LoadResult()
+    actions = registry or build_registry()
+    result.problems.extend(actions.problems)
     load_config(config_path, result)
     load_runbooks(runbooks_dir, result)
-    cross_check(result, registry or build_registry(), builtins)
+    cross_check(result, actions, builtins)
     return result
 
 

@@ -7,6 +7,7 @@ instead of silently disabling a rule.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -254,6 +255,29 @@ class AwsAccess(Strict):
     max_attempts: int = Field(default=5, ge=1, le=20)
 
 
+class HttpAccess(Strict):
+    """Where ``http.request`` steps may send requests: only under these base URLs.
+
+    A runbook's URL template must start inside one of them, and parameters substituted into it
+    are percent-encoded, so no parameter (and no runbook typo) can point a request elsewhere.
+    """
+
+    allowed_urls: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_urls")
+    @classmethod
+    def _absolute_bases(cls, value: list[str]) -> list[str]:
+        bases: list[str] = []
+        for url in value:
+            parsed = urllib.parse.urlsplit(url)
+            if parsed.scheme not in ("https", "http") or not parsed.hostname:
+                raise ValueError(f"{url!r} is not an absolute http(s) URL like https://cdn.example.com/api/")
+            if parsed.username or parsed.password or parsed.query or parsed.fragment:
+                raise ValueError(f"{url!r}: a base URL has no user, query or fragment")
+            bases.append(url if url.endswith("/") else url + "/")
+        return bases
+
+
 class OpsbotConfig(Strict):
     """The whole ``opsbot.yaml``."""
 
@@ -265,6 +289,7 @@ class OpsbotConfig(Strict):
     health: HealthWatch = Field(default_factory=HealthWatch)
     kubernetes: KubernetesAccess = Field(default_factory=KubernetesAccess)
     aws: AwsAccess = Field(default_factory=AwsAccess)
+    http: HttpAccess = Field(default_factory=HttpAccess)
 
     def service(self, name: str) -> Service | None:
         return self.services.get(name)

@@ -11,9 +11,13 @@ import zoneinfo
 from collections.abc import Collection
 from typing import Any
 
+from pydantic import ValidationError
+
+from bot.catalog.actions import Action
 from bot.catalog.config import OpsbotConfig
 from bot.catalog.loading import LoadedRunbook, LoadResult, problem_at
 from bot.catalog.registry import ActionRegistry
+from bot.catalog.runbooks import TEMPLATE_REFERENCE, StepSpec
 from bot.catalog.schedules import cron_trigger
 from bot.catalog.yaml_lines import YamlDocument
 from commands.suggest import did_you_mean, known_list
@@ -63,6 +67,7 @@ def _check_runbook(loaded: LoadedRunbook, registry: ActionRegistry, builtins: Co
         for key, info in fields.items():
             if info.is_required() and key not in step.args:
                 problems.append(problem_at(document, ["steps", index, "args"], f"{step.action} needs argument {key!r}"))
+        problems.extend(_step_argument_problems(step, action, index, document, result.config))
         for reference in step.template_references():
             if reference not in runbook.parameters:
                 message = f"{{{reference}}} is not a parameter of this runbook"
@@ -158,3 +163,35 @@ def _unknown_group(group: str, config: OpsbotConfig) -> str:
 
 def _all_envs(config: OpsbotConfig) -> set[str]:
     return {env for service in config.services.values() for env in service.environments}
+
+
+def _step_argument_problems(
+    step: StepSpec, action: type[Action[Any]], index: int, document: YamlDocument, config: OpsbotConfig | None
+) -> list[str]:
+    """Arguments written out in full (no ``{parameter}`` in them) must already satisfy the action's ``args_model``,
+    and the action's own ``check_step`` (an allowed URL, …): a plugin's bad argument is a ``file:line`` problem here,
+    not a failure at the first run."""
+    problems: list[str] = []
+    literal = {key for key, value in step.args.items() if not _references_any(value)}
+    try:
+        action.args_model.model_validate(step.args)
+    except ValidationError as error:
+        for item in error.errors(include_url=False):
+            location = [part for part in item["loc"] if isinstance(part, str | int)]
+            if location and location[0] in literal and item.get("type") != "missing":
+                message = f"{step.action}: {str(item.get('msg', 'invalid value')).removeprefix('Value error, ')}"
+                problems.append(problem_at(document, ["steps", index, "args", *location], message))
+    if config is not None:
+        for key, message in action.check_step(step.args, config):
+            problems.append(problem_at(document, ["steps", index, "args", key], message))
+    return problems
+
+
+def _references_any(value: Any) -> bool:
+    if isinstance(value, str):
+        return TEMPLATE_REFERENCE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_references_any(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_references_any(item) for item in value)
+    return False

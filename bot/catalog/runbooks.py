@@ -70,12 +70,18 @@ class StepSpec(RunbookModel):
         return self.name or self.action
 
     def template_references(self) -> set[str]:
-        """Parameter names used as ``{name}`` anywhere in the arguments."""
-        found: set[str] = set()
-        for value in self.args.values():
-            if isinstance(value, str):
-                found.update(TEMPLATE_REFERENCE.findall(value))
-        return found
+        """Parameter names used as ``{name}`` anywhere in the arguments (nested mappings and lists included)."""
+        return _references(self.args)
+
+
+def _references(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return set(TEMPLATE_REFERENCE.findall(value))
+    if isinstance(value, dict):
+        return set().union(*(_references(item) for item in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_references(item) for item in value)) if value else set()
+    return set()
 
 
 OnFailure = Literal["rollback", "none"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +40,7 @@ def prepare_steps(catalog: Catalog, runbook: Runbook, target: Target, params: di
             continue
         action = catalog.registry.create(spec.action)
         try:
-            args = action.args_model.model_validate(render_args(spec.args, params))
+            args = action.args_model.model_validate(render_args(spec.args, params, url_args=action.url_args))
         except ValidationError as error:
             first = error.errors(include_url=False)[0]
             where = ".".join(str(part) for part in first["loc"])
@@ -52,19 +54,33 @@ def prepare_steps(catalog: Catalog, runbook: Runbook, target: Target, params: di
     return prepared
 
 
-def render_args(args: dict[str, Any], params: dict[str, ParamValue]) -> dict[str, Any]:
-    """Fill ``{param}`` templates; a value that is exactly one template keeps its type (or None)."""
-    rendered: dict[str, Any] = {}
-    for key, value in args.items():
-        if isinstance(value, str):
-            whole = TEMPLATE_REFERENCE.fullmatch(value)
-            if whole is not None:
-                rendered[key] = params.get(whole.group(1))
-            else:
-                rendered[key] = TEMPLATE_REFERENCE.sub(lambda found: _text(params.get(found.group(1))), value)
-        else:
-            rendered[key] = value
-    return rendered
+def render_args(args: dict[str, Any], params: dict[str, ParamValue], *, url_args: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Fill ``{param}`` templates, in nested mappings and lists too; a value that is exactly one template keeps its type.
+
+    Values go into the arguments as data, never into a string that is parsed again: a JSON body is
+    built from the rendered structure, so a parameter cannot break out of its field. In ``url_args``
+    a value substituted into a URL is percent-encoded (``/``, ``?``, ``#``, ``..`` included), so a
+    parameter can fill a path segment but never change where the URL points.
+    """
+    return {key: _render(value, params, quote_values=key in url_args) for key, value in args.items()}
+
+
+def _render(value: Any, params: dict[str, ParamValue], *, quote_values: bool) -> Any:
+    if isinstance(value, dict):
+        return {key: _render(item, params, quote_values=quote_values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_render(item, params, quote_values=quote_values) for item in value]
+    if not isinstance(value, str):
+        return value
+    whole = TEMPLATE_REFERENCE.fullmatch(value)
+    if whole is not None and not quote_values:
+        return params.get(whole.group(1))
+
+    def substitute(found: re.Match[str]) -> str:
+        text = _text(params.get(found.group(1)))
+        return urllib.parse.quote(text, safe="") if quote_values else text
+
+    return TEMPLATE_REFERENCE.sub(substitute, value)
 
 
 def make_context(

@@ -14,8 +14,10 @@ actions work on.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+from collections.abc import Callable
 from typing import Any, Literal
 
 import urllib3
@@ -38,6 +40,8 @@ _CONTENT_TYPES: dict[PatchType, str] = {
 }
 
 
+LIST_PAGE_SIZE = 500
+"""Items per list page: kubectl's default chunk size."""
 CONNECTION_POOL_SIZE = 32
 
 
@@ -125,20 +129,36 @@ class ClusterApi:
 
     def list_deployments(self, namespace: str) -> list[dict[str, Any]]:
         with kube_errors("list", self.ref(namespace)):
-            result = self._apps.list_namespaced_deployment(namespace, _request_timeout=self._timeout)
-        return self._items(result)
+            return self._list_pages(self._apps.list_namespaced_deployment, namespace, None)
 
     def list_replicasets(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         with kube_errors("list", self.ref(namespace, kind="replicaset")):
-            result = self._apps.list_namespaced_replica_set(
-                namespace, label_selector=label_selector or None, _request_timeout=self._timeout
-            )
-        return self._items(result)
+            return self._list_pages(self._apps.list_namespaced_replica_set, namespace, label_selector or None)
 
     def list_pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
         with kube_errors("list", self.ref(namespace, kind="pod")):
-            result = self._core.list_namespaced_pod(namespace, label_selector=label_selector or None, _request_timeout=self._timeout)
-        return self._items(result)
+            return self._list_pages(self._core.list_namespaced_pod, namespace, label_selector or None)
+
+    def _list_pages(self, call: Callable[..., Any], namespace: str, label_selector: str | None) -> list[dict[str, Any]]:
+        """Every item of a list, read ``LIST_PAGE_SIZE`` at a time (``limit``/``continue``, as kubectl does).
+
+        The raw JSON is parsed directly (``_preload_content=False``): building the generated
+        client's models and converting them back to dicts cost most of a big digest's time (see
+        docs/benchmarks.md), and nothing here needs the models. Pages keep one response in memory
+        at a time, however big the namespace.
+        """
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            response = call(
+                namespace, label_selector=label_selector, limit=LIST_PAGE_SIZE, _continue=token,
+                _request_timeout=self._timeout, _preload_content=False,
+            )  # fmt: skip
+            page = json.loads(response.data)
+            items.extend(item for item in page.get("items") or [] if isinstance(item, dict))
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                return items
 
     def close(self) -> None:
         """Release this cluster's connection pool."""
@@ -147,10 +167,6 @@ class ClusterApi:
     def _as_dict(self, model: Any) -> dict[str, Any]:
         data = self._api_client.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
         return data if isinstance(data, dict) else {}
-
-    def _items(self, model: Any) -> list[dict[str, Any]]:
-        items = self._as_dict(model).get("items") or []
-        return [item for item in items if isinstance(item, dict)]
 
 
 class KubeClients:

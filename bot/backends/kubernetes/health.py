@@ -47,6 +47,7 @@ def collect_health(cluster_for: Callable[[str | None], ClusterApi], items: list[
                 results[index] = unknown_health(*items[index], reason=exc.user_message)
             continue
         by_name = {_name(deployment): deployment for deployment in deployments}
+        pods_by_label = PodIndex(pods)
         for index in indexes:
             ref, target = items[index]
             deployment = by_name.get(target.deployment)
@@ -54,7 +55,7 @@ def collect_health(cluster_for: Callable[[str | None], ClusterApi], items: list[
                 reason = f"no deployment {target.deployment} in namespace {namespace} of cluster {cluster_name(context)}"
                 results[index] = unknown_health(ref, target, reason=reason)
             else:
-                results[index] = deployment_health(ref, target, deployment, pods)
+                results[index] = deployment_health(ref, target, deployment, pods_by_label.matching(deployment))
     return [results[index] for index in range(len(items))]
 
 
@@ -70,12 +71,33 @@ def unknown_health(ref: TargetRef, target: KubernetesTarget, *, reason: str) -> 
     return ServiceHealth(service=ref.service, env=ref.env, target=target.describe(), state="unknown", reasons=(reason,))
 
 
-def deployment_health(
-    ref: TargetRef, target: KubernetesTarget, deployment: Mapping[str, Any], namespace_pods: list[dict[str, Any]]
-) -> ServiceHealth:
-    """Join one Deployment with its pods and judge it (see ``health_state`` for the rules)."""
-    selector = (deployment.get("spec") or {}).get("selector")
-    pods = [pod for pod in namespace_pods if selector_matches(selector, _labels(pod))]
+class PodIndex:
+    """A namespace's pods indexed by label, so each Deployment finds its pods without scanning them all.
+
+    Deployments select with ``matchLabels`` almost always: the candidates are the pods that carry
+    the rarest of those labels, then the full selector (``matchExpressions`` included) decides.
+    Scanning every pod for every Deployment was quadratic in the namespace's size.
+    """
+
+    def __init__(self, pods: list[dict[str, Any]]) -> None:
+        self._pods = pods
+        self._by_label: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for pod in pods:
+            for key, value in _labels(pod).items():
+                self._by_label.setdefault((key, value), []).append(pod)
+
+    def matching(self, deployment: Mapping[str, Any]) -> list[dict[str, Any]]:
+        selector = (deployment.get("spec") or {}).get("selector")
+        match_labels = (selector or {}).get("matchLabels") if isinstance(selector, dict) else None
+        candidates = self._pods
+        if isinstance(match_labels, dict) and match_labels:
+            lists = [self._by_label.get((str(key), str(value)), []) for key, value in match_labels.items()]
+            candidates = min(lists, key=len)
+        return [pod for pod in candidates if selector_matches(selector, _labels(pod))]
+
+
+def deployment_health(ref: TargetRef, target: KubernetesTarget, deployment: Mapping[str, Any], pods: list[dict[str, Any]]) -> ServiceHealth:
+    """Judge one Deployment with its own pods (see ``health_state`` for the rules)."""
     status = deployment.get("status") or {}
     reasons = tuple(_reasons(deployment, pods))
     revision = revision_of(deployment)
