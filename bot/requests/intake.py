@@ -5,6 +5,10 @@ first (a denied request never reaches a backend), then the target's lock, then t
 read-only dry run), then one transaction that stores the request and its audit events, then
 the message. A request whose approval message could not be posted is withdrawn at once:
 without buttons nobody could approve it.
+
+Two answers are not requests: a runbook whose steps only read is run at once and answered
+privately (``bot.requests.read_only``), and a change whose plan changes nothing is answered
+"already runs 1.4.2; nothing to do" — neither spends a request number nor asks for approval.
 """
 
 from __future__ import annotations
