@@ -112,6 +112,18 @@ class NotRequester(ApprovalRefused):
     code = "not_requester"
 
 
+class WrongMessage(ApprovalRefused):
+    """A click that did not come from the request's own message (another channel, another message)."""
+
+    code = "wrong_message"
+
+
+class PolicyChanged(ApprovalRefused):
+    """The policy, re-evaluated at this decision, no longer allows the request (a freeze, lost rights)."""
+
+    code = "policy_changed"
+
+
 class ActionFailed(OpsbotError):
     """A runbook step failed permanently (bad image, forbidden, not found)."""
 

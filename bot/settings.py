@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     """Set by `opsbot serve` for its HTTP workers: where the executor processes take jobs (internal)."""
     run_lease_seconds: int = Field(default=60, ge=3, le=3_600, alias="OPSBOT_RUN_LEASE_SECONDS")
     maintenance_seconds: int = Field(default=15, ge=1, le=3_600, alias="OPSBOT_MAINTENANCE_SECONDS")
+    group_cache_seconds: float = Field(default=300.0, ge=1, le=86_400, alias="OPSBOT_GROUP_CACHE_SECONDS")
+    """How long a Slack user group's members are trusted before Slack is asked again (usergroups.users.list)."""
+    group_max_age_seconds: float | None = Field(default=None, ge=1, le=604_800, alias="OPSBOT_GROUP_MAX_AGE_SECONDS")
+    """Past this age a cached membership grants nothing, even while Slack cannot be asked (default 2 × the cache time)."""
+    allowed_teams: str = Field(default="", alias="OPSBOT_ALLOWED_TEAMS")
+    """Comma-separated Slack workspace (``T…``) or org (``E…``) ids whose people may act besides the bot's own."""
     # GitOps targets (docs/gitops.md): secrets best given as files (OPSBOT_GIT_TOKEN_FILE, …).
     git_token: SecretStr | None = Field(default=None, alias="OPSBOT_GIT_TOKEN")
     git_username: str = Field(default="x-access-token", alias="OPSBOT_GIT_USERNAME")

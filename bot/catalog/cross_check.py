@@ -28,6 +28,10 @@ from commands.suggest import did_you_mean, known_list
 from commands.usage import UsageSyntaxError, compile_usage, slots
 from commands.vocabulary import Vocabulary
 
+POLICY_ONLY_NAMES = frozenset({"acknowledge", "read", "unlock-others", "digest"})
+"""Names a policy rule may use that are no runbook: the incident Acknowledge button, the reading built-ins
+(``show``, ``history``, ``approvals``), releasing another person's lock, and ``digest`` (also a built-in)."""
+
 
 def cross_check(result: LoadResult, registry: ActionRegistry, builtins: Mapping[str, CommandSpec]) -> None:
     """Append every cross-reference problem to ``result.problems`` (and doubtful reach to ``warnings``)."""
@@ -35,7 +39,9 @@ def cross_check(result: LoadResult, registry: ActionRegistry, builtins: Mapping[
         _check_runbook(loaded, registry, builtins, result)
     if result.config is not None and result.config_document is not None:
         named = [item for item in result.runbooks if item.named]
-        _check_config(result.config, result.config_document, {item.runbook.name for item in named} | set(builtins), result)
+        _check_config(
+            result.config, result.config_document, {item.runbook.name for item in named} | set(builtins) | POLICY_ONLY_NAMES, result
+        )
         config, document = result.config, result.config_document
         check_limits(config, document, named, builtins, result.broken_runbook_names, result.problems)
         check_reach(config, named, registry, result.warnings)

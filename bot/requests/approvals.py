@@ -8,7 +8,7 @@ refusal is audited too, in its own transaction, then raised for the front end to
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,10 +22,13 @@ from bot.errors import (
     ApprovalRefused,
     NotAnApprover,
     NotRequester,
+    PolicyChanged,
     RequestNotFound,
     SelfApproval,
     StaleApproval,
+    WrongMessage,
 )
+from bot.messages import MessageRef
 from bot.requests.groups import GroupDirectory
 from bot.requests.views import STATE_WORDS, button_value
 from bot.store import audit as audit_store
@@ -35,6 +38,16 @@ from bot.store.models import ApprovalRow, RequestRow
 from bot.store.states import RequestState
 
 Clock = Callable[[], datetime]
+Recheck = Callable[[RequestRow, Sequence[str]], str | None]
+"""The policy asked again for the request and its approvers (``Gate.recheck``): None, or why it may not go on."""
+
+
+@dataclass(frozen=True)
+class ClickedAt:
+    """Where a decision came from: the clicked message, or None for a typed command (``/ops cancel 12``)."""
+
+    channel: str
+    message: MessageRef | None
 
 
 @dataclass(frozen=True)
@@ -47,11 +60,26 @@ class VoteOutcome:
     required: int
 
 
-def approve(database: Database, groups: GroupDirectory, *, request_id: int, actor: Actor, shown: str, now: datetime) -> VoteOutcome:
-    """Record an approval; the vote that reaches the required count moves the request to approved."""
+def approve(
+    database: Database,
+    groups: GroupDirectory,
+    *,
+    request_id: int,
+    actor: Actor,
+    shown: str,
+    now: datetime,
+    where: ClickedAt | None = None,
+    recheck: Recheck | None = None,
+) -> VoteOutcome:
+    """Record an approval; the vote that reaches the required count moves the request to approved.
+
+    That last vote asks the policy again (``recheck``): a freeze that began since the request, a
+    requester or approver who lost their rights, refuses the click with the reason (audited).
+    """
     try:
         with database.transaction() as session:
             row = _pending(session, request_id, actor, now)
+            _check_where(row, where)
             _check_approver(row, groups, actor, shown)
             if not request_store.record_vote(
                 session,
@@ -67,6 +95,10 @@ def approve(database: Database, groups: GroupDirectory, *, request_id: int, acto
             valid = request_store.valid_approvals(session, row.id, row.params_hash, row.plan_hash)
             events = [request_event(row, EventType.APPROVAL_GIVEN, actor, outcome="counted", approvals=len(valid))]
             approved_now = len(valid) >= row.approvals_required
+            if approved_now and recheck is not None:
+                reason = recheck(row, [vote.user_id for vote in valid])
+                if reason is not None:
+                    raise PolicyChanged(f"#{row.id} cannot be approved now: {reason}", markup=True)
             if approved_now:
                 if not request_store.transition(
                     session, row.id, expected=[RequestState.PENDING_APPROVAL], new=RequestState.APPROVED, now=now
@@ -85,11 +117,14 @@ def approve(database: Database, groups: GroupDirectory, *, request_id: int, acto
         raise
 
 
-def reject(database: Database, groups: GroupDirectory, *, request_id: int, actor: Actor, shown: str, now: datetime) -> RequestRow:
+def reject(
+    database: Database, groups: GroupDirectory, *, request_id: int, actor: Actor, shown: str, now: datetime, where: ClickedAt | None = None
+) -> RequestRow:
     """An approver says no: the request ends ``rejected`` and nothing runs."""
     try:
         with database.transaction() as session:
             row = _pending(session, request_id, actor, now)
+            _check_where(row, where)
             if actor.user_id != row.requester_id:
                 _check_approver(row, groups, actor, shown)
             request_store.record_vote(
@@ -116,13 +151,16 @@ def reject(database: Database, groups: GroupDirectory, *, request_id: int, actor
         raise
 
 
-def cancel(database: Database, groups: GroupDirectory, *, request_id: int, actor: Actor, now: datetime) -> RequestRow:
+def cancel(
+    database: Database, groups: GroupDirectory, *, request_id: int, actor: Actor, now: datetime, where: ClickedAt | None = None
+) -> RequestRow:
     """The requester withdraws a pending request, or the requester/an approver stops a running one."""
     try:
         with database.transaction() as session:
             row = request_store.get_request(session, request_id)
             if row is None:
                 raise RequestNotFound(f"There is no request #{request_id}.")
+            _check_where(row, where)
             may_stop = actor.user_id == row.requester_id or groups.is_member(actor.user_id, tuple(row.approver_groups))
             state = RequestState(row.state)
             if state == RequestState.PENDING_APPROVAL:
@@ -186,7 +224,8 @@ def _request_stop(session: Any, row: RequestRow, state: RequestState, actor: Act
             session, row.id, expected=[state], new=RequestState.CANCELLED, now=now, finished_at=now,
             result=f"cancelled by {actor.name} before it started",
         )  # fmt: skip
-    request_store.set_fields(session, row.id, now, cancel_requested=True)
+    # Who pressed Stop, for the run to name when it ends ``cancelled`` (the result is shown only once it has ended).
+    request_store.set_fields(session, row.id, now, cancel_requested=True, result=f"cancelled by {actor.name}")
     return True
 
 
@@ -201,6 +240,24 @@ def _pending(session: Any, request_id: int, actor: Actor, now: datetime) -> Requ
     if row.expires_at is not None and now >= row.expires_at:
         raise ApprovalExpired(f"#{row.id} expired at {row.expires_at.strftime('%H:%M UTC')}; ask {row.requester_name} to request it again.")
     return row
+
+
+def _check_where(row: RequestRow, where: ClickedAt | None) -> None:
+    """A button counts only on the request's own message: that channel, that message.
+
+    A copy of the buttons (another app's message, a forwarded payload, another channel) must not
+    decide a request whose approvers are watching a different message. Before opsbot has stored the
+    message's ts (a click can beat it), the request's channel is what must match.
+    """
+    if where is None:
+        return
+    stored = MessageRef.from_dict(row.message_ref)
+    if stored is not None and where.message == stored:
+        return
+    if stored is None and where.channel == row.channel:
+        return
+    home = f"<#{row.channel}>" if stored is None else f"its message in <#{stored.channel}>"
+    raise WrongMessage(f"That button is not where #{row.id} was asked; decide it from {home}.", markup=True)
 
 
 def _check_approver(row: RequestRow, groups: GroupDirectory, actor: Actor, shown: str) -> None:

@@ -112,7 +112,9 @@ class RequestBoard:
         with self._lock:
             self._last_drawn.pop(row.id, None)
         self.redraw(row, run)
-        if row.state in (RequestState.FAILED, RequestState.ROLLED_BACK):
+        # The incident channel hears about failures that touched a service, not about a Stop, a run
+        # refused at its start, or a read-only step that could not reach a cluster.
+        if row.state in (RequestState.FAILED, RequestState.ROLLED_BACK) and run.touched:
             self.announce(row, failure_announcement(row))
 
     def run_not_started(self, row: RequestRow) -> None:

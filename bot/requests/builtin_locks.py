@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import NoReturn
 
 from bot.audit.events import Actor, AuditEvent, EventType
-from bot.audit.factories import actor_event
+from bot.audit.factories import actor_event, follow_up
 from bot.errors import OpsbotError, TargetLocked
 from bot.messages import Message, Replier, escape, mention, plain_text
 from bot.requests.desk import Desk
@@ -49,11 +49,21 @@ def lock_target(desk: Desk, parsed: CommandRequest, invocation: Invocation, repl
 
 
 def unlock_target(desk: Desk, parsed: CommandRequest, invocation: Invocation, reply: Replier) -> None:
+    """Release an explicit lock; releasing someone else's names them and tells the service's channel too.
+
+    A policy rule for ``unlock-others`` (if the config has one for this service/env) decides who may
+    release another person's lock, e.g. only the owners or on-call; without one, ``unlock`` suffices.
+    """
     service, env = _service_env(parsed)
-    desk.gate.authorize(
-        command="unlock", service=service, env=env, params=parsed.params, actor=invocation.actor, channel=invocation.channel
-    )
+    actor = invocation.actor
+    desk.gate.authorize(command="unlock", service=service, env=env, params=parsed.params, actor=actor, channel=invocation.channel)
     now = desk.clock()
+    with desk.database.reading() as session:
+        held = lock_store.current(session, service=service, env=env, now=now)
+    if held is not None and held.kind == "manual" and held.holder_id != actor.user_id and _has_rule(desk, "unlock-others", service, env):
+        desk.gate.authorize(
+            command="unlock-others", service=service, env=env, params=parsed.params, actor=actor, channel=invocation.channel
+        )
     with desk.database.transaction() as session:
         removed = lock_store.release_manual(session, service=service, env=env)
         if removed is None:
@@ -62,11 +72,22 @@ def unlock_target(desk: Desk, parsed: CommandRequest, invocation: Invocation, re
                 message = lock_text(current, now) + " Only explicit locks can be unlocked; a run's lock ends with the run."
                 raise OpsbotError(message, markup=True)
             raise OpsbotError(f"{service}/{env} is not locked.")
-        event = _lock_event(EventType.UNLOCKED, invocation.actor, invocation.channel, service, env, removed.reason, 0)
+        event = _lock_event(EventType.UNLOCKED, actor, invocation.channel, service, env, removed.reason, 0)
+        if removed.holder_id != actor.user_id:
+            event = follow_up(event, EventType.UNLOCKED, "released_for_another", holder=removed.holder_id, holder_name=removed.holder_name)
         audit_store.append_events(session, [event], now)
-    desk.notifier.post(
-        invocation.channel, Message.plain(f"🔓 {escape(service)}/{escape(env)} was unlocked by {mention(invocation.actor.user_id)}.")
-    )
+    text = f"🔓 {escape(service)}/{escape(env)} was unlocked by {mention(actor.user_id)}."
+    if removed.holder_id != actor.user_id:
+        why = f" ({escape(removed.reason)})" if removed.reason else ""
+        text = text[:-1] + f"; the lock was {mention(removed.holder_id)}'s{why}."
+    desk.notifier.post(invocation.channel, Message.plain(text))
+    home = desk.catalog.config.services[service].channel if service in desk.catalog.config.services else None
+    if removed.holder_id != actor.user_id and home and home != invocation.channel:
+        desk.notifier.post(home, Message.plain(text))
+
+
+def _has_rule(desk: Desk, command: str, service: str, env: str) -> bool:
+    return any(command in rule.runbooks and rule.matches(command, service, env) for rule in desk.catalog.config.policy.rules)
 
 
 def _refuse_long_lock(

@@ -7,18 +7,19 @@ Each action is one entry of ``CLICK_ACTIONS``; a request button carries ``<id>:<
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from bot.errors import ApprovalExpired, ApprovalRefused, RequestNotFound
-from bot.messages import ButtonAction, Message, MessageRef, Replier
+from bot.messages import ButtonAction, Message, MessageRef, Replier, escape
 from bot.metrics import record_approval
 from bot.requests import builtin_watch
-from bot.requests.approvals import approve, cancel, reject
+from bot.requests.approvals import ClickedAt, approve, cancel, reject
 from bot.requests.desk import Desk
 from bot.requests.intake import Intake
 from bot.requests.invocation import Click
 from bot.runs.engine import RunEngine
 from bot.store import requests as request_store
+from bot.store.models import RequestRow
 from bot.store.states import RequestState
 
 logger = logging.getLogger(__name__)
@@ -46,26 +47,34 @@ class Clicks:
         request_id = self._request_of(click)
         try:
             outcome = approve(
-                self._desk.database, self._desk.groups, request_id=request_id, actor=click.actor, shown=click.value, now=self._desk.clock()
-            )
+                self._desk.database, self._desk.groups, request_id=request_id, actor=click.actor, shown=click.value,
+                now=self._desk.clock(), where=_where(click), recheck=self._recheck,
+            )  # fmt: skip
         except ApprovalRefused as refusal:
             record_approval("approve", refusal.code)
             self._redraw_if_expired(refusal, request_id)
             raise
         record_approval("approve", "approved" if outcome.approved_now else "counted")
-        self._desk.board.redraw(outcome.request)
-        if outcome.approved_now:
-            logger.info("request #%s approved", request_id, extra={"outcome": "approved", "runbook": outcome.request.runbook})
-            self._engine.submit(outcome.request.id)
-        else:
+        if not outcome.approved_now:
+            self._desk.board.redraw(outcome.request)
             reply.private(Message.plain(f"Approved. #{request_id} has {outcome.approvals} of {outcome.required} approvals."))
+            return
+        logger.info("request #%s approved", request_id, extra={"outcome": "approved", "runbook": outcome.request.runbook})
+        # Claimed here, not in the run pool: a target locked meanwhile is said at the click, not after "about to start".
+        refused = self._engine.start(outcome.request.id)
+        if refused is not None:
+            reply.private(Message.plain(f"Approved, but #{request_id} did not start: {escape(refused.result or '')}"))
+
+    def _recheck(self, row: RequestRow, approvers: Sequence[str]) -> str | None:
+        return self._desk.gate.recheck(row, self._desk.catalog.runbook(row.runbook), approvers)
 
     def _reject(self, click: Click, reply: Replier) -> None:
         request_id = self._request_of(click)
         try:
             rejected = reject(
-                self._desk.database, self._desk.groups, request_id=request_id, actor=click.actor, shown=click.value, now=self._desk.clock()
-            )
+                self._desk.database, self._desk.groups, request_id=request_id, actor=click.actor, shown=click.value,
+                now=self._desk.clock(), where=_where(click),
+            )  # fmt: skip
         except ApprovalRefused as refusal:
             record_approval("reject", refusal.code)
             self._redraw_if_expired(refusal, request_id)
@@ -77,7 +86,10 @@ class Clicks:
     def _cancel(self, click: Click, reply: Replier) -> None:
         request_id = self._request_of(click)
         try:
-            row = cancel(self._desk.database, self._desk.groups, request_id=request_id, actor=click.actor, now=self._desk.clock())
+            row = cancel(
+                self._desk.database, self._desk.groups, request_id=request_id, actor=click.actor,
+                now=self._desk.clock(), where=_where(click),
+            )  # fmt: skip
         except ApprovalRefused as refusal:
             self._redraw_if_expired(refusal, request_id)
             raise
@@ -102,8 +114,12 @@ class Clicks:
             return
         with self._desk.database.transaction() as session:
             row = request_store.get_request(session, request_id)
-            if row is not None and row.message_ref is None:
+            if row is not None and row.message_ref is None and ref.channel == row.channel:
                 request_store.set_fields(session, request_id, self._desk.clock(), message_ref=ref.as_dict())
+
+
+def _where(click: Click) -> ClickedAt:
+    return ClickedAt(channel=click.channel, message=click.message)
 
 
 def request_id_of(value: str) -> int | None:

@@ -69,8 +69,27 @@ class FrontDoor:
                 self._clicks.handle(click, reply)
 
     def record_rejected(self, invocation: Invocation, error: UsageError) -> None:
-        """Audit a command that failed to parse on the ack path (the reply already went out)."""
+        """Audit a command that failed to parse on the ack path (the reply already went out).
+
+        The same replay rule as every delivery: a signed usage error sent five times is one
+        ``command_rejected`` row (and four ``replay_rejected``), not five rejections.
+        """
+        with answering_errors(NO_REPLY):
+            if self._is_replay(invocation.delivery, invocation.actor.user_id, invocation.channel):
+                return
         self._audit_quietly(invocation, "usage", error=error.user_message)
+
+    def group_changed(self, group_id: str | None) -> None:
+        """A Slack user group changed (an event): its cached members are forgotten by every process."""
+        with answering_errors(NO_REPLY):
+            self._desk.groups.invalidate(group_id)
+        logger.info("Slack user group %s changed; its cached members were forgotten", group_id or "(unknown)")
+
+    def record_refused(self, user_id: str, channel: str, outcome: str, detail: str) -> None:
+        """Audit a command or click refused on the ack path for who sent it (a person from another organisation)."""
+        event = actor_event(EventType.COMMAND_REJECTED, _anonymous(user_id), channel=channel, outcome=outcome, reason=detail[:300])
+        with answering_errors(NO_REPLY):
+            self._desk.audit_writer.append(event)
 
     def record_shed(self, invocation: Invocation, parsed: CommandRequest) -> None:
         """Audit a command refused because too much work was queued (its person was told "busy")."""

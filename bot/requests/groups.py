@@ -42,6 +42,12 @@ class GroupDirectory:
     def is_member(self, user_id: str, groups: list[str] | tuple[str, ...]) -> bool:
         return any(user_id in self.members(group) for group in groups)
 
+    def invalidate(self, group_id: str | None) -> None:
+        """Forget the Slack resolver's cached members of ``group_id`` (every group if None), if it caches."""
+        forget = getattr(self._external, "invalidate", None)
+        if callable(forget):
+            forget(group_id)
+
     def _resolve_external(self, reference: str) -> frozenset[str]:
         if self._external is None:
             logger.warning("group member %s is a Slack user group, but no Slack resolver is configured", reference)

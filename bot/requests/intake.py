@@ -5,6 +5,10 @@ first (a denied request never reaches a backend), then the target's lock, then t
 read-only dry run), then one transaction that stores the request and its audit events, then
 the message. A request whose approval message could not be posted is withdrawn at once:
 without buttons nobody could approve it.
+
+Two answers are not requests: a runbook whose steps only read is run at once and answered
+privately (``bot.requests.read_only``), and a change whose plan changes nothing is answered
+"already runs 1.4.2; nothing to do" — neither spends a request number nor asks for approval.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from bot.audit.factories import actor_event, follow_up, request_event
 from bot.backends import Backends
 from bot.errors import OpsbotError, TargetLocked, UsageError
 from bot.logs import bind_log_fields
-from bot.messages import Message, Replier
+from bot.messages import Message, Replier, escape
+from bot.requests import read_only
 from bot.requests.desk import Desk
 from bot.requests.invocation import Invocation
 from bot.requests.policy import ApprovalRequirement
@@ -74,12 +79,15 @@ class Intake:
             actor=invocation.actor, channel=invocation.channel, received=received,
         )  # fmt: skip
         mutating = is_mutating(steps)
-        if mutating:
-            self._refuse_if_locked(received, service, env, now)
         ctx = make_context(
             request_id=0, service=service, env=env, target=target, actor_id=invocation.actor.user_id,
             actor_name=invocation.actor.name, backends=self._backends, progress=lambda _line: None, runbook=runbook.name,
         )  # fmt: skip
+        if not mutating:
+            title = f"{runbook.name} {service} in {env}"
+            read_only.answer(runbook, steps, ctx, title=title, received=received, audit_writer=desk.audit_writer, reply=reply)
+            return
+        self._refuse_if_locked(received, service, env, now)
         try:
             # The plan is made as the requester: a cluster whose RBAC refuses them says so now, before anyone is asked.
             ctx.identity = requester_identity(desk.identities, invocation.actor.user_id, target)
@@ -90,7 +98,12 @@ class Intake:
                 follow_up(received, EventType.COMMAND_REJECTED, "plan_failed", reason=error.user_message, identity=effective_identity(ctx)),
             )
             raise OpsbotError(f"Could not plan `{runbook.name}` for {service}/{env}: {error.user_message}") from error
-        needs_approval = mutating and decision.approval.count > 0
+        if plan and all(change["before"] == change["after"] for change in plan):
+            text = nothing_to_do_text(service, env, plan)
+            desk.audit_writer.append(received, follow_up(received, EventType.NOTHING_TO_DO, "nothing_to_do", plan=plan))
+            reply.private(Message.plain(escape(text)))
+            return
+        needs_approval = decision.approval.count > 0
         runs_as = f"; approving lets it run as the requester ({ctx.identity.kube_user}), approvers are recorded" if ctx.identity else ""
         row = self._create(invocation, parsed, target.kind, plan, decision.approval, needs_approval, decision.rule, now, runs_as)
         bind_log_fields(request_id=row.id, runbook=runbook.name, service=service, env=env)
@@ -172,3 +185,13 @@ class Intake:
                 "it is cancelled and nothing ran. Invite me with `/invite @opsbot` (or use a channel I am in) and ask again."
             )
         )
+
+
+def nothing_to_do_text(service: str, env: str, plan: list[dict[str, Any]]) -> str:
+    """``checkout/production already runs 1.4.2; nothing to do.`` from a plan where nothing changes."""
+    images = [str(change["after"]) for change in plan if str(change["field"]).startswith("image")]
+    if images:
+        tags = ", ".join(image.rsplit("/", 1)[-1].split(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else image for image in images)
+        return f"{service}/{env} already runs {tags}; nothing to do."
+    values = ", ".join(f"{change['field']} {change['after']}" for change in plan)
+    return f"{service}/{env} already has {values}; nothing to do."

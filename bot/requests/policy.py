@@ -20,6 +20,7 @@ from commands.values import ParamValue
 
 WEEK_MINUTES = 7 * 24 * 60
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+NEVER_FROZEN = frozenset({"read", "digest", "acknowledge"})
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,18 @@ def evaluate(
 
 
 def active_freezes(config: OpsbotConfig, command: str, service: str, env: str, now: datetime) -> list[FreezeWindow]:
-    """Freeze windows covering (command, service, env) at ``now``."""
-    return [freeze for freeze in config.policy.freezes if freeze.matches(command, service, env) and freeze_active(freeze, now)]
+    """Freeze windows covering (command, service, env) at ``now``.
+
+    A freeze stops changes: reading requests, a digest and acknowledging an incident are frozen
+    only by a window that names them, never by ``runbooks: ["*"]``.
+    """
+    return [
+        freeze
+        for freeze in config.policy.freezes
+        if freeze.matches(command, service, env)
+        and freeze_active(freeze, now)
+        and (command not in NEVER_FROZEN or command in freeze.runbooks)
+    ]
 
 
 def freeze_active(freeze: FreezeWindow, now: datetime) -> bool:

@@ -28,6 +28,7 @@ STATE_WORDS = {
     RequestState.REJECTED: "rejected",
     RequestState.EXPIRED: "expired without enough approvals",
     RequestState.CANCELLED: "cancelled",
+    RequestState.NOT_STARTED: "not started",
 }
 """How each state reads in a sentence: "#12 … is {words}"."""
 
@@ -42,6 +43,7 @@ STATE_ICONS = {
     RequestState.REJECTED: "🚫",
     RequestState.EXPIRED: "⌛",
     RequestState.CANCELLED: "⏹️",
+    RequestState.NOT_STARTED: "⛔",
 }
 
 

@@ -26,12 +26,12 @@ from bot.audit.factories import request_event
 from bot.backends import Backends
 from bot.catalog.actions import StepContext, StepResult
 from bot.catalog.catalog import Catalog
-from bot.catalog.durations import humanize_age
 from bot.catalog.identity import IdentityMap
 from bot.catalog.runbooks import Runbook
 from bot.errors import ActionCancelled, ActionFailed, OpsbotError, StepTimeout
 from bot.logs import log_context
 from bot.metrics import record_run
+from bot.runs.claims import Admission, Claimed, NotStarted, claim
 from bot.runs.recovery import interrupt_abandoned
 from bot.runs.run_view import RunObserver, RunView, StepView
 from bot.runs.steps import (
@@ -40,7 +40,6 @@ from bot.runs.steps import (
     effective_identity,
     is_mutating,
     make_context,
-    prepare_steps,
     requester_identity,
 )
 from bot.store import audit as audit_store
@@ -48,12 +47,11 @@ from bot.store import locks as lock_store
 from bot.store import requests as request_store
 from bot.store.audit_writer import AuditWriter
 from bot.store.database import Database
-from bot.store.models import RequestRow, TargetLockRow
+from bot.store.models import RequestRow
 from bot.store.states import RequestState
 
 logger = logging.getLogger(__name__)
 
-LOCK_MARGIN = timedelta(minutes=5)
 ROLLBACK_SECONDS = 15 * 60
 """How long an automatic rollback may take, whatever was left of the run's own timeout."""
 
@@ -98,9 +96,11 @@ class RunEngine:
         clock: Callable[[], datetime],
         timing: RunnerTiming | None = None,
         identities: IdentityMap | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._identities = identities
         self._database = database
+        self._admission = admission
         self._catalog = catalog
         self._backends = backends
         self._observer = observer
@@ -125,6 +125,23 @@ class RunEngine:
             self._pending.add(future)
         future.add_done_callback(self._forget)
         return future
+
+    def start(self, request_id: int) -> RequestRow | None:
+        """Claim the request here and now and run it in the pool; the refused request if it could not start.
+
+        An approval click calls this so the approver hears at once why an approved request did
+        not start (the target was locked meanwhile, the policy changed) instead of "about to start".
+        """
+        with log_context(request_id=request_id, runner=self._runner_id):
+            claimed = self._claim(request_id)
+        if isinstance(claimed, NotStarted):
+            return claimed.row
+        if claimed is not None:
+            future = self._pool.submit(self._run_claimed_safely, claimed)
+            with self._idle:
+                self._pending.add(future)
+            future.add_done_callback(self._forget)
+        return None
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no submitted run is left (the shell waits before its next prompt)."""
@@ -178,9 +195,22 @@ class RunEngine:
         claimed = self._claim(request_id)
         if claimed is None:
             return None
-        row, runbook, steps = claimed
+        if isinstance(claimed, NotStarted):
+            return RequestState.NOT_STARTED
+        return self._run_claimed(claimed)
+
+    def _run_claimed_safely(self, claimed: Claimed) -> RequestState | None:
+        with log_context(request_id=claimed.row.id, runner=self._runner_id):
+            try:
+                return self._run_claimed(claimed)
+            except Exception:
+                logger.exception("run of request %s crashed", claimed.row.id)
+                return None
+
+    def _run_claimed(self, claimed: Claimed) -> RequestState:
+        row = claimed.row
         with log_context(request_id=row.id, runbook=row.runbook, user=row.requester_id, service=row.service, env=row.env):
-            return self._execute_claimed(row, runbook, steps)
+            return self._execute_claimed(row, claimed.runbook, claimed.steps)
 
     def _execute_claimed(self, row: RequestRow, runbook: Runbook, steps: list[PreparedStep]) -> RequestState:
         logger.info("run of request #%s started on %s", row.id, self._runner_id, extra={"outcome": "started"})
@@ -205,57 +235,16 @@ class RunEngine:
         self._observer.run_finished(final, run)
         return state
 
-    def _claim(self, request_id: int) -> tuple[RequestRow, Runbook, list[PreparedStep]] | None:
-        """approved → running, and take the target's lock, in one transaction."""
-        now = self._clock()
-        with self._database.transaction() as session:
-            row = request_store.get_request(session, request_id)
-            if row is None or row.state != RequestState.APPROVED:
-                return None
-            runbook = self._catalog.runbook(row.runbook)
-            if not request_store.transition(
-                session, request_id, expected=[RequestState.APPROVED], new=RequestState.RUNNING, now=now,
-                runner_id=self._runner_id, lease_expires_at=now + self._timing.lease, started_at=now,
-            ):  # fmt: skip
-                return None
-            problem, steps = self._prepare(row, runbook)
-            if problem is None and runbook is not None and is_mutating(steps):
-                holder = lock_store.try_acquire(
-                    session, service=row.service, env=row.env, kind="run", holder_id=row.requester_id,
-                    holder_name=row.requester_name, now=now, expires_at=now + runbook.timeout + LOCK_MARGIN,
-                    request_id=row.id, runbook=row.runbook,
-                )  # fmt: skip
-                if holder is not None:
-                    problem = held_by_text(holder, now) + " Nothing was changed; request again when it is free."
-            if problem is not None:
-                request_store.transition(
-                    session, request_id, expected=[RequestState.RUNNING], new=RequestState.FAILED, now=now,
-                    finished_at=now, result=problem, lease_expires_at=None,
-                )  # fmt: skip
-                audit_store.append_events(
-                    session, [request_event(row, EventType.FAILED, SYSTEM, outcome="not_started", reason=problem)], now
-                )
-                refused = request_store.get_request(session, request_id)
-            else:
-                audit_store.append_events(
-                    session, [request_event(row, EventType.STARTED, SYSTEM, outcome="started", runner=self._runner_id)], now
-                )
-                refused = None
-        if refused is not None:
-            self._observer.run_not_started(refused)
-            return None
-        assert runbook is not None
-        return self._reload(request_id), runbook, steps
-
-    def _prepare(self, row: RequestRow, runbook: Runbook | None) -> tuple[str | None, list[PreparedStep]]:
-        if runbook is None:
-            return f"the runbook {row.runbook!r} no longer exists; nothing was changed", []
-        try:
-            target = self._catalog.target(row.service, row.env)
-            return None, prepare_steps(self._catalog, runbook, target, row.params)
-        except (KeyError, OpsbotError) as error:
-            message = error.user_message if isinstance(error, OpsbotError) else f"{row.service}/{row.env} is no longer in the catalog"
-            return f"{message}; nothing was changed", []
+    def _claim(self, request_id: int) -> Claimed | NotStarted | None:
+        """approved → running with the target's lock (``bot.runs.claims``); a refusal is drawn at once."""
+        claimed = claim(
+            self._database, self._catalog, request_id=request_id, runner_id=self._runner_id, lease=self._timing.lease,
+            admission=self._admission, now=self._clock(),
+        )  # fmt: skip
+        if isinstance(claimed, NotStarted):
+            logger.info("request #%s not started: %s", request_id, claimed.row.result, extra={"outcome": "not_started"})
+            self._observer.run_not_started(claimed.row)
+        return claimed
 
     def _run_steps(
         self, row: RequestRow, runbook: Runbook, steps: list[PreparedStep], run: RunView, cancel: threading.Event
@@ -276,13 +265,18 @@ class RunEngine:
         current: StepView | None = None
         try:
             base.identity = requester_identity(self._identities, row.requester_id, base.target)
-            self._check_plan(row, steps, base)
+            try:
+                self._check_plan(row, steps, base)
+            except PlanChanged as stale:
+                _skip_rest(run)
+                return RequestState.NOT_STARTED, stale.user_message
             support = self._catalog.registry.rollback_for(base.target.kind)
             if runbook.on_failure == "rollback" and support is not None and is_mutating(steps):
                 rollback_point = support.capture(base)
             summaries: list[str] = []
             for step, view in zip(steps, run.steps, strict=True):
                 current = view
+                run.touched = run.touched or step.action.mutating
                 result = self._run_step(row, step, view, base, run_deadline, progress)
                 mutated = mutated or step.action.mutating
                 summaries.append(result.summary)
@@ -294,9 +288,11 @@ class RunEngine:
                 current.summary = message
                 self._audit(row, EventType.STEP_FAILED, outcome=type(error).__name__, step=current.title, error=message)
             _skip_rest(run)
+            if isinstance(error, ActionCancelled):
+                return self._stopped(row, base, rollback_point if mutated else None, current, progress)
             if rollback_point is not None and mutated:
                 return self._roll_back(row, base, rollback_point, message, progress)
-            return RequestState.FAILED, ("cancelled: " if isinstance(error, ActionCancelled) else "") + message
+            return RequestState.FAILED, message
         except Exception as error:
             error_id = uuid.uuid4().hex[:8]
             logger.exception("unexpected error in request %s (error id %s)", row.id, error_id)
@@ -307,6 +303,23 @@ class RunEngine:
             if rollback_point is not None and mutated:
                 return self._roll_back(row, base, rollback_point, message, progress)
             return RequestState.FAILED, message
+
+    def _stopped(
+        self, row: RequestRow, ctx: StepContext, point: dict[str, Any] | None, step: StepView | None, progress: _ProgressLog
+    ) -> tuple[RequestState, str]:
+        """A person pressed Stop: ``cancelled (by whom)``, undone first if it had changed something."""
+        who = self._stopped_by(row.id)
+        during = f" during {step.title!r}" if step is not None else ""
+        if point is None:
+            changed = "; it may have changed the target before it stopped" if progress.run.touched else "; nothing was changed"
+            return RequestState.CANCELLED, f"{who}{during}{changed}"
+        state, text = self._roll_back(row, ctx, point, f"{who}{during}", progress)
+        return (RequestState.CANCELLED if state == RequestState.ROLLED_BACK else state), text
+
+    def _stopped_by(self, request_id: int) -> str:
+        """``cancelled by bob``: ``approvals.cancel`` writes who asked for the stop into the result."""
+        row = self._reload(request_id)
+        return row.result if row.result and row.result.startswith("cancelled by ") else "cancelled"
 
     def _check_plan(self, row: RequestRow, steps: list[PreparedStep], ctx: StepContext) -> None:
         """Refuse to run when the target changed since the plan that was approved."""
@@ -379,6 +392,8 @@ class RunEngine:
         event = {
             RequestState.SUCCEEDED: EventType.SUCCEEDED,
             RequestState.ROLLED_BACK: EventType.ROLLED_BACK,
+            RequestState.CANCELLED: EventType.CANCELLED,
+            RequestState.NOT_STARTED: EventType.NOT_STARTED,
         }.get(state, EventType.FAILED)
         with self._database.transaction() as session:
             moved = request_store.transition(
@@ -437,16 +452,6 @@ class _ProgressLog:
             self.run.add_progress(text)
         self.engine._audit(self.row, EventType.STEP_PROGRESS, outcome="progress", step=self.step, message=text)
         self.engine._observer.run_progressed(self.row, self.run, milestone=False)
-
-
-def held_by_text(lock: TargetLockRow, now: datetime) -> str:
-    """Plain text for a stored result: ``checkout/production is locked by request #12 (deploy by alice, 3 min ago).``"""
-    age = humanize_age((now - lock.acquired_at).total_seconds())
-    target = f"{lock.service}/{lock.env}"
-    if lock.kind == "run" and lock.request_id is not None:
-        return f"{target} is locked by request #{lock.request_id} ({lock.runbook} by {lock.holder_name}, {age})."
-    reason = f": {lock.reason}" if lock.reason else ""
-    return f"{target} is locked by {lock.holder_name} ({age}, until {lock.expires_at.strftime('%H:%M UTC')}){reason}."
 
 
 def _skip_rest(run: RunView) -> None:

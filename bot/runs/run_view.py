@@ -30,6 +30,8 @@ class RunView:
     steps: list[StepView] = field(default_factory=list)
     progress: list[str] = field(default_factory=list)
     duration_seconds: float | None = None
+    touched: bool = False
+    """Whether a step that changes the target began: only such a failure is news for the incident channel."""
 
     def add_progress(self, line: str) -> None:
         self.progress.append(line)
@@ -52,7 +54,7 @@ class RunObserver(Protocol):
         """The run ended; ``row`` holds its final state and result."""
 
     def run_not_started(self, row: RequestRow) -> None:
-        """The run was refused at its start (plan changed, target locked, runbook gone); nothing changed."""
+        """The run was refused at its start (target locked, policy changed, runbook gone); nothing changed."""
 
     def run_interrupted(self, row: RequestRow) -> None:
         """A run whose process died was marked interrupted by the recovery sweep."""

@@ -79,7 +79,9 @@ def run_executor(socket_path: str) -> None:
     # deadline) before the work that comes after an ack. A niced executor still uses every idle cycle.
     os.nice(settings.executor_nice)
     web = make_web_client(settings)
-    core = build_core(settings, notifier=SlackNotifier(web), external_groups=SlackUserGroups(web))
+    groups = SlackUserGroups(web, ttl_seconds=settings.group_cache_seconds, max_age_seconds=settings.group_max_age_seconds)
+    core = build_core(settings, notifier=SlackNotifier(web), external_groups=groups)
+    groups.share(core.database)
     if core.identities is not None:
         core.identities.use_emails(SlackEmails(web))
     server = ExecutorServer(socket_path, core.pool, JobRunner(core.front_door, web), urgent=settings.urgent_command_names())

@@ -136,9 +136,11 @@ def build_core(
     lease_seconds = run_timing.lease.total_seconds()
     audit_writer = AuditWriter(database, clock, retry_seconds=lease_seconds)
     board = RequestBoard(catalog=loaded, database=database, notifier=notifier, clock=clock, retry_seconds=lease_seconds)
+    gate = Gate(config=loaded.config, groups=groups, audit_writer=audit_writer, clock=clock)
     engine = RunEngine(
         database=database, catalog=loaded, backends=backends, observer=board, audit_writer=audit_writer,
         runner_id=settings.instance_id, threads=settings.runner_threads, clock=clock, timing=run_timing, identities=identities,
+        admission=lambda row, approvers: gate.recheck(row, loaded.runbook(row.runbook), approvers),
     )  # fmt: skip
 
     def health(items: list[HealthItem]) -> list[ServiceHealth]:
@@ -147,7 +149,6 @@ def build_core(
     insights = Insights(catalog=loaded, database=database, clock=clock)
     digests = Digests(catalog=loaded, database=database, notifier=notifier, clock=clock, health=health, insights=insights)
     incidents = IncidentWatch(config=loaded.config, database=database, notifier=notifier, clock=clock, health=health)
-    gate = Gate(config=loaded.config, groups=groups, audit_writer=audit_writer, clock=clock)
     desk = Desk(
         catalog=loaded, database=database, groups=groups, gate=gate, board=board, notifier=notifier,
         audit_writer=audit_writer, digests=digests, incidents=incidents, insights=insights, clock=clock, identities=identities,
@@ -224,7 +225,9 @@ class ServingBot:
 def build_inline_bot(settings: Settings, *, core_factory: CoreFactory = default_core) -> ServingBot:
     """The core in this process, jobs to its post-ack pool (tests; ``build_server`` without an executor)."""
     web = make_web_client(settings)
-    core = core_factory(settings, SlackNotifier(web), SlackUserGroups(web))
+    groups = SlackUserGroups(web, ttl_seconds=settings.group_cache_seconds, max_age_seconds=settings.group_max_age_seconds)
+    core = core_factory(settings, SlackNotifier(web), groups)
+    groups.share(core.database)
     if core.identities is not None:
         core.identities.use_emails(SlackEmails(web))
     handoff = LocalHandoff(core.pool, JobRunner(core.front_door, web), urgent=settings.urgent_command_names())

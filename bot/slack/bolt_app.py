@@ -40,6 +40,9 @@ from commands.parser import CommandRequest
 
 logger = logging.getLogger(__name__)
 
+GROUP_EVENTS = ("subteam_members_changed", "subteam_updated")
+"""Slack user group events (the manifest subscribes to them): each forgets that group's cached members."""
+
 
 @dataclass(frozen=True)
 class SlackAnswer:
@@ -77,7 +80,8 @@ class SlackBot:
         self.handoff = handoff
         self.token: TokenCheck | None = None
         rate_limits = PersonRateLimits(per_minute=settings.rate_per_minute, burst=settings.rate_burst)
-        self.listeners = SlackListeners(parse=parse, commands=commands, handoff=handoff, rate_limits=rate_limits)
+        allowed = [team.strip() for team in settings.allowed_teams.split(",") if team.strip()]
+        self.listeners = SlackListeners(parse=parse, commands=commands, handoff=handoff, rate_limits=rate_limits, allowed_teams=allowed)
         self.bolt = build_bolt_app(settings, self.listeners, self.authorization)
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self._signatures = SignatureVerifier(secret) if secret else None
@@ -207,6 +211,9 @@ def configure(app: AsyncApp, listeners: SlackListeners) -> None:
     async def button_clicked(ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest) -> None:
         await listeners.on_block_action(ack, body, request)
 
+    async def group_changed(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await listeners.on_group_changed(ack, body)
+
     async def listener_failed(error: Exception, body: dict[str, Any]) -> None:
         await listeners.on_error(error, body)
 
@@ -214,6 +221,8 @@ def configure(app: AsyncApp, listeners: SlackListeners) -> None:
     app.middleware(BlockActionsGuard(listeners))
     app.command(OPS_COMMAND)(ops_command)
     app.block_action(ANY_ACTION)(button_clicked)
+    for event in GROUP_EVENTS:  # approvals must not trust a membership Slack just said changed
+        app.event(event)(group_changed)
     app.error(listener_failed)
 
 

@@ -88,7 +88,25 @@ class RateLimitedJob:
     refused: int
 
 
-Job = CommandJob | ClickJob | RejectedJob | NoticeJob | ShedJob | RateLimitedJob
+@dataclass(frozen=True)
+class RefusedJob:
+    """A command or click refused on the ack path for who sent it (another organisation): audit it, tell them if not yet told."""
+
+    user_id: str
+    channel: str
+    outcome: str
+    detail: str
+    notice: NoticeJob | None
+
+
+@dataclass(frozen=True)
+class GroupChangedJob:
+    """Slack said a user group changed: forget its members everywhere (the shared cache), at once."""
+
+    group_id: str | None
+
+
+Job = CommandJob | ClickJob | RejectedJob | NoticeJob | ShedJob | RateLimitedJob | RefusedJob | GroupChangedJob
 
 
 class HandoffBusy(Exception):
@@ -133,6 +151,12 @@ class JobRunner:
             self.refuse_busy(job.command)
         elif isinstance(job, RateLimitedJob):
             self._front_door.record_rate_limited(job.invocation, job.command, retry_after=job.retry_after, refused=job.refused)
+        elif isinstance(job, GroupChangedJob):
+            self._front_door.group_changed(job.group_id)
+        elif isinstance(job, RefusedJob):
+            self._front_door.record_refused(job.user_id, job.channel, job.outcome, job.detail)
+            if job.notice is not None:
+                self.run(job.notice)
         else:
             self.replier(job.reply).private(Message.plain(escape(job.text)))
 

@@ -34,24 +34,29 @@ from bot.slack.jobs import (
     BUSY_TEXT,
     ClickJob,
     CommandJob,
+    GroupChangedJob,
     Handoff,
     HandoffBusy,
     HandoffUnavailable,
     Job,
     NoticeJob,
     RateLimitedJob,
+    RefusedJob,
     RejectedJob,
     ReplyTarget,
 )
 from bot.slack.payloads import (
     PayloadProblem,
+    changed_user_group,
     first_action,
+    foreign_user,
     foreign_workspace,
     is_block_actions,
     is_slash_command,
     parse_block_action,
     parse_slash_command,
     undecodable_click,
+    user_workspace,
 )
 from bot.slack.rate_limits import PersonRateLimits, slow_down_text
 from commands.parser import CommandRequest
@@ -69,9 +74,16 @@ class SlackListeners:
     """The ``/ops`` command, button clicks and the payload guard, as Bolt listeners."""
 
     def __init__(
-        self, *, parse: Callable[[str], CommandRequest], commands: Collection[str], handoff: Handoff, rate_limits: PersonRateLimits
+        self,
+        *,
+        parse: Callable[[str], CommandRequest],
+        commands: Collection[str],
+        handoff: Handoff,
+        rate_limits: PersonRateLimits,
+        allowed_teams: Collection[str] = (),
     ) -> None:
         self._parse = parse
+        self._allowed = frozenset(allowed_teams)
         self._commands = commands
         self._handoff = handoff
         self._rate_limits = rate_limits
@@ -127,6 +139,12 @@ class SlackListeners:
         if not self._hand_over(ClickJob(click, ReplyTarget(click.actor.user_id, click.channel, parsed.response_url))):
             logger.error("dropped a %s click by %s: nothing is taking work", click.action, click.actor.user_id)
 
+    async def on_group_changed(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """``subteam_members_changed`` / ``subteam_updated``: ack, then forget that group's members everywhere."""
+        await ack()
+        if not self._hand_over(GroupChangedJob(changed_user_group(body))):
+            logger.error("could not forget a changed Slack user group: nothing is taking work")
+
     def answer_unreadable_click(self, body: dict[str, Any]) -> None:
         """A block_actions payload without a usable ``actions[0]``: tell the clicker, after the ack."""
         problem = parse_block_action(body)
@@ -151,6 +169,8 @@ class SlackListeners:
         """
         if self._home is None or not team_id:
             return False
+        if any(isinstance(value, str) and value in self._allowed for value in (team_id, enterprise_id)):
+            return False
         home_team, home_enterprise = self._home
         if home_team is None or team_id == home_team:
             return False
@@ -164,6 +184,20 @@ class SlackListeners:
             return BoltResponse(status=200, body={"response_type": "ephemeral", "text": problem.user_message})
         if is_block_actions(body):
             self._answer_problem(problem)
+        return BoltResponse(status=200, body="")
+
+    def refuse_foreign_user(self, body: dict[str, Any], team_id: str) -> BoltResponse:
+        """Ack a command or click by a person of another organisation (Slack Connect) without acting; audited, told why."""
+        problem = foreign_user(body, team_id)
+        logger.warning("refused a Slack request: %s", problem.detail)
+        told = is_slash_command(body)
+        notice = None
+        if not told and problem.user_id is not None and (problem.channel is not None or problem.response_url is not None):
+            notice = NoticeJob(ReplyTarget(problem.user_id, problem.channel or "", problem.response_url), problem.user_message)
+        if problem.user_id is not None:
+            self._hand_over(RefusedJob(problem.user_id, problem.channel or "", "foreign_user", problem.detail, notice))
+        if told:
+            return BoltResponse(status=200, body={"response_type": "ephemeral", "text": problem.user_message})
         return BoltResponse(status=200, body="")
 
     async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
@@ -235,7 +269,11 @@ class BlockActionsGuard(AsyncMiddleware):
 
 
 class WorkspaceGuard(AsyncMiddleware):
-    """Refuses commands and clicks from a workspace the bot token does not belong to.
+    """Refuses commands and clicks from a workspace the bot token does not belong to, and from its people.
+
+    A person of another organisation in a shared (Slack Connect) channel sends requests with this
+    workspace's ``team.id`` but their own ``user.team_id``: refused too (audited, told why), unless
+    their workspace or org is in ``OPSBOT_ALLOWED_TEAMS``.
 
     Bolt's ``authorize`` hands our one token to any team that sends a signed request, so a
     second workspace with the app installed (or a copied signing secret) could otherwise approve
@@ -255,6 +293,10 @@ class WorkspaceGuard(AsyncMiddleware):
         team_id, enterprise_id = req.context.team_id, req.context.enterprise_id
         if team_id and self._listeners.is_foreign(team_id=team_id, enterprise_id=enterprise_id):
             return self._listeners.refuse_foreign(req.body, team_id)
+        # In a Slack Connect channel the request is this workspace's, but the person may belong to another organisation.
+        user_team, user_enterprise = user_workspace(req.body)
+        if user_team and self._listeners.is_foreign(team_id=user_team, enterprise_id=user_enterprise or enterprise_id):
+            return self._listeners.refuse_foreign_user(req.body, user_team)
         return await next()
 
 

@@ -162,6 +162,37 @@ def foreign_workspace(body: Mapping[str, Any], team_id: str) -> PayloadProblem:
     )
 
 
+def user_workspace(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The workspace (and org) of the *person* who acted, which in a Slack Connect channel is not the request's team.
+
+    ``block_actions`` carry it as ``user.team_id`` (and ``enterprise.id`` on Enterprise Grid); a slash
+    command names the invoking user's workspace in ``team_id`` (and ``enterprise_id``).
+    """
+    user = _mapping(body.get("user"))
+    team = _slack_id(user.get("team_id")) if user else _slack_id(body.get("team_id"))
+    enterprise = _slack_id(_mapping(body.get("enterprise")).get("id")) or _slack_id(body.get("enterprise_id"))
+    return team, enterprise
+
+
+def foreign_user(body: Mapping[str, Any], team_id: str) -> PayloadProblem:
+    """A person from another organisation (Slack Connect) in a shared channel: refuse, and say so."""
+    problem = foreign_workspace(body, team_id)
+    return PayloadProblem(
+        "opsbot acts only for people of this workspace, and your account belongs to another organisation's "
+        f"workspace ({team_id}), so nothing was done. Ask someone from this workspace.",
+        detail=f"a person from workspace {team_id!r:.40}",
+        user_id=problem.user_id,
+        channel=problem.channel,
+        response_url=problem.response_url,
+    )
+
+
+def changed_user_group(body: Mapping[str, Any]) -> str | None:
+    """The ``S…`` id a ``subteam_members_changed`` / ``subteam_updated`` event is about (None if unreadable)."""
+    event = _mapping(body.get("event"))
+    return _slack_id(event.get("subteam_id")) or _slack_id(_mapping(event.get("subteam")).get("id"))
+
+
 def first_action(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """``actions[0]`` if it is an object with a string ``action_id`` (Bolt's matchers index it blindly)."""
     actions = body.get("actions")

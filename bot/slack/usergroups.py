@@ -3,9 +3,15 @@
 Why a cache with a TTL: ``usergroups.users.list`` is rate tier 2 (about 20 calls a minute)
 and the policy asks on every request and every approval click. Why serve a stale value when
 Slack fails: a Slack hiccup should not lock the on-call team out of a rollback, and a
-membership a few minutes old is what the cache serves anyway. Why fail closed when nothing
-was ever loaded: an unknown membership must grant nothing (the ``GroupDirectory`` turns the
-raised error into an empty group).
+membership a few minutes old is what the cache serves anyway — but only up to ``max_age``
+(``OPSBOT_GROUP_MAX_AGE_SECONDS``, default twice the TTL): past that an approver removed from
+the group must not keep approving, so the group counts as empty (fail closed). Why fail
+closed when nothing was ever loaded: an unknown membership must grant nothing (the
+``GroupDirectory`` turns the raised error into an empty group).
+
+Why the database: every executor process and replica asks the same question; once ``share``
+is called the answer lives in ``group_members`` (one fetch serves all, and a
+``subteam_members_changed`` event handled by any process invalidates it for all at once).
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.metrics import record_slack_error
+from bot.store import group_members as shared_store
+from bot.store.database import Database
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +53,19 @@ class _Entry(Generic[T]):
 class SlackUserGroups:
     """An ``ExternalGroupResolver`` backed by ``usergroups.list`` and ``usergroups.users.list``."""
 
-    def __init__(self, client: WebClient, *, ttl_seconds: float = DEFAULT_TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        client: WebClient,
+        *,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        max_age_seconds: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._client = client
         self._ttl = ttl_seconds
+        self._max_age = max_age_seconds if max_age_seconds is not None else 2 * ttl_seconds
         self._clock = clock
+        self._database: Database | None = None
         self._lock = threading.Lock()
         self._fetching: dict[str, threading.Lock] = {}
         self._handles: _Entry[dict[str, str]] | None = None
@@ -60,14 +78,24 @@ class SlackUserGroups:
             logger.warning("Slack user group %s does not exist; it has no members", reference)
             return frozenset()
         return self._cached(
-            f"members:{group_id}", lambda: self._members.get(group_id), self._store_members(group_id), self._fetch_members(group_id)
+            f"members:{group_id}", lambda: self._current_members(group_id), self._store_members(group_id), self._fetch_members(group_id)
         )
 
-    def invalidate(self) -> None:
-        """Forget everything (tests, or an admin who just changed a group)."""
+    def share(self, database: Database) -> None:
+        """Keep member lists in the database, shared by every process (called once the core's database exists)."""
+        self._database = database
+
+    def invalidate(self, group_id: str | None = None) -> None:
+        """Forget one group (a ``subteam_members_changed`` event) or everything, here and in the shared cache."""
         with self._lock:
             self._handles = None
-            self._members.clear()
+            if group_id is None:
+                self._members.clear()
+            else:
+                self._members.pop(group_id, None)
+        if self._database is not None:
+            with self._database.transaction() as session:
+                shared_store.forget(session, group_id)
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -103,9 +131,26 @@ class SlackUserGroups:
     def _store_handles(self, entry: _Entry[dict[str, str]]) -> None:
         self._handles = entry
 
+    def _current_members(self, group_id: str) -> _Entry[frozenset[str]] | None:
+        if self._database is None:
+            return self._members.get(group_id)
+        try:
+            with self._database.reading() as session:
+                found = shared_store.read(session, group_id)
+        except Exception:
+            logger.warning("could not read the shared group cache for %s; using this process's", group_id, exc_info=True)
+            return self._members.get(group_id)
+        return None if found is None else _Entry(found[0], found[1].timestamp())
+
     def _store_members(self, group_id: str) -> Callable[[_Entry[frozenset[str]]], None]:
         def store(entry: _Entry[frozenset[str]]) -> None:
             self._members[group_id] = entry
+            database = self._database
+            if database is None:
+                return
+            # In a thread of its own: the lookup may happen inside an approval's write transaction, and on
+            # SQLite a second writer from this thread would wait for that very transaction to end.
+            threading.Thread(target=_share_members, args=(database, group_id, entry), name=f"opsbot-group-{group_id}", daemon=True).start()
 
         return store
 
@@ -138,9 +183,19 @@ class SlackUserGroups:
     def _stale_or_fail(self, key: str, entry: _Entry[T] | None, error: Exception) -> T:
         code = str(error.response.get("error")) if isinstance(error, SlackApiError) else type(error).__name__
         record_slack_error("usergroups.users.list" if key.startswith("members:") else "usergroups.list", code)
-        if entry is not None:
-            logger.warning(
-                "Slack user group lookup %s failed (%s); using the cached value from %.0fs ago", key, code, self._clock() - entry.fetched_at
-            )
+        age = None if entry is None else self._clock() - entry.fetched_at
+        if entry is not None and age is not None and age < self._max_age:
+            logger.warning("Slack user group lookup %s failed (%s); using the cached value from %.0fs ago", key, code, age)
             return entry.value
+        if age is not None:
+            logger.warning("Slack user group lookup %s failed (%s) and the cached value is %.0fs old; counting nobody", key, code, age)
+            raise GroupLookupFailed(f"could not look up {key} in Slack ({code}) and the cached answer is too old") from error
         raise GroupLookupFailed(f"could not look up {key} in Slack ({code}) and nothing is cached") from error
+
+
+def _share_members(database: Database, group_id: str, entry: _Entry[frozenset[str]]) -> None:
+    try:
+        with database.transaction() as session:
+            shared_store.write(session, group_id, entry.value, datetime.fromtimestamp(entry.fetched_at, UTC))
+    except Exception:
+        logger.warning("could not store %s in the shared group cache", group_id, exc_info=True)

@@ -208,3 +208,17 @@ class SeenRequestRow(Base):
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class GroupMembersRow(Base):
+    """A Slack user group's members as Slack last said, shared by every process and replica.
+
+    One answer for all: an executor must not approve from a membership another already saw
+    change, and one ``usergroups.users.list`` call serves them all (it is rate tier 2).
+    """
+
+    __tablename__ = "group_members"
+
+    group_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    members: Mapped[list[str]] = mapped_column(JSON, default=list)
+    fetched_at: Mapped[datetime] = mapped_column(UtcDateTime)

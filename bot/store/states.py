@@ -1,8 +1,13 @@
 """The states a request moves through, named once.
 
-pending_approval → approved → running → succeeded | failed | rolled_back | interrupted,
-or pending_approval → rejected | expired | cancelled. A run that needs no approval is
-created ``approved``. Every move is one conditional UPDATE in the store.
+pending_approval → approved → running → succeeded | failed | rolled_back | cancelled | interrupted,
+or pending_approval → rejected | expired | cancelled, or approved → cancelled. A run that needs no
+approval is created ``approved``. Every move is one conditional UPDATE in the store.
+
+How a run ends is named for what happened to the service: ``not_started`` (refused at its start:
+the plan went stale, the target was locked, the policy changed; nothing was touched),
+``cancelled`` (a person pressed Stop; undone where it could be), ``failed`` (it changed something,
+or tried to, and did not finish), ``rolled_back`` (it failed and was undone).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ class RequestState(StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+    NOT_STARTED = "not_started"
 
 
 FINAL_STATES = frozenset(
@@ -32,5 +38,6 @@ FINAL_STATES = frozenset(
         RequestState.REJECTED,
         RequestState.EXPIRED,
         RequestState.CANCELLED,
+        RequestState.NOT_STARTED,
     }
 )

@@ -123,8 +123,14 @@ class Digests:
         """Gather the digest's content now, without posting or remembering anything."""
         return self._snapshot(digest, self._clock())[0]
 
-    def post(self, digest: Digest, *, slot: str | None = None, actor: Actor | None = None, force: bool = False) -> DigestResult:
-        """Post the digest unless it is ``quiet`` and has nothing to say (``force``: a person asked)."""
+    def post(
+        self, digest: Digest, *, slot: str | None = None, actor: Actor | None = None, force: bool = False, remember: bool = True
+    ) -> DigestResult:
+        """Post the digest unless it is ``quiet`` and has nothing to say (``force``: a person asked).
+
+        ``remember=False`` (``/ops digest``): an ad-hoc digest never moves the channel's "since" window
+        or fingerprint, so the scheduled digest still covers everything since *its* last post.
+        """
         now = self._clock()
         content, last_fingerprint = self._snapshot(digest, now)
         if not force and not should_post(content, quiet=digest.quiet, last_fingerprint=last_fingerprint):
@@ -140,7 +146,8 @@ class Digests:
             slot=slot or "on demand", services=len(content.health), changes=len(content.changes), message=ref.as_dict(),
         )  # fmt: skip
         with self._database.transaction() as session:
-            slot_store.record_digest(session, channel=digest.channel, posted_at=now, fingerprint=fingerprint(content))
+            if remember:
+                slot_store.record_digest(session, channel=digest.channel, posted_at=now, fingerprint=fingerprint(content))
             audit_store.append_events(session, [event], now)
         return DigestResult("posted", content, message, ref)
 

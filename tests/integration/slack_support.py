@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
@@ -153,22 +153,25 @@ def slack_test_registry() -> ActionRegistry:
     return registry
 
 
-def write_touch_catalog(directory: Path) -> Catalog:
+def write_touch_catalog(directory: Path, config: str = SLACK_TEST_CONFIG) -> Catalog:
     """The ``touch`` (needs one approval) and ``report`` (read-only) runbooks on service ``svc``."""
     STATE.__init__()  # type: ignore[misc]  # reset the shared fake target in place
     runbooks = directory / "runbooks"
     runbooks.mkdir(parents=True, exist_ok=True)
     (runbooks / "touch.yaml").write_text(TOUCH_RUNBOOK)
     (runbooks / "report.yaml").write_text(REPORT_RUNBOOK)
-    (directory / "opsbot.yaml").write_text(SLACK_TEST_CONFIG)
+    (directory / "opsbot.yaml").write_text(config)
     return load_catalog(directory / "opsbot.yaml", runbooks, builtins=BUILTIN_SPECS, registry=slack_test_registry())
 
 
-def catalog_factory(catalog: Catalog, *, timing: RunnerTiming = FAST_TIMING) -> CoreFactory:
-    """An ``CoreFactory`` that uses ``catalog`` (with its test actions) instead of loading files."""
+def catalog_factory(catalog: Catalog, *, timing: RunnerTiming = FAST_TIMING, clock: Callable[[], datetime] | None = None) -> CoreFactory:
+    """An ``CoreFactory`` that uses ``catalog`` (with its test actions) instead of loading files (and ``clock``, if given)."""
 
     def factory(settings: Settings, notifier: Notifier, groups: ExternalGroupResolver) -> OpsbotCore:
-        return build_core(settings, notifier=notifier, catalog=catalog, external_groups=groups, timing=timing, maintenance_interval=60.0)
+        return build_core(
+            settings, notifier=notifier, catalog=catalog, external_groups=groups, timing=timing, maintenance_interval=60.0,
+            **({"clock": clock} if clock is not None else {}),
+        )  # fmt: skip
 
     return factory
 
@@ -257,14 +260,23 @@ def serve_opsbot(settings: Settings, *, core_factory: CoreFactory = default_core
 
 
 def serve_touch_catalog(
-    slack: FakeSlackApi, directory: Path, database_url: str, **settings: Any
+    slack: FakeSlackApi,
+    directory: Path,
+    database_url: str,
+    *,
+    config: str = SLACK_TEST_CONFIG,
+    clock: Callable[[], datetime] | None = None,
+    **settings: Any,
 ) -> contextlib.AbstractContextManager[RunningServer]:
-    """A server with the ``touch``/``report`` catalog written to ``directory``, on a migrated ``database_url``."""
-    catalog = write_touch_catalog(directory)
+    """A server with the ``touch``/``report`` catalog written to ``directory``, on a migrated ``database_url``.
+
+    ``config`` replaces the test opsbot.yaml; ``clock`` is the core's clock (a ``FakeClock`` for freeze windows).
+    """
+    catalog = write_touch_catalog(directory, config)
     values = slack_settings(
         slack, database_url=migrated(database_url), config_path=directory / "opsbot.yaml", runbooks_dir=directory / "runbooks", **settings
     )
-    return serve_opsbot(values, core_factory=catalog_factory(catalog))
+    return serve_opsbot(values, core_factory=catalog_factory(catalog, clock=clock))
 
 
 def _wait_until_started(server: uvicorn.Server, thread: threading.Thread) -> None:

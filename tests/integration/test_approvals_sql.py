@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.audit.events import Actor, EventType
 from bot.errors import AlreadyDecided, AlreadyVoted, ApprovalExpired, ApprovalRefused, NotAnApprover, SelfApproval, StaleApproval
-from bot.messages import ButtonAction
+from bot.messages import ButtonAction, MessageRef
 from bot.requests.approvals import approve
 from bot.requests.invocation import Click, Invocation
 from bot.serve.wiring import OpsbotCore
@@ -51,6 +51,11 @@ def request_touch(app: OpsbotCore, value: str = "v2", actor: Actor = REQUESTER) 
 
 def shown(row: RequestRow) -> str:
     return f"{row.id}:{row.params_hash[:16]}:{row.plan_hash[:16]}"
+
+
+def clicked(actor: Actor, action: ButtonAction, row: RequestRow) -> Click:
+    """A click on the request's own message, as Slack sends it (channel and message ts)."""
+    return Click(actor, "C0OPS", action, shown(row), MessageRef.from_dict(row.message_ref))
 
 
 def events(app: OpsbotCore, event: EventType) -> list[AuditEventRow]:
@@ -98,7 +103,7 @@ def test_fifty_approvers_clicking_at_once_give_one_approval_and_one_run(app: Ops
 def test_double_click_by_the_same_approver_runs_once(app: OpsbotCore) -> None:
     row = request_touch(app)
     replies = [RecordingReplier() for _ in range(20)]
-    click = Click(Actor("U0A00", "approver0"), "C0OPS", ButtonAction.APPROVE, shown(row))
+    click = clicked(Actor("U0A00", "approver0"), ButtonAction.APPROVE, row)
     threads = [threading.Thread(target=app.front_door.handle_click, args=(click, reply)) for reply in replies]
     for thread in threads:
         thread.start()
@@ -158,7 +163,7 @@ def test_target_changed_after_approval_means_nothing_runs(app: OpsbotCore, clock
     core.STATE.value = "changed-by-someone-else"
     approve(app.database, app.groups, request_id=row.id, actor=Actor("U0A00", "a0"), shown=shown(row), now=clock())
     app.engine.execute(row.id)
-    assert state_of(app, row.id) == RequestState.FAILED
+    assert state_of(app, row.id) == RequestState.NOT_STARTED
     assert core.STATE.runs == 0
     with app.database.reading() as session:
         stored = session.get(RequestRow, row.id)
@@ -169,9 +174,9 @@ def test_target_changed_after_approval_means_nothing_runs(app: OpsbotCore, clock
 def test_reject_means_nothing_runs(app: OpsbotCore) -> None:
     row = request_touch(app)
     reply = RecordingReplier()
-    app.front_door.handle_click(Click(Actor("U0A00", "a0"), "C0OPS", ButtonAction.REJECT, shown(row)), reply)
+    app.front_door.handle_click(clicked(Actor("U0A00", "a0"), ButtonAction.REJECT, row), reply)
     approve_reply = RecordingReplier()
-    app.front_door.handle_click(Click(Actor("U0A01", "a1"), "C0OPS", ButtonAction.APPROVE, shown(row)), approve_reply)
+    app.front_door.handle_click(clicked(Actor("U0A01", "a1"), ButtonAction.APPROVE, row), approve_reply)
     app.wait_idle(timeout=10)
     assert state_of(app, row.id) == RequestState.REJECTED
     assert core.STATE.runs == 0

@@ -80,6 +80,9 @@ services:
       production: {{kubernetes: {{context: prod, namespace: shop, deployment: search}}}}
 policy:
   rules:
+    - runbooks: [digest]
+      envs: ["*"]
+      allow: {{groups: [developers, oncall]}}
     - runbooks: [deploy, rollback]
       envs: [staging]
       allow: {{groups: [developers, oncall]}}

@@ -50,6 +50,7 @@ from tests.conftest import EXAMPLE_CONFIG, POSTGRES_ADMIN_URL, RUNBOOKS
 from tests.doubles import STATE, FakeClock, RecordingNotifier, RecordingReplier
 from tests.doubles import test_registry as touch_registry
 from tests.integration.slack_support import (
+    SLACK_TEST_CONFIG,
     RunningServer,
     latest_message,
     posted_request,
@@ -317,11 +318,17 @@ def test_message_not_found_on_an_update_mid_run_does_not_stop_the_run(server: Ru
 
 
 def test_channel_not_found_for_a_request_without_approval_still_runs_it_and_tells_the_requester(
-    server: RunningServer, slack: FakeSlackApi
+    slack: FakeSlackApi, tmp_path: Path, sqlite_url: str
 ) -> None:
-    slack.fail_next("chat.postMessage", "channel_not_found")
+    no_approval = SLACK_TEST_CONFIG.replace("      approvals: {count: 1, approvers: [approvers], expires_in: 10m}\n", "")
+    with serve_touch_catalog(slack, tmp_path, sqlite_url, config=no_approval) as server:
+        slack.fail_next("chat.postMessage", "channel_not_found")
 
-    server.slack_user(slack, REQUESTER).command("report svc 3 in production")
+        server.slack_user(slack, REQUESTER).command("touch svc v2 in production")
+        answer_and_story_of_an_unposted_run(server, slack)
+
+
+def answer_and_story_of_an_unposted_run(server: RunningServer, slack: FakeSlackApi) -> None:
 
     answer = slack.wait_for(
         lambda: [e.text for e in slack.ephemerals(user=REQUESTER) if "could not post" in e.text], what="the requester to be told"

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.audit.events import Actor, EventType
 from bot.catalog.config import Channels, Environment, HealthWatch, KubernetesTarget, OpsbotConfig, Service
-from bot.messages import ButtonAction, Message
+from bot.messages import ButtonAction, Message, MessageRef
 from bot.requests.invocation import Click
 from bot.requests.views import button_value
 from bot.service_health import ServiceHealth
@@ -199,9 +199,9 @@ def fleet(tmp_path: Path, sqlite_url: str, ticking_server: FakeKubernetesServer)
     yield from make_fleet(tmp_path, sqlite_url, ticking_server)
 
 
-def click(fleet: Fleet, actor: Actor, action: ButtonAction, value: str) -> RecordingReplier:
+def click(fleet: Fleet, actor: Actor, action: ButtonAction, value: str, on: MessageRef | None = None) -> RecordingReplier:
     reply = RecordingReplier()
-    fleet.app.front_door.handle_click(Click(actor, "C0INCIDENT", action, value), reply)
+    fleet.app.front_door.handle_click(Click(actor, "C0INCIDENT", action, value, on), reply)
     assert fleet.app.wait_idle(timeout=60)
     return reply
 
@@ -241,7 +241,7 @@ def test_broken_rollout_opens_one_incident_and_roll_back_goes_through_approval_t
     assert request.state == RequestState.PENDING_APPROVAL and request.approvals_required == 1
     assert request.channel == "C0INCIDENT"
 
-    approved = click(fleet, CAROL, ButtonAction.APPROVE, button_value(request))
+    approved = click(fleet, CAROL, ButtonAction.APPROVE, button_value(request), MessageRef.from_dict(request.message_ref))
     assert not approved.messages, approved.last
     assert fleet.requests()[-1].state == RequestState.SUCCEEDED
     wait_until(lambda: fleet.health_of("search").state == "healthy", "search to be healthy again")

@@ -21,7 +21,7 @@ from bot.audit.events import Actor
 from bot.catalog.catalog import load_catalog
 from bot.catalog.registry import build_registry
 from bot.errors import ConfigError
-from bot.messages import ButtonAction
+from bot.messages import ButtonAction, MessageRef
 from bot.requests.builtins import BUILTIN_SPECS
 from bot.requests.invocation import Click, Invocation
 from bot.requests.views import button_value
@@ -91,7 +91,8 @@ def test_a_runbook_using_the_plugin_is_planned_approved_run_and_audited(flag_app
     assert row.plan == [{"field": "flag new-checkout", "before": "(unset)", "after": "on"}]
     assert json.loads(flags.read_text()) == {"old-checkout": True}, "nothing changes before the approval"
 
-    app.front_door.handle_click(Click(APPROVER, "C0OPS", ButtonAction.APPROVE, button_value(row)), RecordingReplier())
+    on_its_message = MessageRef.from_dict(row.message_ref)
+    app.front_door.handle_click(Click(APPROVER, "C0OPS", ButtonAction.APPROVE, button_value(row), on_its_message), RecordingReplier())
     assert app.wait_idle(timeout=30)
 
     assert json.loads(flags.read_text()) == {"new-checkout": True, "old-checkout": True}

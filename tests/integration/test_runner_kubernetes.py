@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.audit.events import Actor
 from bot.catalog.catalog import Catalog
-from bot.messages import ButtonAction
+from bot.messages import ButtonAction, MessageRef
 from bot.requests.invocation import Click, Invocation
 from bot.runs.engine import RunnerTiming
 from bot.serve.wiring import OpsbotCore, build_core
@@ -78,7 +78,7 @@ def last_request(app: OpsbotCore) -> RequestRow:
 def approve(app: OpsbotCore, row: RequestRow, actor: Actor = BOB) -> RecordingReplier:
     reply = RecordingReplier()
     value = f"{row.id}:{row.params_hash[:16]}:{row.plan_hash[:16]}"
-    app.front_door.handle_click(Click(actor, "C0OPS", ButtonAction.APPROVE, value), reply)
+    app.front_door.handle_click(Click(actor, "C0OPS", ButtonAction.APPROVE, value, MessageRef.from_dict(row.message_ref)), reply)
     assert app.wait_idle(timeout=60)
     return reply
 
@@ -167,14 +167,13 @@ def test_restart_sets_the_restarted_at_annotation(app: tuple[OpsbotCore, Recordi
     assert "kubectl.kubernetes.io/restartedAt" in annotations
 
 
-def test_status_reports_replicas_and_details_in_the_thread(app: tuple[OpsbotCore, RecordingNotifier]) -> None:
+def test_status_reports_replicas_and_details_privately(app: tuple[OpsbotCore, RecordingNotifier]) -> None:
     ops, notifier = app
-    run(ops, DAVE, "status checkout in production")
-    row = last_request(ops)
-    assert row.state == RequestState.SUCCEEDED
-    assert "3/3 ready" in (row.result or "")
-    thread = [post for post in notifier.posts if post.thread is not None]
-    assert thread and "registry.example.com/shop/checkout:1.4.1" in thread[0].message.text
+    reply = run(ops, DAVE, "status checkout in production")
+    said = "\n".join(reply.messages[-1].sections)
+    assert "3/3 ready" in said
+    assert "registry.example.com/shop/checkout:1.4.1" in said
+    assert notifier.posts == [], "no request card"
 
 
 def test_explicit_lock_refuses_others_with_the_owner_and_reason(
@@ -217,8 +216,8 @@ def test_cancelling_a_running_deploy_stops_it_and_rolls_back(app: tuple[OpsbotCo
     assert "Stopping" in reply.last
     assert ops.wait_idle(timeout=60)
     final = last_request(ops)
-    assert final.state == RequestState.ROLLED_BACK
-    assert "cancelled" in (final.result or "")
+    assert final.state == RequestState.CANCELLED
+    assert (final.result or "").startswith("cancelled by alice") and "rolled back" in (final.result or "")
     assert image(kube) == f"{IMAGE}:1.4.1"
 
 
@@ -234,7 +233,6 @@ def test_forbidden_names_the_object_and_cluster(app: tuple[OpsbotCore, Recording
 def test_missing_deployment_names_the_object(app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer) -> None:
     ops, _ = app
     reply = run(ops, DAVE, "status search")
-    assert last_request(ops).state == RequestState.FAILED
-    row = last_request(ops)
-    assert "search" in (row.result or "") and "demo-production" in (row.result or ""), row.result
-    assert not reply.messages
+    said = "\n".join(reply.messages[-1].sections)
+    assert "could not finish" in reply.last
+    assert "search" in said and "demo-production" in said, said

@@ -286,20 +286,17 @@ def test_someone_outside_the_approver_groups_is_told_so(server: RunningServer, s
 # -- long output and Slack misbehaving ---------------------------------------------------------
 
 
-def test_short_output_goes_to_the_thread_and_long_output_to_a_file_in_it(server: RunningServer, slack: FakeSlackApi) -> None:
+def test_read_only_output_is_a_private_reply_split_in_parts_when_long(server: RunningServer, slack: FakeSlackApi) -> None:
     user = server.slack_user(slack, REQUESTER)
 
     user.command("report svc 10 in production")
-    short = succeeded(slack, "report svc 10 ")
     user.command("report svc 200 in production")
-    long = succeeded(slack, "report svc 200 ")
     server.wait_idle()
 
-    [reply] = slack.thread(CHANNEL, short.ts)[1:]
-    assert "line 0009" in str(reply.blocks)
-    [upload] = slack.uploads
-    assert (upload.channel, upload.thread_ts) == (CHANNEL, long.ts)
-    assert "line 0000" in upload.text and "line 0199" in upload.text
+    replies = [str(e.blocks) for e in slack.ephemerals(user=REQUESTER)]
+    assert any("line 0009" in reply for reply in replies)
+    assert any("line 0000" in reply for reply in replies) and any("line 0199" in reply for reply in replies)
+    assert slack.messages(CHANNEL) == [] and not slack.uploads, "a question is answered privately, not in the channel"
 
 
 def test_a_429_on_chat_update_is_retried_after_retry_after_and_the_message_ends_right(server: RunningServer, slack: FakeSlackApi) -> None:
