@@ -63,12 +63,14 @@ HALF_A_REQUEST = b"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Typ
 
 @pytest.fixture
 def guarded_server(slack: FakeSlackApi, tmp_path: Path, sqlite_url: str) -> Iterator[RunningServer]:
-    limits = {
-        "OPSBOT_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
-        "OPSBOT_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
-        "OPSBOT_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
-    }
-    with serve_touch_catalog(slack, tmp_path, sqlite_url, **limits) as running:
+    with serve_touch_catalog(
+        slack,
+        tmp_path,
+        sqlite_url,
+        OPSBOT_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
+        OPSBOT_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT),
+        OPSBOT_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
+    ) as running:
         yield running
         running.wait_idle()
 
