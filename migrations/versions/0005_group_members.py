@@ -1,7 +1,7 @@
 """Shared Slack user group cache: members per group and when Slack said so.
 
-Revision ID: 0003_group_members
-Revises: 0002
+Revision ID: group_members
+Revises: audit_event_at_index
 Create Date: 2026-12-05
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 from bot.store.models import UtcDateTime
 
-revision: str = "0003_group_members"
-down_revision: str | None = "0002"
+revision: str = "group_members"
+down_revision: str | None = "audit_event_at_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
