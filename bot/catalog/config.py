@@ -20,6 +20,8 @@ Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
 """Service, env and group names: lower case, safe in commands, messages and SQL."""
 
 TargetKind = Literal["kubernetes", "ecs", "asg", "gitops"]
+KIND_NAMES: dict[str, str] = {"kubernetes": "Kubernetes", "ecs": "ECS", "asg": "Auto Scaling group", "gitops": "GitOps"}
+"""How each kind of target is named in messages."""
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bot.catalog.config import AccessRule, OpsbotConfig, ParameterLimit
+from bot.catalog.config import KIND_NAMES, AccessRule, OpsbotConfig, ParameterLimit
 from bot.catalog.loading import LoadedRunbook, problem_at
 from bot.catalog.registry import ActionRegistry
 from bot.catalog.yaml_lines import YamlDocument
 from commands.spec import CommandSpec, ParameterLike
 from commands.suggest import did_you_mean, known_list
-
-KIND_NAMES = {"kubernetes": "Kubernetes", "ecs": "ECS", "asg": "Auto Scaling group"}
 
 
 def check_limits(
@@ -63,7 +61,7 @@ def check_reach(config: OpsbotConfig, runbooks: list[LoadedRunbook], registry: A
                 for env_name, environment in service.environments.items():
                     kind = environment.target.kind
                     if kind not in kinds and rule.matches(runbook.name, service_name, env_name):
-                        unreachable.setdefault(f"{service_name}/{env_name} ({KIND_NAMES[kind]})", rule.label(index))
+                        unreachable.setdefault(f"{service_name}/{env_name} ({KIND_NAMES.get(kind, kind)})", rule.label(index))
         if unreachable:
             places = ", ".join(f"{place} by {rule}" for place, rule in unreachable.items())
             runs_on = ", ".join(sorted(kinds))

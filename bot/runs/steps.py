@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from bot.backends import Backends
 from bot.catalog.actions import Action, ActionArgs, Change, StepContext
 from bot.catalog.catalog import Catalog
-from bot.catalog.config import GitopsTarget, KubernetesTarget, Target
+from bot.catalog.config import KIND_NAMES, GitopsTarget, KubernetesTarget, Target
 from bot.catalog.identity import IdentityMap, IdentityUnavailable, RequesterIdentity
 from bot.catalog.runbooks import TEMPLATE_REFERENCE, Runbook, StepSpec
 from bot.errors import ActionFailed, UsageError
@@ -43,7 +43,7 @@ def prepare_steps(catalog: Catalog, runbook: Runbook, target: Target, params: di
     kinds = sorted({kind for name in (step.action for step in runbook.steps) if (kind := _kind(catalog, name))})
     if kinds and target.kind not in kinds:
         raise UsageError(
-            f"`{runbook.name}` has no step for {_KIND_NAMES.get(target.kind, target.kind)} targets "
+            f"`{runbook.name}` has no step for {KIND_NAMES.get(target.kind, target.kind)} targets "
             f"({target.describe()}); it runs on: {', '.join(kinds)}."
         )
     prepared: list[PreparedStep] = []
@@ -61,9 +61,6 @@ def prepare_steps(catalog: Catalog, runbook: Runbook, target: Target, params: di
     if not prepared:
         raise UsageError(f"`{runbook.name}` has no steps for {target.describe()}.")
     return prepared
-
-
-_KIND_NAMES = {"kubernetes": "Kubernetes", "ecs": "ECS", "asg": "Auto Scaling group"}
 
 
 def render_args(args: dict[str, Any], params: dict[str, ParamValue], *, url_args: frozenset[str] = frozenset()) -> dict[str, Any]:
