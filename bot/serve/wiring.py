@@ -99,7 +99,10 @@ class OpsbotCore:
         self.pool.shutdown(wait=True)
         self.engine.shutdown(wait=True)
         self.audit_writer.close()
-        self.anchoring.publish("shutdown")  # after the last append: the head as this process leaves it
+        if self.scheduler is not None:
+            # After the last append: the head as this replica leaves it. Only replicas that run the
+            # schedule anchor (the shell and the demo are one person's terminal, not a replica).
+            self.anchoring.publish("shutdown")
         self.database.dispose()
 
 
