@@ -84,6 +84,8 @@ class Intake:
             actor_name=invocation.actor.name, backends=self._backends, progress=lambda _line: None, runbook=runbook.name,
         )  # fmt: skip
         if not mutating:
+            # A person's read-only runbook reads as that person (the cluster's RBAC and CloudTrail see them).
+            ctx.identity = requester_identity(desk.identities, invocation.actor.user_id, target)
             title = f"{runbook.name} {service} in {env}"
             read_only.answer(runbook, steps, ctx, title=title, received=received, audit_writer=desk.audit_writer, reply=reply)
             return

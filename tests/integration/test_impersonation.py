@@ -21,7 +21,7 @@ from bot.audit.events import Actor
 from bot.catalog.catalog import Catalog
 from bot.catalog.identity import IdentityConfig
 from bot.cli.main import main
-from bot.messages import ButtonAction
+from bot.messages import ButtonAction, MessageRef
 from bot.requests.invocation import Click, Invocation
 from bot.runs.engine import RunnerTiming
 from bot.serve.wiring import OpsbotCore, build_core
@@ -149,7 +149,14 @@ def test_on_call_deploys_to_production_and_every_call_of_the_request_is_imperson
     assert "run as the requester (slack:U0BOB)" in "\n".join(asked.sections)
     reply = RecordingReplier()
     core.front_door.handle_click(
-        Click(CAROL, "C0OPS", ButtonAction.APPROVE, f"{row.id}:{row.params_hash[:16]}:{row.plan_hash[:16]}"), reply
+        Click(
+            CAROL,
+            "C0OPS",
+            ButtonAction.APPROVE,
+            f"{row.id}:{row.params_hash[:16]}:{row.plan_hash[:16]}",
+            MessageRef.from_dict(row.message_ref),
+        ),
+        reply,
     )
     assert core.wait_idle(timeout=60)
     final = last_request(core)

@@ -145,4 +145,4 @@ def test_every_process_refreshes_the_gauges_in_its_own_slot(insights: Insights, 
         scheduler.add(job)
         runs.append(scheduler.run_due(job.job_id))
 
-    assert [(run.claimed, run.outcome) for run in runs] == [(True, "8 targets"), (True, "8 targets")]  # 7 targets + all
+    assert [(run.claimed, run.outcome) for run in runs] == [(True, "9 targets"), (True, "9 targets")]  # 8 targets + all

@@ -21,14 +21,14 @@ from tests.integration.serve_support import run_cli
 
 SCRIPT = """\
 /as nobody
-/ops deploy storefront 1.4.2 in staging
-/ops lock storefront in staging for 1h --reason db migration
+/ops deploy webshop 1.4.2 in staging
+/ops lock webshop in staging for 1h --reason db migration
 /ops show #1
 """
 
 
 def team_config(directory: Path, kube_url: str | None = None) -> Path:
-    text = EXAMPLE_CONFIG.read_text().replace("checkout", "storefront")
+    text = EXAMPLE_CONFIG.read_text().replace("checkout", "webshop")
     for old, new in (("U0ALICE: alice", "U0ZED: zed"), ("U0ALICE", "U0ZED"), ("U0BOB: bob", "U0YAN: yan"), ("U0BOB", "U0YAN")):
         text = text.replace(old, new)
     config = yaml.safe_load(text)
@@ -86,7 +86,7 @@ def demo_transcript(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_default_user_and_banner_come_from_the_config(demo_transcript: str) -> None:
     assert "You are zed in #C0OPS. Try:" in demo_transcript
-    assert "  /ops deploy storefront 1.4.2 to production   (needs an approval from @platform-oncall)\n" in demo_transcript
+    assert "  /ops deploy webshop 1.4.2 to production   (needs an approval from @platform-oncall)\n" in demo_transcript
     assert "/as yan" in demo_transcript
     assert "alice" not in demo_transcript and "checkout" not in demo_transcript
 
@@ -97,7 +97,7 @@ def test_as_an_unknown_user_is_refused(demo_transcript: str) -> None:
 
 
 def test_deploy_accepts_in_for_the_env(demo_transcript: str) -> None:
-    assert "#1 deploy storefront 1.4.2 in staging" in demo_transcript
+    assert "#1 deploy webshop 1.4.2 in staging" in demo_transcript
     assert "Did not understand 'in'" not in demo_transcript
 
 
@@ -107,7 +107,7 @@ def test_a_value_with_spaces_suggests_quotes(demo_transcript: str) -> None:
 
 def test_show_accepts_the_hash_label(demo_transcript: str) -> None:
     shown = demo_transcript.split("zed@#C0OPS> /ops show #1", 1)[1]
-    assert "#1 deploy storefront 1.4.2 in staging" in shown
+    assert "#1 deploy webshop 1.4.2 in staging" in shown
     assert "must be a whole number" not in shown
 
 
@@ -121,7 +121,7 @@ def test_shell_takes_config_and_keeps_library_retries_out_of_the_chat(tmp_path: 
     assert run_cli(env, "db", "upgrade").returncode == 0
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli.main", "shell", "--config", str(config), "--runbooks", str(tmp_path / "runbooks")],
-        input="/ops status storefront in staging\n",
+        input="/ops status webshop in staging\n",
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -131,7 +131,7 @@ def test_shell_takes_config_and_keeps_library_retries_out_of_the_chat(tmp_path: 
     )
     assert result.returncode == 0, result.stderr
     assert "You are zed in #C0OPS." in result.stdout
-    assert "storefront" in result.stdout
+    assert "webshop" in result.stdout
     assert "urllib3" not in result.stderr and "Retrying" not in result.stderr, result.stderr
 
 

@@ -106,10 +106,7 @@ def test_a_dependency_added_to_pyproject_only_stops_scripts_test_with_what_to_ru
         env={**os.environ, "PYTHON": sys.executable},
     )
     assert result.returncode == 1
-    assert (
-        "pyproject.toml asks for toolz (the image: [project] dependencies); requirements/runtime.lock does not pin it"
-        in result.stderr
-    )
+    assert "pyproject.toml asks for toolz (the image: [project] dependencies); requirements/runtime.lock does not pin it" in result.stderr
     assert "Run ./scripts/lock" in result.stderr and "Traceback" not in result.stderr
     assert not (checkout / ".venv").exists(), "nothing installed from a stale lock"
 
@@ -119,7 +116,8 @@ def test_a_dev_dependency_added_to_pyproject_only_names_the_dev_lock(checkout: P
     result = check(checkout)
     assert result.returncode == 1
     assert (
-        "pyproject.toml asks for tabulate (./scripts/test: dependencies plus the dev and demo extras); requirements/dev.lock" in result.stderr
+        "pyproject.toml asks for tabulate (./scripts/test: dependencies plus the dev and demo extras); requirements/dev.lock"
+        in result.stderr
     )
     assert "runtime.lock" not in result.stderr.split("Run ./scripts/lock")[0]
 

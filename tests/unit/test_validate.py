@@ -189,7 +189,11 @@ def test_a_gitops_target_is_valid(workdir: Path) -> None:
          "the repo URL must not carry credentials; give the token in OPSBOT_GIT_TOKEN_FILE"),
         ("https://github.com/shop/deploy-config.git", "/srv/git/deploy-config.git",
          "mode pull_request needs github_repo (owner/name) when repo is not a github.com URL"),
-        ("{kind: Kustomization,", "{kind: Application,", "sync.flux.kind: Input should be 'Kustomization' or 'HelmRelease'"),
+        (
+            "{kind: Kustomization,",
+            "{kind: Application,",
+            "sync.flux.kind: 'Application' is not allowed; use one of: Kustomization, HelmRelease",
+        ),
     ],
 )  # fmt: skip
 def test_gitops_target_mistakes_are_named(workdir: Path, old: str, new: str, expected: str) -> None:
