@@ -72,7 +72,9 @@ def _poller(ctx: StepContext, target: GitopsTarget, commit: str) -> tuple[Callab
         return poll_argocd, argocd.where
     assert target.sync.flux is not None
     flux = backend.flux(target.sync.flux)
-    flux.request_reconcile(datetime.now(UTC).isoformat(timespec="microseconds"))  # like `flux reconcile` (RFC 3339, sub-second): two requests in one second must both count
+    flux.request_reconcile(
+        datetime.now(UTC).isoformat(timespec="microseconds")
+    )  # like `flux reconcile` (RFC 3339, sub-second): two requests in one second must both count
 
     def poll_flux() -> tuple[bool, bool, str]:
         found = flux_progress(flux.read(), commit)
