@@ -67,6 +67,9 @@ class SlackUserGroups:
         self._clock = clock
         self._database: Database | None = None
         self._lock = threading.Lock()
+        self._share_lock = threading.Lock()
+        self._epoch = 0
+        """Moves on every invalidation; a share of members fetched before it is dropped."""
         self._fetching: dict[str, threading.Lock] = {}
         self._handles: _Entry[dict[str, str]] | None = None
         self._members: dict[str, _Entry[frozenset[str]]] = {}
@@ -81,6 +84,11 @@ class SlackUserGroups:
             f"members:{group_id}", lambda: self._current_members(group_id), self._store_members(group_id), self._fetch_members(group_id)
         )
 
+    def _share_unless_invalidated(self, database: Database, group_id: str, entry: _Entry[frozenset[str]], epoch: int) -> None:
+        with self._share_lock:
+            if self._epoch == epoch:
+                _share_members(database, group_id, entry)
+
     def share(self, database: Database) -> None:
         """Keep member lists in the database, shared by every process (called once the core's database exists)."""
         self._database = database
@@ -93,9 +101,13 @@ class SlackUserGroups:
                 self._members.clear()
             else:
                 self._members.pop(group_id, None)
-        if self._database is not None:
-            with self._database.transaction() as session:
-                shared_store.forget(session, group_id)
+        with self._share_lock:
+            # A share of members fetched before this event, still on its way to the database, must not
+            # write them back after the forget: it sees the epoch move and drops its write.
+            self._epoch += 1
+            if self._database is not None:
+                with self._database.transaction() as session:
+                    shared_store.forget(session, group_id)
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -150,7 +162,10 @@ class SlackUserGroups:
                 return
             # In a thread of its own: the lookup may happen inside an approval's write transaction, and on
             # SQLite a second writer from this thread would wait for that very transaction to end.
-            threading.Thread(target=_share_members, args=(database, group_id, entry), name=f"opsbot-group-{group_id}", daemon=True).start()
+            epoch = self._epoch
+            threading.Thread(
+                target=self._share_unless_invalidated, args=(database, group_id, entry, epoch), name=f"opsbot-group-{group_id}", daemon=True
+            ).start()
 
         return store
 
