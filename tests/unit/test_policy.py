@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.catalog.catalog import Catalog
-from bot.catalog.config import FreezeWindow, OpsbotConfig
+from bot.catalog.config import AccessRule, FreezeWindow, OpsbotConfig
 from bot.requests.groups import GroupDirectory
-from bot.requests.policy import Decision, Subject, evaluate, freeze_active
+from bot.requests.policy import ApprovalRequirement, Decision, Subject, evaluate, freeze_active
 
 ALICE, BOB, DAVE, MALLORY = "U0ALICE", "U0BOB", "U0DAVE", "U0MALLORY"
 WEDNESDAY_NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -152,3 +152,173 @@ def test_expiry_is_the_shorter_of_runbook_and_rule(example_catalog: Catalog) -> 
 
 def test_dave_is_a_developer(example_catalog: Catalog) -> None:
     assert decide(example_catalog, "restart", "checkout", "staging", DAVE).allowed
+
+
+# --- Semantics the mutation run showed untested (docs/testing.md): first match, minimums, edges, exact texts.
+
+
+def _with_policy(catalog: Catalog, *, rules: list[AccessRule] | None = None, freezes: list[FreezeWindow] | None = None) -> OpsbotConfig:
+    policy = catalog.config.policy
+    update: dict[str, object] = {}
+    if rules is not None:
+        update["rules"] = rules
+    if freezes is not None:
+        update["freezes"] = freezes
+    return catalog.config.model_copy(update={"policy": policy.model_copy(update=update)})
+
+
+def _rule(**fields: object) -> AccessRule:
+    return AccessRule.model_validate({"runbooks": ["*"], "envs": ["*"], "allow": {"users": ["*"]}, **fields})
+
+
+def test_the_first_of_two_matching_rules_decides(example_catalog: Catalog) -> None:
+    oncall_only = _rule(envs=["staging"], allow={"groups": ["platform-oncall"]})
+    everyone = _rule(name="anyone, anywhere")
+    config = _with_policy(example_catalog, rules=[oncall_only, everyone])
+    refused = decide(example_catalog, "deploy", "checkout", "staging", ALICE, config=config)
+    assert refused.allowed is False
+    assert refused.rule == "policy.rules[0]"
+    assert refused.reason == "Only members of @platform-oncall may run `deploy` in staging (policy.rules[0])."
+    allowed = decide(example_catalog, "deploy", "checkout", "staging", BOB, config=config)
+    assert (allowed.allowed, allowed.rule, allowed.reason) == (True, "policy.rules[0]", "allowed by policy.rules[0]")
+    elsewhere = decide(example_catalog, "deploy", "checkout", "production", ALICE, config=config)
+    assert (elsewhere.allowed, elsewhere.rule) == (True, "anyone, anywhere")
+
+
+def test_no_matching_rule_is_a_refusal_not_a_maybe(example_catalog: Catalog) -> None:
+    config = _with_policy(example_catalog, rules=[])
+    decision = decide(example_catalog, "deploy", "checkout", "production", BOB, config=config)
+    assert decision.allowed is False
+    assert decision.reason == "No policy rule allows `deploy` on checkout/production; nobody may run it (deny by default)."
+    assert decision.rule is None
+
+
+def test_a_rule_asking_for_more_approvals_than_the_runbook_minimum_is_not_lowered(example_catalog: Catalog) -> None:
+    stricter = _rule(approvals={"count": 2, "approvers": ["sre-leads"], "expires_in": "45m"})
+    decision = decide(example_catalog, "deploy", "checkout", "production", ALICE, config=_with_policy(example_catalog, rules=[stricter]))
+    assert decision.approval.count == 2, "the rule asks for 2; the runbook's 1 is only a minimum"
+    assert decision.approval.approvers == ("sre-leads",), "the rule names who approves"
+    assert decision.approval.expires_in == timedelta(minutes=30), "the shorter expiry (the runbook's 30m) wins"
+
+
+def test_a_rule_with_one_approval_names_its_own_approvers(example_catalog: Catalog) -> None:
+    own_group = _rule(approvals={"count": 1, "approvers": ["sre-leads"], "expires_in": "30m"})
+    decision = decide(example_catalog, "deploy", "checkout", "production", ALICE, config=_with_policy(example_catalog, rules=[own_group]))
+    assert (decision.approval.count, decision.approval.approvers) == (1, ("sre-leads",))
+
+
+def test_a_rule_asking_for_no_approval_keeps_the_runbook_minimum_and_its_approvers(example_catalog: Catalog) -> None:
+    none_asked = _rule(approvals={"count": 0, "expires_in": "5m"})
+    decision = decide(example_catalog, "deploy", "checkout", "production", ALICE, config=_with_policy(example_catalog, rules=[none_asked]))
+    assert decision.approval.count == 1
+    assert decision.approval.approvers == ("platform-oncall",)
+    assert decision.approval.expires_in == timedelta(minutes=30), "a rule that asks for nothing sets no expiry either"
+
+
+def test_a_built_in_needs_no_approval(example_catalog: Catalog) -> None:
+    decision = decide(example_catalog, "lock", "checkout", "production", ALICE)
+    assert decision.allowed is True
+    assert decision.approval.count == 0
+
+
+def test_a_limit_minimum_is_itself_allowed(example_catalog: Catalog) -> None:
+    assert decide(example_catalog, "scale", "checkout", "production", ALICE, params={"replicas": 2}).allowed is True
+    below = decide(example_catalog, "scale", "checkout", "production", ALICE, params={"replicas": 1})
+    assert below.allowed is False
+    assert below.rule == "production scale needs on-call and stays within limits"
+    assert below.reason == "replicas 1 is below the production minimum of 2 (production scale needs on-call and stays within limits)."
+
+
+def test_a_limit_on_an_absent_parameter_does_not_skip_the_others(example_catalog: Catalog) -> None:
+    limited = _rule(limits={"timeout": {"max": 5}, "replicas": {"max": 3}})
+    config = _with_policy(example_catalog, rules=[limited])
+    decision = decide(example_catalog, "scale", "checkout", "staging", ALICE, params={"replicas": 4}, config=config)
+    assert decision.allowed is False
+    assert decision.reason == "replicas 4 is above the staging limit of 3 (policy.rules[0])."
+
+
+def test_a_value_outside_the_allowed_list_is_refused_with_the_list(example_catalog: Catalog) -> None:
+    limited = _rule(name="pinned images", limits={"image": {"allowed": ["v1", "v2"]}})
+    config = _with_policy(example_catalog, rules=[limited])
+    refused = decide(example_catalog, "deploy", "checkout", "staging", ALICE, params={"image": "v3"}, config=config)
+    assert refused.allowed is False
+    assert refused.reason == "image v3 is not allowed in staging; allowed: v1, v2 (pinned images)."
+    assert decide(example_catalog, "deploy", "checkout", "staging", ALICE, params={"image": "v2"}, config=config).allowed is True
+
+
+def test_refusals_name_who_and_where_exactly(example_catalog: Catalog) -> None:
+    users_only = _rule(name="named people", allow={"users": [BOB]})
+    config = _with_policy(example_catalog, rules=[users_only])
+    refused = decide(example_catalog, "deploy", "checkout", "staging", ALICE, config=config)
+    assert refused.reason == "Only members of the users listed in the rule may run `deploy` in staging (named people)."
+    two_channels = _rule(name="from ops rooms", allow={"users": ["*"], "channels": ["C0OPS", "C0DEPLOYS"]})
+    config = _with_policy(example_catalog, rules=[two_channels])
+    wrong_room = decide(example_catalog, "deploy", "checkout", "staging", ALICE, channel="C0RANDOM", config=config)
+    assert (wrong_room.allowed, wrong_room.rule) == (False, "from ops rooms")
+    assert wrong_room.reason == "`deploy` in staging may only be run from <#C0OPS>, <#C0DEPLOYS> (from ops rooms)."
+
+
+@pytest.mark.parametrize(
+    ("moment", "frozen"),
+    [
+        (datetime(2026, 11, 25, 10, 29, tzinfo=UTC), False),  # Wed 10:29, a minute before
+        (datetime(2026, 11, 25, 10, 30, tzinfo=UTC), True),  # the first minute
+        (datetime(2026, 11, 25, 14, 14, tzinfo=UTC), True),  # the last minute
+        (datetime(2026, 11, 25, 14, 15, tzinfo=UTC), False),  # the end is not in the window
+        (datetime(2026, 11, 24, 12, 0, tzinfo=UTC), False),  # Tuesday, same hours
+    ],
+)
+def test_a_window_within_one_day_starts_on_its_first_minute_and_ends_before_its_last(moment: datetime, frozen: bool) -> None:
+    freeze = FreezeWindow(name="release", start="wed 10:30", end="wed 14:15", timezone="UTC")
+    assert freeze_active(freeze, moment) is frozen
+
+
+def test_a_window_that_ends_where_it_starts_is_never_active() -> None:
+    freeze = FreezeWindow(name="empty", start="wed 10:30", end="wed 10:30", timezone="UTC")
+    assert not any(freeze_active(freeze, WEDNESDAY_NOON + timedelta(hours=hours)) for hours in range(0, 7 * 24, 5))
+    assert freeze_active(freeze, datetime(2026, 11, 25, 10, 30, tzinfo=UTC)) is False
+
+
+def test_a_deny_freeze_without_a_reason_names_the_window(example_catalog: Catalog) -> None:
+    freeze = FreezeWindow(name="quiet", start="wed 10:00", end="wed 14:00", action="deny")
+    config = _with_policy(example_catalog, freezes=[freeze])
+    decision = decide(example_catalog, "deploy", "checkout", "production", ALICE, config=config)
+    assert (decision.allowed, decision.rule) == (False, "production changes need an on-call approval")
+    assert decision.reason == "`deploy` in production is frozen now: (quiet, wed 10:00 – wed 14:00 UTC)."
+
+
+def test_a_freeze_needing_approvers_refuses_when_none_are_configured(example_catalog: Catalog) -> None:
+    freeze = FreezeWindow(name="quiet", start="wed 10:00", end="wed 14:00", action="require_approval", reason="Audit week.")
+    config = _with_policy(example_catalog, freezes=[freeze])
+    decision = decide(example_catalog, "deploy", "checkout", "staging", ALICE, config=config)
+    assert decision.allowed is False
+    assert decision.reason == (
+        "`deploy` in staging is frozen now and no approver group is configured to lift it: Audit week. (quiet, wed 10:00 – wed 14:00 UTC)."
+    )
+
+
+def test_a_freeze_adds_approvals_keeping_who_approves_and_the_expiry(example_catalog: Catalog) -> None:
+    saturday = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    decision = decide(example_catalog, "deploy", "payments", "production", ALICE, now=saturday)
+    assert decision.approval.approvers == ("platform-oncall",)
+    assert decision.approval.expires_in == timedelta(minutes=30)
+    assert decision.approval.describe("production") == (
+        "production needs 2 approvals from @platform-oncall within 30m; freeze 'payments weekend freeze' adds 1: "
+        "No payments changes over the weekend without a second approval."
+    )
+
+
+def test_a_freeze_on_every_runbook_spares_reading_unless_it_names_it(example_catalog: Catalog) -> None:
+    everything = FreezeWindow(name="all", start="wed 10:00", end="wed 14:00", action="deny")
+    config = _with_policy(example_catalog, freezes=[everything])
+    assert decide(example_catalog, "read", "checkout", "production", ALICE, config=config).allowed is True
+    assert decide(example_catalog, "restart", "checkout", "staging", ALICE, config=config).allowed is False
+    naming_status = FreezeWindow(name="all", start="wed 10:00", end="wed 14:00", action="deny", runbooks=["read"])
+    config = _with_policy(example_catalog, freezes=[naming_status])
+    assert decide(example_catalog, "read", "checkout", "production", ALICE, config=config).allowed is False
+
+
+def test_describe_lists_every_approver_group_and_note() -> None:
+    requirement = ApprovalRequirement(count=2, approvers=("a", "b"), expires_in=timedelta(minutes=10), notes=("one", "two"))
+    assert requirement.describe("production") == "production needs 2 approvals from @a, @b within 10m; one; two"
+    assert ApprovalRequirement(count=0).describe("staging") == "staging needs no approval"
