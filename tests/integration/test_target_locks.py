@@ -1,0 +1,209 @@
+"""Target locks at run start and run end, on SQLite and PostgreSQL, through the real engine.
+
+The refusal when a request is *created* is tested elsewhere; these are the cases that only show
+at the start of a run (two requests approved before either started) and at its end (a failed
+run must not leave the target locked through the incident).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.audit.events import Actor, EventType
+from bot.requests.approvals import approve
+from bot.requests.invocation import Invocation
+from bot.serve.wiring import OpsbotCore
+from bot.store import locks as lock_store
+from bot.store.database import Database
+from bot.store.migrate import upgrade
+from bot.store.models import AuditEventRow, RequestRow, TargetLockRow
+from bot.store.states import RequestState
+from tests import doubles as core
+from tests.doubles import FakeClock, RecordingReplier, make_touch_app
+
+REQUESTER = Actor("U0REQ", "requester")
+APPROVER = Actor("U0A00", "approver0")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def app(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[OpsbotCore]:
+    application, _ = make_touch_app(tmp_path, database_url, clock)
+    upgrade(application.database)
+    yield application
+    core.STATE.release.set()  # never leave a held run behind
+    application.close()
+
+
+def approved_touch(app: OpsbotCore, clock: FakeClock, value: str) -> RequestRow:
+    """A touch request, approved but not started (as when the run pool is busy)."""
+    reply = RecordingReplier()
+    app.front_door.handle_command(Invocation(REQUESTER, "C0OPS", f"touch svc {value} in production"), reply)
+    assert not reply.messages, reply.last
+    with app.database.reading() as session:
+        row = session.scalars(select(RequestRow).order_by(RequestRow.id.desc())).first()
+    assert row is not None and row.state == RequestState.PENDING_APPROVAL
+    shown = f"{row.id}:{row.params_hash[:16]}:{row.plan_hash[:16]}"
+    assert approve(app.database, app.groups, request_id=row.id, actor=APPROVER, shown=shown, now=clock()).approved_now
+    return row
+
+
+def stored(app: OpsbotCore, request_id: int) -> RequestRow:
+    with app.database.reading() as session:
+        row = session.get(RequestRow, request_id)
+    assert row is not None
+    return row
+
+
+def lock_on_svc(app: OpsbotCore, clock: FakeClock) -> TargetLockRow | None:
+    with app.database.reading() as session:
+        return lock_store.current(session, service="svc", env="production", now=clock())
+
+
+def events(app: OpsbotCore, request_id: int) -> list[str]:
+    with app.database.reading() as session:
+        query = select(AuditEventRow.event).where(AuditEventRow.request_id == request_id).order_by(AuditEventRow.seq)
+        return list(session.scalars(query))
+
+
+def test_two_approved_deploys_of_one_target_never_run_at_once(app: OpsbotCore, clock: FakeClock) -> None:
+    first = approved_touch(app, clock, "v2")
+    second = approved_touch(app, clock, "v3")
+    core.STATE.release.clear()  # the first run holds the target until we let it go
+    app.engine.submit(first.id)
+    assert core.STATE.started.wait(timeout=30), "the first run never started"
+    holder = lock_on_svc(app, clock)
+    assert holder is not None and holder.request_id == first.id and holder.kind == "run"
+
+    refused = app.engine.start(second.id)  # what the approval click does; it must not start
+    assert refused is not None, "the second run started while the first held the target"
+    assert refused.state == RequestState.NOT_STARTED
+    assert refused.result == (
+        f"svc/production is locked by request #{first.id} (touch by requester, just now). Nothing was changed; request again when it is free."
+    )
+    assert core.STATE.runs == 1, "the second run must not start while the first holds the target"
+    assert EventType.NOT_STARTED in events(app, second.id)
+    assert EventType.STARTED not in events(app, second.id)
+
+    core.STATE.release.set()
+    assert app.wait_idle(timeout=30)
+    assert stored(app, first.id).state == RequestState.SUCCEEDED
+    assert core.STATE.value == "v2", "only the first request changed the target"
+    assert lock_on_svc(app, clock) is None, "a finished run gives the target back"
+
+
+def test_a_failed_run_releases_its_lock(app: OpsbotCore, clock: FakeClock) -> None:
+    core.STATE.fail_with = "the disk is full"
+    failed = approved_touch(app, clock, "v2")
+    assert app.engine.execute(failed.id) == RequestState.FAILED
+    assert "the disk is full" in (stored(app, failed.id).result or "")
+    assert lock_on_svc(app, clock) is None, "the target must not stay locked through the incident"
+
+    core.STATE.fail_with = None
+    retry = approved_touch(app, clock, "v3")
+    assert app.engine.execute(retry.id) == RequestState.SUCCEEDED
+    assert core.STATE.value == "v3"
+
+
+def test_a_run_lock_lasts_the_runbook_timeout_plus_a_margin(app: OpsbotCore, clock: FakeClock) -> None:
+    row = approved_touch(app, clock, "v2")
+    core.STATE.release.clear()
+    app.engine.submit(row.id)
+    assert core.STATE.started.wait(timeout=30)
+    holder = lock_on_svc(app, clock)
+    assert holder is not None
+    # touch.yaml: timeout 2m; the lock outlives it by five minutes so a slow finish still holds it.
+    assert holder.expires_at == clock() + timedelta(minutes=7)
+    assert (holder.holder_id, holder.holder_name, holder.runbook) == ("U0REQ", "requester", "touch")
+    core.STATE.release.set()
+    assert app.wait_idle(timeout=30)
+
+
+# --- The store's lock primitives, on both databases.
+
+def take(
+    database: Database, now: datetime, *, holder: str = "alice", kind: str = "manual", request_id: int | None = None, minutes: int = 30
+) -> TargetLockRow | None:
+    with database.transaction() as session:
+        return lock_store.try_acquire(
+            session, service="checkout", env="production", kind=kind, holder_id=f"U0{holder.upper()}", holder_name=holder,
+            now=now, expires_at=now + timedelta(minutes=minutes), request_id=request_id, runbook="deploy", reason=f"{holder} works",
+        )  # fmt: skip
+
+
+def test_a_held_lock_refuses_the_next_taker_and_names_its_holder(database: Database, clock: FakeClock) -> None:
+    now = clock()
+    assert take(database, now) is None
+    holder = take(database, now + timedelta(minutes=1), holder="bob")
+    assert holder is not None
+    assert (holder.holder_name, holder.kind, holder.reason, holder.acquired_at) == ("alice", "manual", "alice works", now)
+
+
+def test_a_lock_ends_at_its_exact_expiry_instant(database: Database, clock: FakeClock) -> None:
+    now = clock()
+    take(database, now, minutes=30)
+    end = now + timedelta(minutes=30)
+    just_before = end - timedelta(microseconds=1)
+    with database.reading() as session:
+        assert lock_store.current(session, service="checkout", env="production", now=just_before) is not None
+        assert lock_store.current(session, service="checkout", env="production", now=end) is None
+        assert [row.holder_name for row in lock_store.all_locks(session, just_before)] == ["alice"]
+        assert lock_store.all_locks(session, end) == []
+    assert take(database, just_before, holder="bob") is not None, "still alice's a microsecond before the end"
+    assert take(database, end, holder="bob") is None, "an expired lock (a crashed holder) does not block"
+    with database.reading() as session:
+        row = lock_store.current(session, service="checkout", env="production", now=end)
+    assert row is not None and row.holder_name == "bob"
+
+
+def test_all_locks_lists_live_locks_by_service_then_env(database: Database, clock: FakeClock) -> None:
+    now = clock()
+    with database.transaction() as session:
+        for service, env in [("search", "staging"), ("checkout", "staging"), ("checkout", "production")]:
+            lock_store.try_acquire(
+                session, service=service, env=env, kind="manual", holder_id="U0A", holder_name="a", now=now, expires_at=now + timedelta(hours=1)
+            )
+    with database.reading() as session:
+        listed = [(row.service, row.env) for row in lock_store.all_locks(session, now)]
+    assert listed == [("checkout", "production"), ("checkout", "staging"), ("search", "staging")]
+
+
+def test_a_run_releases_only_its_own_lock(database: Database, clock: FakeClock) -> None:
+    now = clock()
+    take(database, now, kind="run", request_id=7)
+    with database.transaction() as session:
+        assert lock_store.release_for_request(session, service="checkout", env="production", request_id=8) is False
+        assert lock_store.release_for_request(session, service="staging-only", env="production", request_id=7) is False
+    with database.reading() as session:
+        assert lock_store.current(session, service="checkout", env="production", now=now) is not None
+    with database.transaction() as session:
+        assert lock_store.release_for_request(session, service="checkout", env="production", request_id=7) is True
+    with database.reading() as session:
+        assert lock_store.current(session, service="checkout", env="production", now=now) is None
+
+
+def test_unlock_removes_a_manual_lock_but_never_a_run_lock(database: Database, clock: FakeClock) -> None:
+    now = clock()
+    take(database, now, kind="run", request_id=7)
+    with database.transaction() as session:
+        assert lock_store.release_manual(session, service="checkout", env="production") is None
+        assert lock_store.release_manual(session, service="search", env="production") is None
+    with database.reading() as session:
+        assert lock_store.current(session, service="checkout", env="production", now=now) is not None
+    with database.transaction() as session:
+        assert lock_store.release_for_request(session, service="checkout", env="production", request_id=7)
+    take(database, now)
+    with database.transaction() as session:
+        removed = lock_store.release_manual(session, service="checkout", env="production")
+        assert removed is not None and removed.holder_name == "alice"
+    with database.reading() as session:
+        assert lock_store.current(session, service="checkout", env="production", now=now) is None
