@@ -26,6 +26,7 @@ from bot.store.models import AuditEventRow, RequestRow
 from bot.store.states import RequestState
 from fakes.kubernetes import FakeKubernetesServer
 from tests.doubles import RecordingNotifier, RecordingReplier
+from tests.integration.slack_support import wait_until
 
 ALICE, BOB, DAVE = Actor("U0ALICE", "alice"), Actor("U0BOB", "bob"), Actor("U0DAVE", "dave")
 IMAGE = "registry.example.com/shop/checkout"
@@ -83,6 +84,16 @@ def approve(app: OpsbotCore, row: RequestRow, actor: Actor = BOB) -> RecordingRe
     return reply
 
 
+def running_request(app: OpsbotCore) -> RequestRow:
+    """The request once its run has started (a broken image keeps it running until its deadline)."""
+
+    def running() -> RequestRow | None:
+        with app.database.reading() as session:
+            return session.scalars(select(RequestRow).where(RequestRow.state == RequestState.RUNNING)).first()
+
+    return wait_until(running, timeout=60, what="a running request")
+
+
 def image(kube: FakeKubernetesServer, cluster: str = "demo-staging") -> str:
     return str(kube.deployment(cluster, "shop", "checkout")["spec"]["template"]["spec"]["containers"][0]["image"])
 
@@ -119,6 +130,16 @@ def test_broken_image_is_rolled_back_automatically(app: tuple[OpsbotCore, Record
     assert "rolled_back" in story(ops, row.id)
     incident = [post for post in notifier.posts if post.channel == "C0INCIDENT"]
     assert len(incident) == 1 and "rolled back" in incident[0].message.text
+
+
+def test_a_rolled_back_run_releases_its_lock(app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer) -> None:
+    ops, _ = app
+    run(ops, ALICE, "deploy checkout 1.4.3-broken to staging")
+    assert last_request(ops).state == RequestState.ROLLED_BACK
+    after = run(ops, DAVE, "deploy checkout 1.4.2 to staging")
+    assert "locked" not in after.last, "the rolled-back run must give the target back"
+    assert last_request(ops).state == RequestState.SUCCEEDED
+    assert image(kube) == f"{IMAGE}:1.4.2"
 
 
 def test_production_deploy_waits_for_an_approval_then_runs(app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer) -> None:
@@ -196,10 +217,7 @@ def test_second_deploy_while_one_runs_names_the_running_request(
     ops, _ = app
     first = RecordingReplier()
     ops.front_door.handle_command(Invocation(ALICE, "C0OPS", "deploy checkout 1.4.3-broken to staging"), first)
-    ops.wait_idle(timeout=0.5)
-    with ops.database.reading() as session:
-        running = session.scalars(select(RequestRow).where(RequestRow.state == "running")).first()
-    assert running is not None, "the broken rollout should still be running"
+    running = running_request(ops)
     second = RecordingReplier()
     ops.front_door.handle_command(Invocation(DAVE, "C0OPS", "deploy checkout 1.4.2 to staging"), second)
     assert f"checkout/staging is locked by request #{running.id} (deploy by <@U0ALICE>" in second.last
@@ -209,8 +227,7 @@ def test_second_deploy_while_one_runs_names_the_running_request(
 def test_cancelling_a_running_deploy_stops_it_and_rolls_back(app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer) -> None:
     ops, _ = app
     ops.front_door.handle_command(Invocation(ALICE, "C0OPS", "deploy checkout 1.4.3-broken to staging"), RecordingReplier())
-    ops.wait_idle(timeout=0.5)
-    row = last_request(ops)
+    row = running_request(ops)
     reply = RecordingReplier()
     ops.front_door.handle_command(Invocation(ALICE, "C0OPS", f"cancel {row.id}"), reply)
     assert "Stopping" in reply.last
