@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from bot.audit.events import AuditEvent, EventType
 from bot.cli.main import main
 from bot.store import audit as audit_store
 from bot.store.database import Database
 from bot.store.migrate import upgrade
+from bot.store.models import AuditEventRow
 from tests.conftest import REPO
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -53,12 +54,31 @@ def test_secrets_are_redacted_before_hashing(database: Database) -> None:
     assert '"token":"[redacted]"' in row.params
 
 
-def test_edited_row_is_named(database: Database, database_url: str) -> None:
+# Every column the hash covers (bot.audit.chain.ChainRow, less seq and the hashes, which have tests
+# of their own): an edit to any one of them, who acted included, must break the row's hash.
+HASHED_EDITS = {
+    "at": datetime(2026, 11, 25, 12, 0, 1, tzinfo=UTC),
+    "event": "approved",
+    "actor_id": "U0EVE",
+    "actor_name": "eve",
+    "channel": "C0ELSEWHERE",
+    "request_id": 99,
+    "runbook": "rollback",
+    "service": "payments",
+    "env": "staging",
+    "params": '{"version":"9.9"}',
+    "outcome": "refused",
+    "details": '{"n":99}',
+}
+
+
+@pytest.mark.parametrize("column", list(HASHED_EDITS))
+def test_every_hashed_field_is_tamper_evident(database: Database, database_url: str, column: str) -> None:
     append(database, 5)
     with database.engine.begin() as connection:
-        connection.execute(text('UPDATE audit_events SET params = \'{"version":"9.9"}\' WHERE seq = 3'))
+        connection.execute(update(AuditEventRow).where(AuditEventRow.seq == 3).values({column: HASHED_EDITS[column]}))
     code, output = verify_cli(database_url)
-    assert code == 1
+    assert code == 1, output
     assert "audit row seq=3: content does not match its hash (the row was edited)" in output
 
 
