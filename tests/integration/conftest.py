@@ -1,10 +1,12 @@
-"""Fixtures shared by the integration tests that talk to the fake Slack Web API."""
+"""Fixtures shared by the integration tests: the fake Slack Web API, moto's AWS server."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
+from moto.server import ThreadedMotoServer
 
 from fakes.slack import FakeSlackApi
 from tests.integration.slack_support import assert_every_blocks_payload_valid, fake_slack
@@ -17,3 +19,28 @@ def slack() -> Iterator[FakeSlackApi]:
         yield fake
         assert_every_blocks_payload_valid(fake)
         assert fake.server_errors == []
+
+
+MOTO_REGION = "eu-west-1"
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """One moto server per test module on a free port (real AWS wire protocol), dummy credentials, no real AWS config."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", MOTO_REGION)
+        env.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+        env.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_ECS"):
+            env.delenv(name, raising=False)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()

@@ -130,6 +130,7 @@ def test_a_run_lock_lasts_the_runbook_timeout_plus_a_margin(app: OpsbotCore, clo
 
 # --- The store's lock primitives, on both databases.
 
+
 def take(
     database: Database, now: datetime, *, holder: str = "alice", kind: str = "manual", request_id: int | None = None, minutes: int = 30
 ) -> TargetLockRow | None:
@@ -170,7 +171,14 @@ def test_all_locks_lists_live_locks_by_service_then_env(database: Database, cloc
     with database.transaction() as session:
         for service, env in [("search", "staging"), ("checkout", "staging"), ("checkout", "production")]:
             lock_store.try_acquire(
-                session, service=service, env=env, kind="manual", holder_id="U0A", holder_name="a", now=now, expires_at=now + timedelta(hours=1)
+                session,
+                service=service,
+                env=env,
+                kind="manual",
+                holder_id="U0A",
+                holder_name="a",
+                now=now,
+                expires_at=now + timedelta(hours=1),
             )
     with database.reading() as session:
         listed = [(row.service, row.env) for row in lock_store.all_locks(session, now)]
