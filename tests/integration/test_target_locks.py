@@ -88,7 +88,8 @@ def test_two_approved_deploys_of_one_target_never_run_at_once(app: OpsbotCore, c
     assert refused is not None, "the second run started while the first held the target"
     assert refused.state == RequestState.NOT_STARTED
     assert refused.result == (
-        f"svc/production is locked by request #{first.id} (touch by requester, just now). Nothing was changed; request again when it is free."
+        f"svc/production is locked by request #{first.id} (touch by requester, just now)."
+        " Nothing was changed; request again when it is free."
     )
     assert core.STATE.runs == 1, "the second run must not start while the first holds the target"
     assert EventType.NOT_STARTED in events(app, second.id)
