@@ -21,7 +21,7 @@ from bot.store.migrate import upgrade
 from bot.store.models import AuditEventRow, RequestRow
 from bot.store.states import RequestState
 from tests import doubles as core
-from tests.doubles import FakeClock, RecordingNotifier, RecordingReplier, make_touch_app
+from tests.doubles import FakeClock, RecordingReplier, make_touch_app
 
 REQUESTER = Actor("U0REQ", "requester")
 
@@ -152,10 +152,23 @@ def test_approval_of_other_parameters_does_not_count(app: OpsbotCore, clock: Fak
     assert [event.outcome for event in events(app, EventType.APPROVAL_REFUSED)] == ["stale"]
 
 
-def test_refusal_reasons_are_distinct(app: OpsbotCore, clock: FakeClock) -> None:
-    codes = {SelfApproval.code, ApprovalExpired.code, NotAnApprover.code, StaleApproval.code, AlreadyDecided.code, AlreadyVoted.code}
-    assert len(codes) == 6
-    assert all(issubclass(kind, ApprovalRefused) for kind in (SelfApproval, ApprovalExpired, NotAnApprover, StaleApproval))
+def test_each_refusal_is_audited_with_its_own_reason(app: OpsbotCore, clock: FakeClock) -> None:
+    def refused_with(kind: type[ApprovalRefused], row: RequestRow, actor: Actor, shown_as: str | None = None) -> None:
+        with pytest.raises(kind):
+            approve(app.database, app.groups, request_id=row.id, actor=actor, shown=shown_as or shown(row), now=clock())
+
+    own = request_touch(app, actor=Actor("U0A01", "approver1"))
+    refused_with(SelfApproval, own, Actor("U0A01", "approver1"))
+    refused_with(NotAnApprover, own, Actor("U0OUT", "outsider"))
+    refused_with(StaleApproval, own, Actor("U0A00", "a0"), shown_as=f"{own.id}:{'0' * 16}:{own.plan_hash[:16]}")
+    approve(app.database, app.groups, request_id=own.id, actor=Actor("U0A00", "a0"), shown=shown(own), now=clock())
+    refused_with(AlreadyDecided, own, Actor("U0A02", "a2"))
+    late = request_touch(app, "v3")
+    clock.advance(timedelta(minutes=11))
+    refused_with(ApprovalExpired, late, Actor("U0A00", "a0"))
+    outcomes = [event.outcome for event in events(app, EventType.APPROVAL_REFUSED)]
+    assert sorted(outcomes) == sorted(["self_approval", "not_an_approver", "stale", "already_decided", "expired"])
+    assert [state_of(app, own.id), state_of(app, late.id)] == [RequestState.APPROVED, RequestState.EXPIRED]
 
 
 def test_target_changed_after_approval_means_nothing_runs(app: OpsbotCore, clock: FakeClock) -> None:
@@ -177,23 +190,28 @@ def test_reject_means_nothing_runs(app: OpsbotCore) -> None:
     app.front_door.handle_click(clicked(Actor("U0A00", "a0"), ButtonAction.REJECT, row), reply)
     approve_reply = RecordingReplier()
     app.front_door.handle_click(clicked(Actor("U0A01", "a1"), ButtonAction.APPROVE, row), approve_reply)
-    app.wait_idle(timeout=10)
+    assert app.wait_idle(timeout=10)
     assert state_of(app, row.id) == RequestState.REJECTED
     assert core.STATE.runs == 0
     assert "already rejected" in approve_reply.last
 
 
 def test_two_required_approvals(tmp_path: Path, database_url: str, clock: FakeClock) -> None:
-    app, notifier = make_touch_app(tmp_path, database_url, clock, approvals=2)
+    app, _ = make_touch_app(tmp_path, database_url, clock, approvals=2)
     upgrade(app.database)
     try:
         row = request_touch(app)
         first = approve(app.database, app.groups, request_id=row.id, actor=Actor("U0A00", "a0"), shown=shown(row), now=clock())
         assert (first.approved_now, first.approvals, first.required) == (False, 1, 2)
+        assert state_of(app, row.id) == RequestState.PENDING_APPROVAL, "one of two approvals does not approve"
         with pytest.raises(AlreadyVoted):
             approve(app.database, app.groups, request_id=row.id, actor=Actor("U0A00", "a0"), shown=shown(row), now=clock())
+        assert [event.outcome for event in events(app, EventType.APPROVAL_REFUSED)] == ["already_voted"]
         second = approve(app.database, app.groups, request_id=row.id, actor=Actor("U0A01", "a1"), shown=shown(row), now=clock())
-        assert second.approved_now
-        assert isinstance(notifier, RecordingNotifier)
+        assert (second.approved_now, second.approvals, second.required) == (True, 2, 2)
+        assert state_of(app, row.id) == RequestState.APPROVED
+        assert app.engine.execute(row.id) == RequestState.SUCCEEDED
+        assert core.STATE.runs == 1
+        assert core.STATE.value == "v2"
     finally:
         app.close()
