@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from bot.audit.events import AuditEvent, EventType
 from bot.store import audit as audit_store
@@ -46,6 +46,23 @@ def test_events_appended_together_stay_adjacent(database: Database) -> None:
 
 def test_a_failed_commit_reaches_every_waiting_caller() -> None:
     writer = AuditWriter(Database("sqlite:////nonexistent-directory/opsbot.db"), lambda: datetime.now(UTC), retry_seconds=0.1)
-    with pytest.raises(Exception, match="unable to open database file"):
-        writer.append(AuditEvent(event=EventType.STEP_PROGRESS))
+    callers = 8
+    start = threading.Barrier(callers)
+    errors: list[BaseException] = []
+
+    def append() -> None:
+        start.wait()
+        try:
+            writer.append(AuditEvent(event=EventType.STEP_PROGRESS))
+        except OperationalError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=append) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
     writer.close()
+    assert not any(thread.is_alive() for thread in threads), "a caller is still waiting for a commit that failed"
+    assert len(errors) == callers, "every caller must hear that its event was not written"
+    assert all("unable to open database file" in str(error) for error in errors)

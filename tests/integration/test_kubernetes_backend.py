@@ -531,6 +531,7 @@ def test_cancel_stops_wait_rollout_promptly(
     give_up = time.monotonic() + 10
     while server.requests[-1].method != "GET" and time.monotonic() < give_up:
         time.sleep(0.01)  # until the first poll was made and the step sleeps
+    assert server.requests[-1].method == "GET", "the rollout was never polled: the cancel would not interrupt a sleeping poll"
     ctx.cancel_event.set()
     worker.join(timeout=10)
 

@@ -280,7 +280,9 @@ def test_someone_outside_the_approver_groups_is_told_so(server: RunningServer, s
     server.slack_user(slack, OUTSIDER).click(message, ButtonAction.APPROVE)
 
     assert "you are not a member" in ephemeral_to(slack, OUTSIDER, "not a member")
+    server.wait_idle()  # the click's work and any run it could have started are done
     assert STATE.runs == 0
+    assert "waiting for approval" in latest_message(slack, containing="touch svc").text
 
 
 # -- long output and Slack misbehaving ---------------------------------------------------------

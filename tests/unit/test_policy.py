@@ -60,7 +60,9 @@ def test_someone_in_no_group_is_denied_with_the_groups_named(example_catalog: Ca
 
 
 def test_status_is_open_to_everyone(example_catalog: Catalog) -> None:
-    assert decide(example_catalog, "status", "checkout", "production", MALLORY).allowed
+    decision = decide(example_catalog, "status", "checkout", "production", MALLORY)
+    assert (decision.allowed, decision.rule, decision.reason) == (True, "read-only for everyone", "allowed by read-only for everyone")
+    assert decision.approval.count == 0, "reading needs nobody's approval"
 
 
 def test_an_env_no_rule_covers_is_denied_by_default(example_catalog: Catalog) -> None:
@@ -151,7 +153,11 @@ def test_expiry_is_the_shorter_of_runbook_and_rule(example_catalog: Catalog) -> 
 
 
 def test_dave_is_a_developer(example_catalog: Catalog) -> None:
-    assert decide(example_catalog, "restart", "checkout", "staging", DAVE).allowed
+    staging = decide(example_catalog, "restart", "checkout", "staging", DAVE)
+    assert (staging.allowed, staging.rule, staging.approval.count) == (True, "staging is self-service", 0)
+    production = decide(example_catalog, "restart", "checkout", "production", DAVE)
+    assert (production.allowed, production.rule) == (True, "production restarts need an on-call approval")
+    assert (production.approval.count, production.approval.approvers) == (1, ("platform-oncall",))
 
 
 # --- Semantics the mutation run showed untested (docs/testing.md): first match, minimums, edges, exact texts.
