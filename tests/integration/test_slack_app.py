@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -104,12 +104,27 @@ def test_signing_helper_reproduces_slacks_published_test_vector() -> None:
     assert SignatureVerifier("8f742231b10e8888abcd99yyyzzz85a5").generate_signature(timestamp="1531420618", body=body) == signature
 
 
+def tampered(headers: dict[str, str], change: Callable[[str], str]) -> dict[str, str]:
+    """Slack's headers with the signature changed: only the whole, exact signature is accepted."""
+    return {**headers, "X-Slack-Signature": change(headers["X-Slack-Signature"])}
+
+
+def one_char_changed(signature: str) -> str:
+    middle = len(signature) // 2
+    return signature[:middle] + ("0" if signature[middle] != "0" else "1") + signature[middle + 1 :]
+
+
 @pytest.mark.parametrize(
     "forge",
     [
         pytest.param(lambda body: {"Content-Type": "application/x-www-form-urlencoded"}, id="unsigned"),
         pytest.param(lambda body: signed_headers("not-the-secret", body), id="badly-signed"),
         pytest.param(lambda body: signed_headers(SIGNING_SECRET, body, timestamp=int(time.time()) - 301), id="stale"),
+        pytest.param(lambda body: tampered(signed_headers(SIGNING_SECRET, body), lambda sig: sig[:-1]), id="signature-prefix"),
+        pytest.param(lambda body: tampered(signed_headers(SIGNING_SECRET, body), lambda sig: sig[:10]), id="signature-short-prefix"),
+        pytest.param(lambda body: tampered(signed_headers(SIGNING_SECRET, body), one_char_changed), id="signature-one-char-changed"),
+        pytest.param(lambda body: tampered(signed_headers(SIGNING_SECRET, body), lambda sig: sig + "0"), id="signature-extended"),
+        pytest.param(lambda body: tampered(signed_headers(SIGNING_SECRET, body), str.upper), id="signature-upper-case"),
     ],
 )
 def test_requests_slack_did_not_sign_are_refused_and_nothing_runs(server: RunningServer, slack: FakeSlackApi, forge: object) -> None:
