@@ -12,7 +12,6 @@ from typing import Any
 from bot.store import requests as request_store
 from bot.store.database import Database
 from bot.store.states import RequestState
-
 from tests.doubles import FakeClock
 
 NOW = FakeClock()()
