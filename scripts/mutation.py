@@ -71,9 +71,11 @@ NO_TESTS = {5, 33}
 
 @dataclass(frozen=True)
 class Equivalent:
+    """A survivor that cannot change behaviour, found by what it changes (mutant numbers shift when code moves)."""
+
     module: str
     function: str
-    mutant: str
+    change: str
     reason: str
 
 
@@ -139,7 +141,14 @@ def _run(name: str, target: Target, *, children: int) -> None:
     print(f"== {name}: mutating {target.source}, tests {' '.join(target.tests)}", flush=True)
     env = dict(os.environ)
     env.setdefault("OPSBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    subprocess.run([_mutmut(), "run", "--max-children", str(children)], cwd=work, env=env, check=False)  # noqa: S603 - our venv's mutmut
+    log = work / "mutmut.log"  # mutmut redraws a progress line many times a second: kept out of the terminal
+    with log.open("w") as output:
+        command = [_mutmut(), "run", "--max-children", str(children)]
+        finished = subprocess.run(command, cwd=work, env=env, stdout=output, stderr=subprocess.STDOUT, check=False)  # noqa: S603 - our venv's mutmut
+    if finished.returncode != 0:
+        tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-40:]
+        print("\n".join(tail))
+        print(f"== {name}: mutmut stopped with exit status {finished.returncode} (whole output: {log})")
 
 
 def _settings(target: Target) -> str:
@@ -177,13 +186,13 @@ def _report(name: str, target: Target, equivalents: list[Equivalent]) -> Score:
     for key, code in survivors:
         diff = _diff(work, key)
         function = key.rsplit("__mutmut_", 1)[0]
-        written = _mutated_lines(diff)
-        if any(item.function == function and _same(item.mutant, written) for item in equivalents):
+        change = _changed_lines(diff)
+        if any(item.function == function and _same(item.change, change) for item in equivalents):
             score.equivalent += 1
             continue
         score.unexplained += 1
         status = "survived" if code in SURVIVED else "no tests reach it" if code in NO_TESTS else f"exit code {code}"
-        print(f"\n-- {key}: {status}\n{diff}")
+        print(f"\n-- {key}: {status}\n{_changed_lines(diff)}")
     return score
 
 
@@ -192,8 +201,10 @@ def _diff(work: Path, key: str) -> str:
     return "\n".join(line for line in shown.stdout.splitlines() if not line.startswith("# "))
 
 
-def _mutated_lines(diff: str) -> str:
-    return "\n".join(line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++"))
+def _changed_lines(diff: str) -> str:
+    """The diff's removed and added lines (``-`` / ``+`` and the code), without the file names and context."""
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return "\n".join(f"{line[0]} {line[1:].strip()}" for line in changed)
 
 
 def _same(listed: str, written: str) -> bool:
@@ -204,7 +215,7 @@ def _load_equivalents() -> dict[str, list[Equivalent]]:
     data = tomllib.loads(EQUIVALENTS.read_text()) if EQUIVALENTS.exists() else {}
     found: dict[str, list[Equivalent]] = {}
     for item in data.get("equivalent", []):
-        entry = Equivalent(item["module"], item["function"], item["mutant"], item["reason"])
+        entry = Equivalent(item["module"], item["function"], item["change"], item["reason"])
         found.setdefault(entry.module, []).append(entry)
     return found
 
