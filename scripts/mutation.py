@@ -46,7 +46,9 @@ class Target:
 # In the order docs/testing.md lists them. The tests are the files written for the module; mutmut
 # then runs, for each mutant, only those of them that reached the mutated function.
 TARGETS: dict[str, Target] = {
-    "approvals": Target("bot/requests/approvals.py", ("tests/integration/test_approvals_sql.py",)),
+    "approvals": Target(
+        "bot/requests/approvals.py", ("tests/integration/test_approvals_sql.py", "tests/integration/test_approval_decisions.py")
+    ),
     "policy": Target("bot/requests/policy.py", ("tests/unit/test_policy.py",)),
     "requests": Target(
         "bot/store/requests.py",
