@@ -7,7 +7,8 @@ run must not leave the target locked through the incident).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,8 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.audit.events import Actor, EventType
+from bot.catalog.catalog import Catalog
 from bot.requests.approvals import approve
 from bot.requests.invocation import Invocation
+from bot.runs.claims import Admission, Claimed, NotStarted, claim
 from bot.serve.wiring import OpsbotCore
 from bot.store import locks as lock_store
 from bot.store.database import Database
@@ -216,3 +219,83 @@ def test_unlock_removes_a_manual_lock_but_never_a_run_lock(database: Database, c
         assert removed is not None and removed.holder_name == "alice"
     with database.reading() as session:
         assert lock_store.current(session, service="checkout", env="production", now=now) is None
+
+
+# --- claim: approved → running and the lock, in one transaction, or not started with why.
+
+LEASE = timedelta(seconds=30)
+
+
+def claim_now(
+    app: OpsbotCore, clock: FakeClock, request_id: int, *, catalog: Catalog | None = None, admission: Admission | None = None
+) -> object:
+    return claim(
+        app.database, catalog or app.catalog, request_id=request_id, runner_id="runner-a", lease=LEASE, admission=admission, now=clock()
+    )
+
+
+def test_a_claim_starts_the_request_once_with_its_lease(app: OpsbotCore, clock: FakeClock) -> None:
+    row = approved_touch(app, clock, "v2")
+    claimed = claim_now(app, clock, row.id)
+    assert isinstance(claimed, Claimed)
+    assert (claimed.row.state, claimed.row.runner_id, claimed.row.started_at) == (RequestState.RUNNING, "runner-a", clock())
+    assert claimed.row.lease_expires_at == clock() + LEASE
+    assert claimed.runbook.name == "touch" and [step.spec.title for step in claimed.steps] == ["Touch"]
+    assert claim_now(app, clock, row.id) is None, "a second claim of a running request is not ours"
+    assert claim_now(app, clock, 999) is None
+    assert events(app, row.id).count(EventType.STARTED) == 1
+
+
+def test_a_pending_request_is_not_claimed(app: OpsbotCore, clock: FakeClock) -> None:
+    app.front_door.handle_command(Invocation(REQUESTER, "C0OPS", "touch svc v2 in production"), RecordingReplier())
+    with app.database.reading() as session:
+        row = session.scalars(select(RequestRow)).one()
+    assert claim_now(app, clock, row.id, admission=lambda request, approvers: "never asked") is None
+    assert stored(app, row.id).state == RequestState.PENDING_APPROVAL
+
+
+def test_the_policy_asked_again_at_the_start_can_refuse_it(app: OpsbotCore, clock: FakeClock) -> None:
+    row = approved_touch(app, clock, "v2")
+    asked: list[list[str]] = []
+
+    def frozen(request: RequestRow, approvers: Sequence[str]) -> str | None:
+        asked.append(list(approvers))
+        return "production is frozen."
+
+    refused = claim_now(app, clock, row.id, admission=frozen)
+    assert isinstance(refused, NotStarted)
+    assert asked == [["U0A00"]]
+    assert (refused.row.state, refused.row.finished_at, refused.row.lease_expires_at) == (RequestState.NOT_STARTED, clock(), None)
+    assert refused.row.result == "the policy no longer allows it: production is frozen. Nothing was changed."
+    assert lock_on_svc(app, clock) is None and core.STATE.runs == 0
+    assert events(app, row.id)[-1] == EventType.NOT_STARTED
+
+
+def test_a_runbook_or_target_gone_from_the_catalog_is_not_started(app: OpsbotCore, clock: FakeClock) -> None:
+    row = approved_touch(app, clock, "v2")
+    without_runbook = dataclasses.replace(app.catalog, runbooks={})
+    refused = claim_now(app, clock, row.id, catalog=without_runbook)
+    assert isinstance(refused, NotStarted)
+    assert refused.row.result == "the runbook 'touch' no longer exists; nothing was changed"
+
+    other = approved_touch(app, clock, "v3")
+    services = {name: service for name, service in app.catalog.config.services.items() if name != "svc"}
+    without_target = dataclasses.replace(app.catalog, config=app.catalog.config.model_copy(update={"services": services}))
+    refused = claim_now(app, clock, other.id, catalog=without_target)
+    assert isinstance(refused, NotStarted)
+    assert refused.row.result == "svc/production is no longer in the catalog; nothing was changed"
+    assert lock_on_svc(app, clock) is None
+
+
+def test_a_person_holding_the_target_is_named_at_the_start(app: OpsbotCore, clock: FakeClock) -> None:
+    row = approved_touch(app, clock, "v2")
+    with app.database.transaction() as session:
+        lock_store.try_acquire(
+            session, service="svc", env="production", kind="manual", holder_id="U0ALICE", holder_name="alice",
+            now=clock() - timedelta(minutes=3), expires_at=clock() + timedelta(minutes=30), reason="db migration",
+        )  # fmt: skip
+    refused = claim_now(app, clock, row.id)
+    assert isinstance(refused, NotStarted)
+    assert refused.row.result == (
+        "svc/production is locked by alice (3 min ago, until 12:30 UTC): db migration. Nothing was changed; request again when it is free."
+    )
