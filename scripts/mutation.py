@@ -52,16 +52,20 @@ TARGETS: dict[str, Target] = {
     "policy": Target("bot/requests/policy.py", ("tests/unit/test_policy.py",)),
     "requests": Target(
         "bot/store/requests.py",
-        ("tests/integration/test_approvals_sql.py", "tests/integration/test_target_locks.py", "tests/integration/test_request_store.py"),
+        (
+            "tests/integration/test_request_store.py",
+            "tests/integration/test_approval_decisions.py",
+            "tests/integration/test_target_locks.py",
+        ),
     ),
     "locks": Target("bot/store/locks.py", ("tests/integration/test_target_locks.py",)),
     "replays": Target("bot/store/replays.py", ("tests/integration/test_replay_sql.py",)),
-    "slots": Target("bot/store/slots.py", ("tests/unit/test_slots.py", "tests/integration/test_scheduler_replicas.py")),
+    "slots": Target("bot/store/slots.py", ("tests/integration/test_slot_store.py",)),
     "audit-store": Target("bot/store/audit.py", ("tests/integration/test_audit_sql.py",)),
     "audit-chain": Target("bot/audit/chain.py", ("tests/integration/test_audit_sql.py", "tests/integration/test_audit_anchors.py")),
     "rollout": Target("bot/backends/kubernetes/rollout.py", ("tests/unit/test_kube_rollout.py",)),
     "signatures": Target("bot/slack/signatures.py", ("tests/unit/test_signature_refusals.py",)),
-    "claims": Target("bot/runs/claims.py", ("tests/integration/test_target_locks.py", "tests/integration/test_outcomes.py")),
+    "claims": Target("bot/runs/claims.py", ("tests/integration/test_target_locks.py",)),
     "grammar": Target("bot/catalog/grammar.py", ("tests/unit/test_grammar.py",)),
     "parser": Target("commands/parser.py", ("tests/unit/test_grammar.py", "tests/unit/test_fuzz_parser_injection.py")),
 }
