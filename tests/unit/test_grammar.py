@@ -6,8 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.catalog import grammar
 from bot.catalog.catalog import Catalog
+from bot.errors import UsageError as OpsbotUsageError
 from commands.errors import UsageError
+from commands.help import command_help, overview
 from commands.parser import CommandRequest, parse_command
 
 
@@ -152,3 +155,42 @@ def test_parser_only_ever_raises_usage_error(example_catalog: Catalog, text: str
         assert error.user_message
     else:
         assert result.command in example_catalog.commands
+
+
+# -- where the catalog meets the grammar (bot.catalog.grammar) ---------------------------------
+
+
+def test_the_catalog_names_every_service_with_its_envs_in_order_and_its_default(example_catalog: Catalog) -> None:
+    names = grammar.vocabulary_of(example_catalog.config)
+    config = example_catalog.config.services
+    assert names.environments == {name: tuple(service.environments) for name, service in config.items()}
+    assert names.environments["checkout"] == ("staging", "production")
+    assert names.default_envs == {name: service.default_env for name, service in config.items() if service.default_env}
+    assert names.default_envs["checkout"] == "staging"
+
+
+def test_a_runbook_becomes_its_command(example_catalog: Catalog) -> None:
+    runbook = example_catalog.runbooks["deploy"]
+    spec = grammar.command_spec_of(runbook)
+    assert (spec.name, spec.description, spec.usage) == ("deploy", runbook.description, runbook.usage)
+    assert spec.parameters == dict(runbook.parameters)
+    assert spec.examples == tuple(runbook.examples) and spec.examples
+
+
+def test_a_usage_error_reaches_opsbot_as_its_own_error_with_the_usage_line(example_catalog: Catalog) -> None:
+    with pytest.raises(OpsbotUsageError) as caught:
+        grammar.parse("deploy checkout", example_catalog.commands, example_catalog.vocabulary)
+    expected = usage_error(example_catalog, "deploy checkout")
+    assert (caught.value.user_message, caught.value.usage) == (expected.user_message, expected.usage)
+    assert caught.value.usage and caught.value.usage.startswith("deploy")
+    parsed = grammar.parse("deploy checkout 1.4.2 to production", example_catalog.commands, example_catalog.vocabulary)
+    assert (parsed.command, parsed.service, parsed.env) == ("deploy", "checkout", "production")
+
+
+def test_help_lists_every_command_or_one_and_suggests_for_a_typo(example_catalog: Catalog) -> None:
+    assert grammar.help_lines(example_catalog.commands, None) == overview(example_catalog.commands)
+    assert grammar.help_lines(example_catalog.commands, "") == overview(example_catalog.commands)
+    assert grammar.help_lines(example_catalog.commands, "deploy") == command_help(example_catalog.commands, "deploy")
+    with pytest.raises(OpsbotUsageError) as caught:
+        grammar.help_lines(example_catalog.commands, "deplyo")
+    assert "deploy" in caught.value.user_message
