@@ -111,6 +111,11 @@ def main() -> int:
     parser.add_argument("--list", action="store_true", help="print each module with its source and tests, and exit")
     parser.add_argument("--children", type=int, default=1, help="mutants tested at once (default 1: the machine is shared)")
     parser.add_argument("--report", action="store_true", help="print the last run's results again without running anything")
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="test only the last run's survivors again, against the tests as they are now (after adding one)",
+    )
     args = parser.parse_args()
     unknown = [name for name in args.modules if name not in TARGETS]
     if unknown:
@@ -122,7 +127,9 @@ def main() -> int:
     equivalents = _load_equivalents()
     scores = []
     for name in args.modules or list(TARGETS):
-        if not args.report:
+        if args.survivors:
+            _rerun_survivors(name, TARGETS[name], children=args.children)
+        elif not args.report:
             _run(name, TARGETS[name], children=args.children)
         scores.append(_report(name, TARGETS[name], equivalents.get(name, [])))
     print(f"\n== mutation scores ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, threshold {THRESHOLD:.0%})")
@@ -145,16 +152,34 @@ def _run(name: str, target: Target, *, children: int) -> None:
         (work / entry).symlink_to(REPO / entry)
     (work / "setup.cfg").write_text(_settings(target))
     print(f"== {name}: mutating {target.source}, tests {' '.join(target.tests)}", flush=True)
+    _mutmut_run(name, work, children=children, mutants=[])
+
+
+def _mutmut_run(name: str, work: Path, *, children: int, mutants: list[str]) -> None:
     env = dict(os.environ)
     env.setdefault("OPSBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
     log = work / "mutmut.log"  # mutmut redraws a progress line many times a second: kept out of the terminal
     with log.open("w") as output:
-        command = [_mutmut(), "run", "--max-children", str(children)]
+        command = [_mutmut(), "run", "--max-children", str(children), *mutants]
         finished = subprocess.run(command, cwd=work, env=env, stdout=output, stderr=subprocess.STDOUT, check=False)  # noqa: S603 - our venv's mutmut
     if finished.returncode != 0:
         tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-40:]
         print("\n".join(tail))
         print(f"== {name}: mutmut stopped with exit status {finished.returncode} (whole output: {log})")
+
+
+def _rerun_survivors(name: str, target: Target, *, children: int) -> None:
+    """mutmut tests a named mutant again even when it has a verdict; the tests are copied afresh first."""
+    meta = SCRATCH / name / "mutants" / f"{target.source}.meta"
+    if not meta.exists():
+        print(f"== {name}: no earlier run to take the survivors from; running the whole module")
+        _run(name, target, children=children)
+        return
+    verdicts: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+    survivors = [key for key, code in verdicts.items() if code not in KILLED]
+    print(f"== {name}: testing {len(survivors)} survivors again", flush=True)
+    if survivors:
+        _mutmut_run(name, SCRATCH / name, children=children, mutants=survivors)
 
 
 def _settings(target: Target) -> str:

@@ -328,3 +328,9 @@ def test_describe_lists_every_approver_group_and_note() -> None:
     requirement = ApprovalRequirement(count=2, approvers=("a", "b"), expires_in=timedelta(minutes=10), notes=("one", "two"))
     assert requirement.describe("production") == "production needs 2 approvals from @a, @b within 10m; one; two"
     assert ApprovalRequirement(count=0).describe("staging") == "staging needs no approval"
+
+
+def test_a_freeze_keeps_the_shorter_expiry_it_found(example_catalog: Catalog) -> None:
+    freeze = FreezeWindow(name="quiet", start="wed 10:00", end="wed 14:00", action="require_approval", reason="Audit week.")
+    decision = decide(example_catalog, "rollback", "checkout", "production", BOB, config=_with_policy(example_catalog, freezes=[freeze]))
+    assert (decision.approval.count, decision.approval.expires_in) == (2, timedelta(minutes=15))
