@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -141,8 +141,69 @@ def test_tail_filters_by_service(database: Database) -> None:
     append(database, 2, service="payments")
     with database.reading() as session:
         rows = audit_store.tail(session, limit=10, service="payments")
+        newest = audit_store.tail(session, limit=2)
+        one_request = audit_store.tail(session, request_id=2)
     assert [row.service for row in rows] == ["payments", "payments"]
     assert rows[0].seq < rows[1].seq
+    assert [row.seq for row in newest] == [4, 5], "the newest, newest last"
+    assert [(row.seq, row.service) for row in one_request] == [(2, "checkout"), (5, "payments")]
+
+
+def test_appends_return_their_seqs_and_move_the_head(database: Database) -> None:
+    with database.transaction() as session:
+        assert audit_store.append_events(session, [], NOW) == []
+        seqs = audit_store.append_events(
+            session, [AuditEvent(EventType.LOCKED, "U0A", "a"), AuditEvent(EventType.UNLOCKED, "U0A", "a")], NOW
+        )
+    assert seqs == [1, 2]
+    with database.reading() as session:
+        head = audit_store.read_head(session)
+        rows = audit_store.tail(session)
+        assert audit_store.count_events(session) == 2
+    assert head is not None and (head.seq, head.hash, head.key_id) == (2, rows[-1].hash, None)
+    assert rows[1].prev_hash == rows[0].hash and rows[0].prev_hash == "0" * 64
+    assert [(row.event, row.actor_id, row.actor_name, row.at) for row in rows] == [
+        ("locked", "U0A", "a", NOW),
+        ("unlocked", "U0A", "a", NOW),
+    ]
+
+
+def test_events_are_read_by_time_window_with_its_exact_edges(database: Database) -> None:
+    for minute, service in enumerate(["checkout", "payments", "checkout", "search"]):
+        with database.transaction() as session:
+            event = AuditEvent(EventType.LOCKED, "U0A", "a", service=service)
+            audit_store.append_events(session, [event], NOW + timedelta(minutes=minute))
+    at = [NOW + timedelta(minutes=minute) for minute in range(4)]
+    with database.reading() as session:
+        assert [row.seq for row in audit_store.events_between(session)] == [1, 2, 3, 4]
+        assert [row.seq for row in audit_store.events_between(session, since=at[1], until=at[3])] == [2, 3], "[since, until)"
+        assert [row.seq for row in audit_store.events_between(session, since=at[2], batch=1)] == [3, 4]
+        assert [row.seq for row in audit_store.events_since(session, at[1])] == [3, 4], "strictly after"
+        assert [row.seq for row in audit_store.events_since(session, NOW - timedelta(seconds=1), services=["checkout"])] == [1, 3]
+
+
+def test_a_process_without_the_key_of_a_keyed_chain_refuses_to_append(database_url: str) -> None:
+    keyed = Database(database_url, audit_key=b"k" * 40)
+    upgrade(keyed)
+    plain = Database(database_url)
+    try:
+        with keyed.transaction() as session:
+            assert audit_store.introduce_key(session, b"k" * 40, NOW) == 1
+        with (
+            pytest.raises(audit_store.AuditKeyMismatch, match="OPSBOT_AUDIT_KEY is not set in this process"),
+            plain.transaction() as session,
+        ):
+            audit_store.append_events(session, [AuditEvent(EventType.LOCKED, "U0A", "a")], NOW)
+        with pytest.raises(audit_store.AuditKeyMismatch, match="keyed with key id"), plain.transaction() as session:
+            audit_store.introduce_key(session, b"x" * 40, NOW)
+        with keyed.transaction() as session:
+            assert audit_store.append_events(session, [AuditEvent(EventType.LOCKED, "U0A", "a")], NOW) == [2]
+        with keyed.reading() as session:
+            head = audit_store.read_head(session)
+        assert head is not None and head.seq == 2 and head.key_id is not None
+    finally:
+        plain.dispose()
+        keyed.dispose()
 
 
 def test_export_jsonl_and_csv(database: Database, database_url: str) -> None:
