@@ -342,3 +342,74 @@ def test_choose_container() -> None:
         choose_container({"web": "a:1", "proxy": "b:1"}, None, "deployment shop/x")
     with pytest.raises(ActionFailed, match="no container db in deployment shop/x; containers: web"):
         choose_container({"web": "a:1"}, "db", "deployment shop/x")
+
+
+# --------------------------------------------------------------------------- edges the mutation run found untested
+
+
+def test_a_spec_not_yet_observed_still_shows_the_pod_warning() -> None:
+    pods = [{"status": {"containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m"}}}]}}]
+    status = rollout_status(deployment(generation=2, observed=1), pods)
+    assert status.message == "Waiting for deployment spec update to be observed... (Warning: CrashLoopBackOff - back-off 5m)"
+
+
+def test_a_deadline_without_a_message_names_the_deployment() -> None:
+    condition = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+    status = rollout_status(deployment(spec_replicas=2, replicas=2, updated=1, conditions=[condition]))
+    assert (status.done, status.failed) == (False, True)
+    assert status.message == 'deployment "foo" exceeded its progress deadline'
+
+
+def test_only_the_final_period_of_the_deadline_message_is_dropped() -> None:
+    condition = {"type": "Progressing", "reason": "ProgressDeadlineExceeded", "message": "Deadline exceeded for ReplicaSet foo-X."}
+    assert rollout_status(deployment(conditions=[condition])).message == "Deadline exceeded for ReplicaSet foo-X"
+
+
+@pytest.mark.parametrize(
+    ("condition", "warning"),
+    [
+        ({"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}, "Unschedulable"),
+        ({"type": "PodScheduled", "status": "True", "reason": "Unschedulable", "message": "scheduled after all"}, None),
+        ({"type": "Ready", "status": "False", "reason": "Unschedulable", "message": "not the scheduling condition"}, None),
+        ({"type": "PodScheduled", "status": "False", "reason": "SchedulingGated", "message": "gated"}, None),
+    ],
+)
+def test_only_an_unschedulable_pod_scheduled_condition_is_a_warning(condition: dict[str, str], warning: str | None) -> None:
+    assert pod_warning([{"status": {"conditions": [condition]}}]) == warning
+
+
+@pytest.mark.parametrize(
+    ("waiting", "warning"),
+    [
+        ({"reason": "ImagePullBackOff"}, "ImagePullBackOff"),
+        ({"reason": "ErrImagePull", "message": "manifest unknown: shop:1.4.3-RC-X"}, "ErrImagePull - manifest unknown: shop:1.4.3-RC-X"),
+        ({"reason": "ContainerCreating", "message": "pulling"}, None),
+    ],
+)
+def test_a_waiting_container_warning_is_its_reason_and_message(waiting: dict[str, str], warning: str | None) -> None:
+    assert pod_warning([{"status": {"containerStatuses": [{"state": {"waiting": waiting}}]}}]) == warning
+
+
+@pytest.mark.parametrize(
+    ("expression", "labels", "matches"),
+    [
+        ({"key": "tier", "operator": "In", "values": ["web"]}, {"tier": "db"}, False),
+        ({"key": "tier", "operator": "NotIn", "values": ["web"]}, {"tier": "api"}, True),
+        ({"key": "tier", "operator": "NotIn", "values": ["web"]}, {"tier": "web"}, False),
+        ({"key": "tier", "operator": "DoesNotExist"}, {}, True),
+        ({"key": "tier", "operator": "Exists"}, {}, False),
+        ({"key": "tier", "operator": "Gt", "values": ["1"]}, {"tier": "2"}, False),
+    ],
+)
+def test_each_selector_operator(expression: dict[str, Any], labels: dict[str, str], matches: bool) -> None:
+    assert selector_matches({"matchExpressions": [expression]}, labels) is matches
+
+
+def test_selector_string_of_every_operator_and_of_nothing() -> None:
+    expressions = [
+        {"key": "tier", "operator": "NotIn", "values": ["web", "api"]},
+        {"key": "canary", "operator": "Exists"},
+    ]
+    assert selector_string({"matchExpressions": expressions}) == "tier notin (api,web),canary"
+    assert selector_string(None) == ""
+    assert selector_string({}) == ""
