@@ -215,7 +215,7 @@ def _report(name: str, target: Target, equivalents: list[Equivalent]) -> Score:
         else:
             survivors.append((key, code))
     for key, code in survivors:
-        diff = _diff(work, key)
+        diff = _diff(work, target.source, key)
         function = key.rsplit("__mutmut_", 1)[0]
         change = _changed_lines(diff)
         if any(item.function == function and _same(item.change, change) for item in equivalents):
@@ -227,9 +227,16 @@ def _report(name: str, target: Target, equivalents: list[Equivalent]) -> Score:
     return score
 
 
-def _diff(work: Path, key: str) -> str:
-    shown = subprocess.run([_mutmut(), "show", key], cwd=work, capture_output=True, text=True, check=False)  # noqa: S603 - our venv's mutmut
-    return "\n".join(line for line in shown.stdout.splitlines() if not line.startswith("# "))
+def _diff(work: Path, source: str, key: str) -> str:
+    """mutmut's own diff of one mutant, read in this process (a ``mutmut show`` per survivor costs seconds each)."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    here = Path.cwd()
+    os.chdir(work)  # mutmut reads mutants/ relative to the project it ran in
+    try:
+        return str(get_diff_for_mutant(key, path=source))
+    finally:
+        os.chdir(here)
 
 
 def _changed_lines(diff: str) -> str:
