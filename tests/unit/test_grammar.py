@@ -194,3 +194,6 @@ def test_help_lists_every_command_or_one_and_suggests_for_a_typo(example_catalog
     with pytest.raises(OpsbotUsageError) as caught:
         grammar.help_lines(example_catalog.commands, "deplyo")
     assert "deploy" in caught.value.user_message
+    with pytest.raises(UsageError) as original:
+        command_help(example_catalog.commands, "deplyo")
+    assert (caught.value.user_message, caught.value.usage) == (original.value.user_message, original.value.usage)

@@ -26,6 +26,26 @@ def test_the_reason_names_what_the_troubleshooting_guide_checks(headers: dict[st
     assert reason in signature_refusal_reason(headers, NOW)
 
 
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "no Slack signature headers"),
+        ({"x-slack-request-timestamp": "soon", "x-slack-signature": "v0=ab"}, "the X-Slack-Request-Timestamp header is not a number"),
+        (
+            {"x-slack-request-timestamp": str(NOW - 300), "x-slack-signature": "v0=ab"},
+            "the signature does not match SLACK_SIGNING_SECRET (wrong or rotated secret, or a proxy changed the body)",
+        ),
+        (
+            {"x-slack-request-timestamp": str(NOW - 301), "x-slack-signature": "v0=ab"},
+            "stale timestamp, 301 s from this pod's clock (clock skew, or a replayed request)",
+        ),
+    ],
+    ids=["no-headers", "timestamp-not-a-number", "exactly-five-minutes-old-is-not-stale", "stale"],
+)
+def test_the_reason_is_said_exactly_and_five_minutes_is_still_fresh(headers: dict[str, str], reason: str) -> None:
+    assert signature_refusal_reason(headers, NOW) == reason
+
+
 def test_each_refusal_is_one_warning_until_a_flood_is_summed_up(caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
     refusals = RefusalLog(per_minute=2, clock=lambda: now[0])
