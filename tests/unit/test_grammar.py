@@ -197,3 +197,18 @@ def test_help_lists_every_command_or_one_and_suggests_for_a_typo(example_catalog
     with pytest.raises(UsageError) as original:
         command_help(example_catalog.commands, "deplyo")
     assert (caught.value.user_message, caught.value.usage) == (original.value.user_message, original.value.usage)
+
+
+def test_an_env_without_a_service_lists_every_env_instead_of_crashing() -> None:
+    """A runbook with an ``env`` but no ``service`` (a whole-env job): leaving the env out names the choices."""
+    from commands.parser import parse_command
+    from commands.spec import CommandSpec, Param
+    from commands.vocabulary import Vocabulary
+
+    spec = CommandSpec(name="drain", description="Drain an environment", usage="drain [in {env}]", parameters={"env": Param(type="env")})
+    vocabulary = Vocabulary(environments={"checkout": ("staging", "production"), "search": ("production",)})
+    with pytest.raises(UsageError) as caught:
+        parse_command("drain", {"drain": spec}, vocabulary)
+    message = str(caught.value)
+    assert "Say which environment" in message and "production" in message and "staging" in message
+    assert parse_command("drain in staging", {"drain": spec}, vocabulary).params["env"] == "staging"
