@@ -413,3 +413,55 @@ def test_selector_string_of_every_operator_and_of_nothing() -> None:
     assert selector_string({"matchExpressions": expressions}) == "tier notin (api,web),canary"
     assert selector_string(None) == ""
     assert selector_string({}) == ""
+
+
+def test_previous_is_counted_from_the_deployments_own_revision() -> None:
+    # kubectl reads the Deployment's revision annotation, not the newest ReplicaSet's.
+    assert choose_rollback(rollout_deployment("foo:2", 2), HISTORY, None).revision == 1
+
+
+def test_a_deployment_without_a_revision_counts_from_its_newest_replicaset() -> None:
+    unannotated = rollout_deployment("foo:3", 3)
+    del unannotated["metadata"]["annotations"]
+    choice = choose_rollback(unannotated, HISTORY, None)
+    assert (choice.revision, choice.current_revision, choice.replicaset) == (2, 3, "foo-2")
+    assert choice.patch[1] == {"op": "add", "path": "/metadata/annotations", "value": {}}, "JSON patch cannot replace a missing path"
+
+
+def test_the_choice_names_the_replicaset_and_the_annotations_and_leaves_the_history_untouched() -> None:
+    history = [replicaset(1, "foo:1", annotations={"kubernetes.io/change-cause": "deploy 1"}), replicaset(2, "foo:2")]
+    choice = choose_rollback(rollout_deployment("foo:2", 2), history, None)
+    assert choice.replicaset == "foo-1"
+    assert choice.annotations == {"deployment.kubernetes.io/revision": "2", "kubernetes.io/change-cause": "deploy 1"}
+    assert history[0]["spec"]["template"]["metadata"]["labels"] == {"app": "foo", "pod-template-hash": "hash1"}
+
+
+def test_a_paused_deployment_is_refused_with_kubectls_words() -> None:
+    with pytest.raises(RollbackRefused) as refused:
+        choose_rollback(rollout_deployment("foo:3", 3, paused=True), HISTORY, None)
+    assert str(refused.value) == (
+        "you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume deployment/foo' and try again"
+    )
+
+
+def test_an_explicit_revision_without_any_history_says_none_are_available() -> None:
+    with pytest.raises(RollbackRefused, match=r"^revision 4 not found; available: none$"):
+        choose_rollback(rollout_deployment("foo:3", 3), [], 4)
+
+
+def test_a_deployment_with_no_status_yet_waits_for_its_spec_to_be_observed() -> None:
+    fresh = {"metadata": {"name": "foo", "generation": 1}, "spec": {"replicas": 1}}
+    assert rollout_status(fresh).message == "Waiting for deployment spec update to be observed..."
+
+
+@pytest.mark.parametrize(
+    ("replicas", "updated", "available", "message"),
+    [
+        (3, 2, 2, 'Waiting for deployment "foo" rollout to finish: 1 old replicas are pending termination...'),
+        (2, 2, 1, 'Waiting for deployment "foo" rollout to finish: 1 of 2 updated replicas are available...'),
+    ],
+)
+def test_every_waiting_message_carries_the_pod_warning(replicas: int, updated: int, available: int, message: str) -> None:
+    pods = [{"status": {"containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}]
+    status = rollout_status(deployment(spec_replicas=2, replicas=replicas, updated=updated, available=available), pods)
+    assert status.message == f"{message} (Warning: CrashLoopBackOff)"
