@@ -112,6 +112,9 @@ def main() -> int:
     parser.add_argument("--children", type=int, default=1, help="mutants tested at once (default 1: the machine is shared)")
     parser.add_argument("--report", action="store_true", help="print the last run's results again without running anything")
     parser.add_argument(
+        "--with-postgresql", action="store_true", help="judge mutants on PostgreSQL too (twice the time; by default SQLite only)"
+    )
+    parser.add_argument(
         "--survivors",
         action="store_true",
         help="test only the last run's survivors again, against the tests as they are now (after adding one)",
@@ -130,7 +133,7 @@ def main() -> int:
         if args.survivors:
             _rerun_survivors(name, TARGETS[name], children=args.children)
         elif not args.report:
-            _run(name, TARGETS[name], children=args.children)
+            _run(name, TARGETS[name], children=args.children, postgresql=args.with_postgresql)
         scores.append(_report(name, TARGETS[name], equivalents.get(name, [])))
     print(f"\n== mutation scores ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, threshold {THRESHOLD:.0%})")
     for score in scores:
@@ -142,7 +145,7 @@ def main() -> int:
     return 0
 
 
-def _run(name: str, target: Target, *, children: int) -> None:
+def _run(name: str, target: Target, *, children: int, postgresql: bool) -> None:
     """A fresh scratch project for the module, then ``mutmut run`` in it (a fresh run: no verdict is reused)."""
     work = SCRATCH / name
     if work.exists():
@@ -150,7 +153,7 @@ def _run(name: str, target: Target, *, children: int) -> None:
     work.mkdir(parents=True)
     for entry in LINKED:
         (work / entry).symlink_to(REPO / entry)
-    (work / "setup.cfg").write_text(_settings(target))
+    (work / "setup.cfg").write_text(_settings(target, postgresql=postgresql))
     print(f"== {name}: mutating {target.source}, tests {' '.join(target.tests)}", flush=True)
     _mutmut_run(name, work, children=children, mutants=[])
 
@@ -173,7 +176,7 @@ def _rerun_survivors(name: str, target: Target, *, children: int) -> None:
     meta = SCRATCH / name / "mutants" / f"{target.source}.meta"
     if not meta.exists():
         print(f"== {name}: no earlier run to take the survivors from; running the whole module")
-        _run(name, target, children=children)
+        _run(name, target, children=children, postgresql=False)
         return
     verdicts: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
     survivors = [key for key, code in verdicts.items() if code not in KILLED]
@@ -182,7 +185,7 @@ def _rerun_survivors(name: str, target: Target, *, children: int) -> None:
         _mutmut_run(name, SCRATCH / name, children=children, mutants=survivors)
 
 
-def _settings(target: Target) -> str:
+def _settings(target: Target, *, postgresql: bool) -> str:
     def listed(values: list[str] | tuple[str, ...]) -> str:
         return "".join(f"\n    {value}" for value in values)
 
@@ -192,9 +195,15 @@ def _settings(target: Target) -> str:
         f"source_paths ={listed(['bot', 'commands'])}\n"
         f"only_mutate ={listed([target.source])}\n"
         f"pytest_add_cli_args_test_selection ={listed(target.tests)}\n"
-        f"pytest_add_cli_args ={listed(['-p', 'no:cacheprovider'])}\n"
+        f"pytest_add_cli_args ={listed(_pytest_args(postgresql=postgresql))}\n"
         f"also_copy ={listed(ALSO_COPY)}\n"
     )
+
+
+def _pytest_args(*, postgresql: bool) -> list[str]:
+    """A mutant is Python code: one database judges it. The database-parametrised tests' PostgreSQL cases
+    (and the PostgreSQL-only tests) are left out unless asked for; ``./scripts/test`` runs both."""
+    return ["-p", "no:cacheprovider"] + ([] if postgresql else ["-k", "not postgresql"])
 
 
 def _report(name: str, target: Target, equivalents: list[Equivalent]) -> Score:
