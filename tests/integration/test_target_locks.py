@@ -194,7 +194,8 @@ def test_a_run_releases_only_its_own_lock(database: Database, clock: FakeClock) 
     take(database, now, kind="run", request_id=7)
     with database.transaction() as session:
         assert lock_store.release_for_request(session, service="checkout", env="production", request_id=8) is False
-        assert lock_store.release_for_request(session, service="staging-only", env="production", request_id=7) is False
+        assert lock_store.release_for_request(session, service="search", env="production", request_id=7) is False
+        assert lock_store.release_for_request(session, service="checkout", env="staging", request_id=7) is False
     with database.reading() as session:
         assert lock_store.current(session, service="checkout", env="production", now=now) is not None
     with database.transaction() as session:
@@ -299,3 +300,28 @@ def test_a_person_holding_the_target_is_named_at_the_start(app: OpsbotCore, cloc
     assert refused.row.result == (
         "svc/production is locked by alice (3 min ago, until 12:30 UTC): db migration. Nothing was changed; request again when it is free."
     )
+
+
+def test_a_lock_taken_without_a_runbook_or_reason_shows_neither(database: Database, clock: FakeClock) -> None:
+    with database.transaction() as session:
+        lock_store.try_acquire(
+            session, service="checkout", env="production", kind="manual", holder_id="U0ALICE", holder_name="alice",
+            now=clock(), expires_at=clock() + timedelta(hours=1),
+        )  # fmt: skip
+    with database.reading() as session:
+        row = lock_store.current(session, service="checkout", env="production", now=clock())
+    assert row is not None and (row.runbook, row.reason, row.request_id) == ("", "", None)
+
+
+def test_taking_a_lock_clears_only_that_targets_expired_row(database: Database, clock: FakeClock) -> None:
+    then = clock() - timedelta(hours=2)
+    with database.transaction() as session:
+        for service, env in [("checkout", "staging"), ("search", "production"), ("checkout", "production")]:
+            lock_store.try_acquire(
+                session, service=service, env=env, kind="manual", holder_id="U0OLD", holder_name="old", now=then,
+                expires_at=then + timedelta(minutes=30),
+            )  # fmt: skip
+    assert take(database, clock()) is None
+    with database.reading() as session:
+        left = {(row.service, row.env, row.holder_name) for row in session.scalars(select(TargetLockRow))}
+    assert left == {("checkout", "staging", "old"), ("search", "production", "old"), ("checkout", "production", "alice")}
