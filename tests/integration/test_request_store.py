@@ -141,3 +141,41 @@ def test_a_cancel_request_is_read_back_and_other_fields_change_without_a_state_c
         assert not request_store.cancel_requested(session, 999_999)
         row = request_store.get_request(session, request_id)
     assert row is not None and (row.state, row.updated_at) == (RequestState.RUNNING, later)
+
+
+def test_sweeps_ignore_requests_in_other_states(database: Database) -> None:
+    new_request(database, RequestState.SUCCEEDED, lease_expires_at=NOW - timedelta(minutes=5), updated_at=NOW - timedelta(hours=1))
+    new_request(database, RequestState.PENDING_APPROVAL, updated_at=NOW - timedelta(hours=1))
+    with database.reading() as session:
+        assert request_store.abandoned_runs(session, NOW) == [], "a finished run is not abandoned"
+        assert request_store.approved_waiting(session, NOW) == [], "only approved requests wait for a runner"
+
+
+def test_a_lease_renewal_extends_only_that_request(database: Database) -> None:
+    first = new_request(database, RequestState.RUNNING, runner_id="runner-a", lease_expires_at=NOW)
+    second = new_request(database, RequestState.RUNNING, runner_id="runner-a", lease_expires_at=NOW)
+    with database.transaction() as session:
+        assert request_store.renew_lease(session, first, "runner-a", NOW + timedelta(minutes=1))
+    with database.reading() as session:
+        other = request_store.get_request(session, second)
+    assert other is not None and other.lease_expires_at == NOW
+
+
+def test_approvals_of_another_request_with_the_same_parameters_do_not_count(database: Database) -> None:
+    first = new_request(database, RequestState.PENDING_APPROVAL)
+    second = new_request(database, RequestState.PENDING_APPROVAL)  # same params and plan, so the same hashes
+    with database.transaction() as session:
+        request_store.record_vote(
+            session, request_id=first, user_id="U0A", user_name="a", decision="approve", params_hash="p" * 64, plan_hash="q" * 64, now=NOW
+        )
+    with database.reading() as session:
+        assert request_store.valid_approvals(session, second, "p" * 64, "q" * 64) == []
+        [vote] = request_store.votes(session, first)
+    assert vote.created_at == NOW
+
+
+def test_listing_shows_twenty_by_default(database: Database) -> None:
+    for _ in range(21):
+        new_request(database, RequestState.SUCCEEDED)
+    with database.reading() as session:
+        assert len(request_store.list_requests(session)) == 20
