@@ -75,3 +75,32 @@ def test_the_last_digest_of_a_channel_is_remembered_and_replaced(database: Datab
         other = slot_store.digest_state(session, "C0OTHER")
     assert state is not None and (state.last_posted_at, state.last_fingerprint) == (NOW + timedelta(days=1), "bbb")
     assert other is not None and other.last_fingerprint == "ccc"
+
+
+def test_slots_are_ordered_by_claim_time_then_name_and_a_page_is_a_hundred(database: Database) -> None:
+    claim(database, "b", "replica-a", at=timedelta(minutes=1))
+    claim(database, "a", "replica-a", at=timedelta(minutes=2))
+    claim(database, "d", "replica-a", at=timedelta(minutes=3))
+    claim(database, "c", "replica-a", at=timedelta(minutes=3))
+    with database.reading() as session:
+        assert [row.slot for row in slot_store.slots_of(session, "digest:C0OPS")] == ["b", "a", "c", "d"]
+    for index in range(100):
+        claim(database, f"z{index:03d}", "replica-a", at=timedelta(minutes=10 + index))
+    with database.reading() as session:
+        page = slot_store.slots_of(session, "digest:C0OPS")
+    assert len(page) == 100 and page[0].slot == "z000" and page[-1].slot == "z099"
+
+
+def test_pruning_nothing_says_nothing_went(database: Database) -> None:
+    claim(database, "s1", "replica-a")
+    with database.transaction() as session:
+        assert slot_store.prune(session, before=NOW) == 0
+
+
+def test_finishing_one_jobs_slot_leaves_another_jobs_slot_of_the_same_name(database: Database) -> None:
+    claim(database, "2026-11-25T09:00", "replica-a")
+    claim(database, "2026-11-25T09:00", "replica-a", job="health")
+    assert finish(database, "2026-11-25T09:00", "replica-a")
+    with database.reading() as session:
+        other = slot_store.get_slot(session, job_id="health", slot="2026-11-25T09:00")
+    assert other is not None and other.finished_at is None
