@@ -72,6 +72,12 @@ def lock_on_svc(app: OpsbotCore, clock: FakeClock) -> TargetLockRow | None:
         return lock_store.current(session, service="svc", env="production", now=clock())
 
 
+def audit_rows(app: OpsbotCore, request_id: int, event: EventType) -> list[AuditEventRow]:
+    with app.database.reading() as session:
+        query = select(AuditEventRow).where(AuditEventRow.request_id == request_id, AuditEventRow.event == str(event))
+        return list(session.scalars(query))
+
+
 def events(app: OpsbotCore, request_id: int) -> list[str]:
     with app.database.reading() as session:
         query = select(AuditEventRow.event).where(AuditEventRow.request_id == request_id).order_by(AuditEventRow.seq)
@@ -245,13 +251,23 @@ def test_a_claim_starts_the_request_once_with_its_lease(app: OpsbotCore, clock: 
     assert claim_now(app, clock, row.id) is None, "a second claim of a running request is not ours"
     assert claim_now(app, clock, 999) is None
     assert events(app, row.id).count(EventType.STARTED) == 1
+    [started] = audit_rows(app, row.id, EventType.STARTED)
+    assert (started.outcome, started.actor_name) == ("started", "opsbot")
+    assert '"runner":"runner-a"' in started.details
 
 
 def test_a_pending_request_is_not_claimed(app: OpsbotCore, clock: FakeClock) -> None:
     app.front_door.handle_command(Invocation(REQUESTER, "C0OPS", "touch svc v2 in production"), RecordingReplier())
     with app.database.reading() as session:
         row = session.scalars(select(RequestRow)).one()
-    assert claim_now(app, clock, row.id, admission=lambda request, approvers: "never asked") is None
+    asked: list[int] = []
+
+    def admission(request: RequestRow, approvers: Sequence[str]) -> str | None:
+        asked.append(request.id)
+        return "must not be asked"
+
+    assert claim_now(app, clock, row.id, admission=admission) is None
+    assert asked == [], "the policy is asked again only for an approved request"
     assert stored(app, row.id).state == RequestState.PENDING_APPROVAL
 
 
@@ -270,6 +286,9 @@ def test_the_policy_asked_again_at_the_start_can_refuse_it(app: OpsbotCore, cloc
     assert refused.row.result == "the policy no longer allows it: production is frozen. Nothing was changed."
     assert lock_on_svc(app, clock) is None and core.STATE.runs == 0
     assert events(app, row.id)[-1] == EventType.NOT_STARTED
+    [not_started] = audit_rows(app, row.id, EventType.NOT_STARTED)
+    assert not_started.outcome == "not_started"
+    assert "the policy no longer allows it: production is frozen." in not_started.details
 
 
 def test_a_runbook_or_target_gone_from_the_catalog_is_not_started(app: OpsbotCore, clock: FakeClock) -> None:
