@@ -104,3 +104,22 @@ def test_finishing_one_jobs_slot_leaves_another_jobs_slot_of_the_same_name(datab
     with database.reading() as session:
         other = slot_store.get_slot(session, job_id="health", slot="2026-11-25T09:00")
     assert other is not None and other.finished_at is None
+
+
+def test_a_slot_and_a_digest_are_read_as_stored_now_within_one_transaction(database: Database) -> None:
+    # The writes are single SQL statements that bypass the session's identity map: a second read in
+    # the same transaction must still see them (the scheduler claims, runs, finishes and reads back).
+    with database.transaction() as session:
+        slot_store.claim(session, job_id="health", slot="s1", owner="replica-a", now=NOW)
+        before = slot_store.get_slot(session, job_id="health", slot="s1")
+        assert before is not None and before.finished_at is None
+        slot_store.finish(session, job_id="health", slot="s1", owner="replica-a", outcome="ok", now=NOW + timedelta(seconds=1))
+        after = slot_store.get_slot(session, job_id="health", slot="s1")
+        assert after is not None and (after.finished_at, after.outcome) == (NOW + timedelta(seconds=1), "ok")
+
+        slot_store.record_digest(session, channel="C0OPS", posted_at=NOW, fingerprint="first")
+        first = slot_store.digest_state(session, "C0OPS")
+        assert first is not None and first.last_fingerprint == "first"
+        slot_store.record_digest(session, channel="C0OPS", posted_at=NOW + timedelta(days=1), fingerprint="second")
+        second = slot_store.digest_state(session, "C0OPS")
+        assert second is not None and second.last_fingerprint == "second"
