@@ -19,7 +19,7 @@ from bot.audit.events import Actor, EventType
 from bot.catalog.catalog import Catalog
 from bot.requests.approvals import approve
 from bot.requests.invocation import Invocation
-from bot.runs.claims import Admission, Claimed, NotStarted, claim
+from bot.runs.claims import Admission, Claimed, NotStarted, claim, held_by_text
 from bot.serve.wiring import OpsbotCore
 from bot.store import locks as lock_store
 from bot.store.database import Database
@@ -344,3 +344,17 @@ def test_taking_a_lock_clears_only_that_targets_expired_row(database: Database, 
     with database.reading() as session:
         left = {(row.service, row.env, row.holder_name) for row in session.scalars(select(TargetLockRow))}
     assert left == {("checkout", "staging", "old"), ("search", "production", "old"), ("checkout", "production", "alice")}
+
+
+def test_held_by_text_names_a_person_without_a_reason_and_a_run_by_its_request() -> None:
+    now = FakeClock()()
+    person = TargetLockRow(
+        service="svc", env="production", kind="manual", request_id=12, runbook="", holder_id="U0ALICE", holder_name="alice",
+        reason="", acquired_at=now - timedelta(hours=2), expires_at=now + timedelta(minutes=30),
+    )  # fmt: skip
+    assert held_by_text(person, now) == "svc/production is locked by alice (2 h ago, until 12:30 UTC)."
+    run = TargetLockRow(
+        service="svc", env="production", kind="run", request_id=12, runbook="touch", holder_id="U0REQ", holder_name="requester",
+        reason="", acquired_at=now, expires_at=now + timedelta(minutes=7),
+    )  # fmt: skip
+    assert held_by_text(run, now) == "svc/production is locked by request #12 (touch by requester, just now)."
