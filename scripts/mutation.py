@@ -62,7 +62,10 @@ TARGETS: dict[str, Target] = {
     "replays": Target("bot/store/replays.py", ("tests/integration/test_replay_sql.py",)),
     "slots": Target("bot/store/slots.py", ("tests/integration/test_slot_store.py",)),
     "audit-store": Target("bot/store/audit.py", ("tests/integration/test_audit_sql.py",)),
-    "audit-chain": Target("bot/audit/chain.py", ("tests/integration/test_audit_sql.py", "tests/integration/test_audit_anchors.py")),
+    "audit-chain": Target(
+        "bot/audit/chain.py",
+        ("tests/unit/test_audit_chain.py", "tests/integration/test_audit_sql.py", "tests/integration/test_audit_anchors.py"),
+    ),
     "rollout": Target("bot/backends/kubernetes/rollout.py", ("tests/unit/test_kube_rollout.py",)),
     "signatures": Target("bot/slack/signatures.py", ("tests/unit/test_signature_refusals.py",)),
     "claims": Target("bot/runs/claims.py", ("tests/integration/test_target_locks.py",)),
