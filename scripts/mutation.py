@@ -61,7 +61,10 @@ TARGETS: dict[str, Target] = {
     "locks": Target("bot/store/locks.py", ("tests/integration/test_target_locks.py",)),
     "replays": Target("bot/store/replays.py", ("tests/integration/test_replay_sql.py",)),
     "slots": Target("bot/store/slots.py", ("tests/integration/test_slot_store.py",)),
-    "audit-store": Target("bot/store/audit.py", ("tests/integration/test_audit_sql.py",)),
+    "audit-store": Target(
+        "bot/store/audit.py",
+        ("tests/integration/test_audit_sql.py", "tests/integration/test_audit_anchors.py", "tests/unit/test_audit_chain.py"),
+    ),
     "audit-chain": Target(
         "bot/audit/chain.py",
         ("tests/unit/test_audit_chain.py", "tests/integration/test_audit_sql.py", "tests/integration/test_audit_anchors.py"),

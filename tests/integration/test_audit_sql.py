@@ -260,3 +260,22 @@ def test_db_upgrade_twice_is_a_noop_and_models_match(database_url: str) -> None:
     assert first.output.startswith("Schema upgraded from empty to")
     assert second.output.startswith("Schema already at")
     assert check.exit_code == 0 and "agree" in check.output
+
+
+def test_an_audit_log_without_its_head_row_says_to_upgrade(database: Database) -> None:
+    with database.engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_head"))
+    missing = r"^audit_head row is missing: run `opsbot db upgrade`$"
+    with pytest.raises(RuntimeError, match=missing), database.transaction() as session:
+        audit_store.append_events(session, [AuditEvent(EventType.LOCKED, "U0A", "a")], NOW)
+    with pytest.raises(RuntimeError, match=missing), database.transaction() as session:
+        audit_store.introduce_key(session, b"k" * 40, NOW)
+    with database.reading() as session:
+        assert audit_store.read_head(session) is None
+        assert audit_store.count_events(session) == 0
+
+
+def test_tail_shows_the_last_twenty_by_default(database: Database) -> None:
+    append(database, 21)
+    with database.reading() as session:
+        assert [row.seq for row in audit_store.tail(session)] == list(range(2, 22))
