@@ -106,8 +106,9 @@ def test_approval_refusals_say_exactly_why(app: OpsbotCore, clock: FakeClock) ->
     assert refusal(AlreadyDecided, OTHER_APPROVER) == f"#{n} is already approved, about to start; your click changed nothing."
     with pytest.raises(RequestNotFound, match=r"There is no request #999\."):
         approve(app.database, app.groups, request_id=999, actor=APPROVER, shown="999:x:y", now=clock())
-    reasons = [event.details for event in audit(app, EventType.APPROVAL_REFUSED)]
-    assert len(reasons) == 4 and "you are not a member" in reasons[1]
+    refusals = audit(app, EventType.APPROVAL_REFUSED)
+    assert len(refusals) == 4 and "you are not a member" in refusals[1].details
+    assert [(event.request_id, event.actor_id) for event in refusals] == [(n, "U0REQ"), (n, "U0OUT"), (n, "U0A00"), (n, "U0A01")]
 
 
 def test_approval_records_who_approved(app: OpsbotCore, clock: FakeClock) -> None:
@@ -117,6 +118,7 @@ def test_approval_records_who_approved(app: OpsbotCore, clock: FakeClock) -> Non
     [given] = audit(app, EventType.APPROVAL_GIVEN)
     [decided] = audit(app, EventType.APPROVED)
     assert (given.actor_id, given.outcome, decided.actor_id, decided.outcome) == ("U0A00", "counted", "U0A00", "approved")
+    assert '"approvals":1' in given.details
     assert '"approvers":["U0A00"]' in decided.details
     assert [(vote.user_id, vote.decision) for vote in votes_of(app.database, row.id)] == [("U0A00", "approve")]
 
@@ -170,7 +172,11 @@ def test_the_sweep_expires_what_is_due_and_only_that(app: OpsbotCore, clock: Fak
     clock.advance(timedelta(minutes=9))
     expired = expire_due(app.database, clock())
     assert [row.id for row in expired] == [early.id]
-    assert (expired[0].state, expired[0].result) == (RequestState.EXPIRED, "expired without enough approvals")
+    assert (expired[0].state, expired[0].result, expired[0].finished_at) == (
+        RequestState.EXPIRED,
+        "expired without enough approvals",
+        clock(),
+    )
     assert stored(app, late.id).state == RequestState.PENDING_APPROVAL
     [event] = audit(app, EventType.EXPIRED)
     assert (event.request_id, event.outcome, event.actor_name) == (early.id, "expired", "opsbot")
@@ -210,7 +216,7 @@ def test_only_the_requester_cancels_a_pending_request(app: OpsbotCore, clock: Fa
         cancel(app.database, app.groups, request_id=row.id, actor=APPROVER, now=clock())
     assert refused.value.user_message == f"Only requester can cancel #{row.id}; approvers can Reject it instead."
     cancelled = cancel(app.database, app.groups, request_id=row.id, actor=REQUESTER, now=clock())
-    assert (cancelled.state, cancelled.result) == (RequestState.CANCELLED, "cancelled by requester")
+    assert (cancelled.state, cancelled.result, cancelled.finished_at) == (RequestState.CANCELLED, "cancelled by requester", clock())
     assert [event.actor_id for event in audit(app, EventType.CANCELLED)] == ["U0REQ"]
     with pytest.raises(AlreadyDecided) as again:
         cancel(app.database, app.groups, request_id=row.id, actor=REQUESTER, now=clock())
@@ -225,6 +231,7 @@ def test_an_approved_request_is_stopped_by_an_approver_before_it_starts(app: Ops
     assert refused.value.user_message == f"Only requester or an approver of #{row.id} can stop it."
     stopped = cancel(app.database, app.groups, request_id=row.id, actor=OTHER_APPROVER, now=clock())
     assert (stopped.state, stopped.result) == (RequestState.CANCELLED, "cancelled by approver1 before it started")
+    assert stopped.finished_at == clock()
     assert [event.outcome for event in audit(app, EventType.CANCELLED)] == ["cancelled"]
 
 
