@@ -189,6 +189,9 @@ def test_a_process_without_the_key_of_a_keyed_chain_refuses_to_append(database_u
     try:
         with keyed.transaction() as session:
             assert audit_store.introduce_key(session, b"k" * 40, NOW) == 1
+        with keyed.reading() as session:
+            [introduced] = audit_store.tail(session)
+        assert (introduced.event, introduced.actor_id, introduced.actor_name) == ("audit_key_introduced", "", "opsbot")
         with (
             pytest.raises(audit_store.AuditKeyMismatch, match="OPSBOT_AUDIT_KEY is not set in this process"),
             plain.transaction() as session,
