@@ -74,11 +74,12 @@ class ApiRequest:
 
 @dataclass(frozen=True)
 class ApiResponse:
-    """A JSON response: status code, body and any extra headers."""
+    """A JSON response: status code, body and any extra headers; ``text`` replaces the body (a pod's log is plain text)."""
 
     status: int
     body: JsonObject
     headers: Mapping[str, str] = field(default_factory=dict)
+    text: str | None = None
 
 
 def decode_json(raw: bytes) -> Any:
