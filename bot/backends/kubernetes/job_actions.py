@@ -151,10 +151,8 @@ class JobStep(Action[JobArgs]):
         outcome = job_outcome(job)
         counts = f"succeeded {job.get('status', {}).get('succeeded') or 0}, failed {job.get('status', {}).get('failed') or 0}"
         if not outcome.succeeded:
-            last = "\n".join(lines[-FAILURE_LINES:]) or "(no log)"
-            raise ActionFailed(
-                f"job {name} failed ({outcome.reason or 'Failed'}: {outcome.message}; pods {counts}). Last lines of pod {pod}:\n{last}"
-            )
+            last = f"Last lines of pod {pod}:\n" + "\n".join(lines[-FAILURE_LINES:]) if pod else "No pod is left to read a log from."
+            raise ActionFailed(f"job {name} failed ({outcome.reason or 'Failed'}: {outcome.message}; pods {counts}). {last}")
         heading = f"job {name} in namespace {target.namespace}: succeeded (pods {counts})"
         shown = (f"log of pod {pod} (last {len(lines)} lines):", *lines) if pod else ("no pod log",)
         return StepResult(summary=f"job {name} succeeded ({target.describe()})", details=(heading, *shown), data={"job": name, "pod": pod})

@@ -21,6 +21,8 @@ REQUESTED_BY = "opsbot.dev/requested-by"
 RUNBOOK = "opsbot.dev/runbook"
 MAX_NAME = 63
 """A Job's name becomes a pod label value (``job-name``): 63 characters at most."""
+DEADLINE_MARGIN_SECONDS = 60
+"""The cluster's own deadline trails the run's by this much: opsbot normally stops (and deletes) the Job first."""
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -81,7 +83,7 @@ def job_manifest(
         spec["backoffLimit"] = backoff_limit
     if active_deadline is not None:
         # If opsbot goes away mid-run, the cluster still stops the Job when the run's time is up.
-        spec["activeDeadlineSeconds"] = max(1, math.ceil(active_deadline))
+        spec["activeDeadlineSeconds"] = max(1, math.ceil(active_deadline)) + DEADLINE_MARGIN_SECONDS
     template = spec.setdefault("template", {})
     template_metadata = template.setdefault("metadata", {})
     template_metadata["labels"] = {**(template_metadata.get("labels") or {}), **labels}
