@@ -344,7 +344,10 @@ class FakeKubernetesServer:
         if env:
             container["env"] = [{"name": key, "value": value} for key, value in env.items()]
         template = {"spec": {"restartPolicy": "Never", "containers": [container]}}
-        body = {"metadata": {"name": name}, "spec": {"schedule": schedule, "jobTemplate": {"spec": {"backoffLimit": 0, "template": template}}}}
+        body = {
+            "metadata": {"name": name},
+            "spec": {"schedule": schedule, "jobTemplate": {"spec": {"backoffLimit": 0, "template": template}}},
+        }
         request = ApiRequest(
             "POST", f"/apis/batch/v1/namespaces/{namespace}/cronjobs", cluster=cluster,
             headers={"content-type": "application/json"}, body=json.dumps(body).encode(),

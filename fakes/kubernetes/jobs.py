@@ -76,16 +76,13 @@ class BatchApi:
         dry_run = request.dry_run("CreateOptions")
         metadata = obj.setdefault("metadata", {})
         if not isinstance(metadata, dict):
-            raise bad_request(f"{kind} in version \"v1\" cannot be handled as a {kind}: metadata must be an object")
+            raise bad_request(f'{kind} in version "v1" cannot be handled as a {kind}: metadata must be an object')
         metadata["namespace"] = namespace
         if not metadata.get("name") and metadata.get("generateName"):
             metadata["name"] = f"{metadata['generateName']}{self.store.random_suffix()}"
         obj["apiVersion"], obj["kind"] = "batch/v1", kind
         name = str(metadata.get("name") or "")
-        if resource == JOBS:
-            errors = _default_and_validate_job(obj, uid_placeholder=True)
-        else:
-            errors = _validate_cronjob(obj)
+        errors = _default_and_validate_job(obj) if resource == JOBS else _validate_cronjob(obj)
         if errors:
             raise invalid_object("batch", kind, name, errors)
         if self.store.get(cluster, resource, namespace, name) is not None:
@@ -176,7 +173,7 @@ def _body_policy(request: ApiRequest) -> str | None:
 # --------------------------------------------------------------------------- defaulting and validation
 
 
-def _default_and_validate_job(job: JsonObject, *, uid_placeholder: bool) -> list[FieldError]:
+def _default_and_validate_job(job: JsonObject) -> list[FieldError]:
     errors = _name_errors(job.get("metadata") or {})
     spec = job.setdefault("spec", {})
     if not isinstance(spec, dict):
@@ -354,16 +351,24 @@ class JobController:
                 "namespace": meta["namespace"],
                 "labels": dict(dig(template, "metadata", "labels") or {}),
                 "ownerReferences": [
-                    {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": meta["uid"],
-                     "controller": True, "blockOwnerDeletion": True}
-                ],  # fmt: skip
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
             },
             "spec": {**deep_copy(template["spec"]), "nodeName": f"{cluster}-worker-1"},
             "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]},
         }
         pod["spec"].setdefault("serviceAccountName", "default")
         created = self.store.create(cluster, PODS, pod)
-        self.store.create(cluster, POD_LOGS, {"metadata": {"name": created["metadata"]["name"], "namespace": meta["namespace"]}, "lines": []})
+        self.store.create(
+            cluster, POD_LOGS, {"metadata": {"name": created["metadata"]["name"], "namespace": meta["namespace"]}, "lines": []}
+        )
         return created
 
     def _advance(self, cluster: str, pod: JsonObject) -> None:
@@ -439,7 +444,7 @@ def _int(text: str | None, default: int) -> int:
 
 def _container_status(container: JsonObject, state: JsonObject, *, ready: bool) -> JsonObject:
     image = str(container.get("image") or "")
-    return {"name": container.get("name"), "image": image, "imageID": f"{image.split(':')[0]}@sha256:{'0' * 64}",
+    return {"name": container.get("name"), "image": image, "imageID": f"{image.split(':', maxsplit=1)[0]}@sha256:{'0' * 64}",
             "containerID": f"containerd://{'f' * 64}", "ready": ready, "restartCount": 0,
             "started": "running" in state, "state": state}  # fmt: skip
 

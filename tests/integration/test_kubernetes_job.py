@@ -107,7 +107,9 @@ def write_catalog(directory: Path, kubeconfig: Path, *, step_timeout: str = "5m"
     (directory / "opsbot.yaml").write_text(CONFIG.replace("KUBECONFIG", str(kubeconfig)))
 
 
-def make_app(tmp_path: Path, kube: FakeKubernetesServer, database_url: str, *, step_timeout: str = "5m") -> tuple[OpsbotCore, RecordingNotifier]:
+def make_app(
+    tmp_path: Path, kube: FakeKubernetesServer, database_url: str, *, step_timeout: str = "5m"
+) -> tuple[OpsbotCore, RecordingNotifier]:
     kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", contexts=["prod"])
     write_catalog(tmp_path, kubeconfig, step_timeout=step_timeout)
     catalog = load_catalog(tmp_path / "opsbot.yaml", tmp_path / "runbooks", builtins=BUILTIN_SPECS)

@@ -170,7 +170,7 @@ class ClusterApi:
             response = self._batch.read_namespaced_cron_job(name, namespace, **self._raw())
         return self._json(response)
 
-    def create_job(self, namespace: str, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    def create_job(self, namespace: str, body: Any, *, dry_run: bool = False) -> dict[str, Any]:
         """POST a Job; ``dry_run`` asks the server to default and validate it without storing it.
 
         A name already taken is a permanent failure (409 ``AlreadyExists``), not the temporary
@@ -200,7 +200,7 @@ class ClusterApi:
     def read_pod_log(self, namespace: str, name: str, *, tail_lines: int, container: str | None = None) -> str:
         """The last ``tail_lines`` lines the pod's container printed (``kubectl logs --tail``)."""
         with self._calling("read the log of", self.ref(namespace, name, kind="pod"), "get", "pods/log"):
-            response = self._core.read_namespaced_pod_log(name, namespace, container=container, tail_lines=tail_lines, **self._raw())
+            response: Any = self._core.read_namespaced_pod_log(name, namespace, container=container, tail_lines=tail_lines, **self._raw())
         data = response.data
         return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else str(data)
 

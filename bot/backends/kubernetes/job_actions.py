@@ -215,7 +215,9 @@ class JobStep(Action[JobArgs]):
 
     def _log_tail(self, api: ClusterApi, namespace: str, job: dict[str, Any], lines: int) -> tuple[str | None, list[str]]:
         """The newest pod of the Job and its last ``lines`` log lines, redacted."""
-        selector = ",".join(f"{key}={value}" for key, value in (((job.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}).items())
+        selector = ",".join(
+            f"{key}={value}" for key, value in (((job.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}).items()
+        )
         try:
             pod = newest_pod(api.list_pods(namespace, selector)) if selector else None
             if pod is None:

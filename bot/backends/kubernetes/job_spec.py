@@ -130,7 +130,9 @@ def job_outcome(job: dict[str, Any]) -> JobOutcome:
         if condition.get("type") == "Complete":
             return JobOutcome(done=True, succeeded=True)
         if condition.get("type") == "Failed":
-            return JobOutcome(done=True, succeeded=False, reason=str(condition.get("reason") or ""), message=str(condition.get("message") or ""))
+            return JobOutcome(
+                done=True, succeeded=False, reason=str(condition.get("reason") or ""), message=str(condition.get("message") or "")
+            )
     return JobOutcome(done=False, succeeded=False)
 
 
