@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     git_cache_dir: Path | None = Field(default=None, alias="OPSBOT_GIT_CACHE_DIR")
     argocd_token: SecretStr | None = Field(default=None, alias="OPSBOT_ARGOCD_TOKEN")
     github_token: SecretStr | None = Field(default=None, alias="OPSBOT_GITHUB_TOKEN")
+    # A GitHub App instead of a token (github.workflow_dispatch, pull_request mode): installation tokens expire in an hour.
+    github_app_id: str | None = Field(default=None, alias="OPSBOT_GITHUB_APP_ID")
+    github_app_installation_id: str | None = Field(default=None, alias="OPSBOT_GITHUB_APP_INSTALLATION_ID")
+    github_app_private_key: SecretStr | None = Field(default=None, alias="OPSBOT_GITHUB_APP_PRIVATE_KEY")
     header_timeout_seconds: float = Field(default=5.0, gt=0, le=300, alias="OPSBOT_HEADER_TIMEOUT_SECONDS")
     """A connection must finish its request line and headers this long after it opens (or after its last answer)."""
     body_timeout_seconds: float = Field(default=5.0, gt=0, le=300, alias="OPSBOT_BODY_TIMEOUT_SECONDS")

@@ -125,9 +125,10 @@ class JsonHttpServer:
         except Exception:  # a bug in the fake answers like a broken server, and is kept for the test to see
             self.server_errors.append(traceback.format_exc())
             reply = JsonReply(500, {"message": "fake server error"})
-        payload = json.dumps(reply.body).encode()
+        payload = b"" if reply.status == 204 else json.dumps(reply.body).encode()  # a 204 carries no body at all
         raw.send_response(reply.status)
-        raw.send_header("Content-Type", "application/json")
+        if payload:
+            raw.send_header("Content-Type", "application/json")
         raw.send_header("Content-Length", str(len(payload)))
         for name, value in reply.headers.items():
             raw.send_header(name, value)

@@ -441,6 +441,15 @@ class HttpAccess(Strict):
         return bases
 
 
+class GitHubAccess(Strict):
+    """Where ``github.workflow_dispatch`` steps reach GitHub's REST API (GitHub Enterprise Server: ``https://HOST/api/v3``).
+
+    Set here, never in a runbook: opsbot's GitHub credentials go to this URL and nowhere else.
+    """
+
+    api_url: str = Field(default="https://api.github.com", pattern=r"^https?://[^\s]+$")
+
+
 class Insights(Strict):
     """Delivery insights (docs/insights.md): which runbooks are deploys and rollbacks, and the defaults."""
 
@@ -478,6 +487,7 @@ class OpsbotConfig(Strict):
     aws: AwsAccess = Field(default_factory=AwsAccess)
     identity: IdentityConfig | None = None
     http: HttpAccess = Field(default_factory=HttpAccess)
+    github: GitHubAccess = Field(default_factory=GitHubAccess)
     insights: Insights = Field(default_factory=Insights)
 
     @model_validator(mode="before")

@@ -46,7 +46,8 @@ def batch(kubeconfig: Path) -> Iterator[k8s.BatchV1Api]:
     api.close()  # type: ignore[no-untyped-call]
 
 
-def job_body(name: str, *, exit_code: int = 0, restart: str = "Never", **spec: Any) -> dict[str, Any]:
+def job_body(name: str, *, exit_code: int = 0, restart: str = "Never", **spec: Any) -> Any:
+    """A Job as a plain dict (the client sends dicts as they are; ``Any`` because its stubs ask for ``V1Job``)."""
     env = [{"name": "FAKE_JOB_EXIT", "value": str(exit_code)}, {"name": "FAKE_JOB_TICKS", "value": "1"}]
     container = {"name": "main", "image": IMAGE, "command": ["migrate", "up"], "env": env}
     return {"metadata": {"name": name}, "spec": {"template": {"spec": {"restartPolicy": restart, "containers": [container]}}, **spec}}
@@ -57,7 +58,7 @@ def conditions(job: dict[str, Any]) -> dict[str, str]:
 
 
 def status_of(error: ApiException) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(error.body)
+    body: dict[str, Any] = json.loads(error.body or "{}")
     return body
 
 
@@ -107,7 +108,7 @@ def test_a_dry_run_stores_nothing(fake: FakeKubernetesServer, batch: k8s.BatchV1
     body = job_body("")
     body["metadata"] = {"generateName": "preview-"}
 
-    preview = batch.create_namespaced_job("shop", body, dry_run="All")
+    preview: Any = batch.create_namespaced_job("shop", body, dry_run="All")
 
     assert preview.metadata.name.startswith("preview-")
     assert preview.spec.backoff_limit == 6, "defaulted as the API server would"
@@ -137,7 +138,8 @@ def test_a_finished_job_is_removed_after_its_ttl(fake: FakeKubernetesServer, bat
 
 def test_pod_logs_honour_tail_lines(fake: FakeKubernetesServer, kubeconfig: Path) -> None:
     api: k8s.ApiClient = k8s_config.new_client_from_config(config_file=str(kubeconfig), context="staging")  # type: ignore[no-untyped-call]
-    k8s.BatchV1Api(api).create_namespaced_job("shop", {"metadata": {"name": "m"}, "spec": _cronjob_job_spec(fake)})
+    body: Any = {"metadata": {"name": "m"}, "spec": _cronjob_job_spec(fake)}
+    k8s.BatchV1Api(api).create_namespaced_job("shop", body)
     fake.tick()
     [pod] = fake.pods("staging", "shop")
     core = k8s.CoreV1Api(api)
