@@ -7,7 +7,8 @@ it. What a Job's pod does is set by ``FAKE_JOB_*`` env variables (fakes/kubernet
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ from bot.store import audit as audit_store
 from bot.store.migrate import upgrade
 from bot.store.models import AuditEventRow, RequestRow
 from bot.store.states import RequestState
-from fakes.kubernetes import ApiRequest, FakeKubernetesServer
+from fakes.kubernetes import ApiRequest, FakeKubernetesServer, Grant
 from tests.doubles import RecordingNotifier, RecordingReplier
 
 REQUESTER, APPROVER = Actor("U0REQ", "requester"), Actor("U0A00", "approver0")
@@ -108,10 +109,13 @@ def write_catalog(directory: Path, kubeconfig: Path, *, step_timeout: str = "5m"
 
 
 def make_app(
-    tmp_path: Path, kube: FakeKubernetesServer, database_url: str, *, step_timeout: str = "5m"
+    tmp_path: Path, kube: FakeKubernetesServer, database_url: str, *, step_timeout: str = "5m", impersonate: bool = False
 ) -> tuple[OpsbotCore, RecordingNotifier]:
     kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", contexts=["prod"])
     write_catalog(tmp_path, kubeconfig, step_timeout=step_timeout)
+    if impersonate:  # the identity section: every call of a request is sent as the requester
+        config = tmp_path / "opsbot.yaml"
+        config.write_text(config.read_text() + "identity: {}\n")
     catalog = load_catalog(tmp_path / "opsbot.yaml", tmp_path / "runbooks", builtins=BUILTIN_SPECS)
     notifier = RecordingNotifier()
     settings = Settings(OPSBOT_DATABASE_URL=database_url, OPSBOT_INSTANCE_ID="job-test")
@@ -221,6 +225,47 @@ def test_a_job_past_its_step_timeout_is_deleted_with_its_pods(tmp_path: Path, ku
     assert [pod["metadata"]["name"] for pod in kube.pods("prod", "shop") if "batch" in pod["metadata"]["name"]] == []
 
 
+def test_a_stopped_job_is_deleted_with_its_pods(app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer) -> None:
+    ops, _ = app
+    row = ask(ops, "batch checkout exit 0 ticks 100000 lines 1")
+    value = f"{row.id}:{row.params_hash[:16]}:{row.plan_hash[:16]}"
+    ops.front_door.handle_click(
+        Click(APPROVER, "C0OPS", ButtonAction.APPROVE, value, MessageRef.from_dict(row.message_ref)), RecordingReplier()
+    )
+    wait_until(
+        lambda: any(pod["status"].get("phase") == "Running" for pod in kube.pods("prod", "shop") if "opsbot-job" in pod["metadata"]["name"])
+    )
+
+    ops.front_door.handle_command(Invocation(REQUESTER, "C0OPS", f"cancel {row.id}"), RecordingReplier())
+    assert ops.wait_idle(timeout=60)
+
+    with ops.database.reading() as session:
+        done = session.get(RequestRow, row.id)
+    assert done is not None and done.state == RequestState.CANCELLED, done.result if done else None
+    assert kube.jobs("prod", "shop") == []
+    assert [pod for pod in kube.pods("prod", "shop") if "opsbot-job" in pod["metadata"]["name"]] == []
+
+
+def test_when_the_target_impersonates_the_requesters_rbac_decides_at_the_plan(
+    tmp_path: Path, kube: FakeKubernetesServer, database_url: str
+) -> None:
+    kube.rbac.grant(Grant("read-migrations", ("get",), ("cronjobs",), groups=("opsbot:requesters",), namespaces=("shop",)))
+    ops, _ = make_app(tmp_path, kube, database_url, impersonate=True)
+    reply = RecordingReplier()
+    try:
+        ops.front_door.handle_command(Invocation(REQUESTER, "C0OPS", "migrate checkout to 42"), reply)
+        refused = reply.last
+        kube.rbac.grant(Grant("run-migrations", ("create",), ("jobs",), groups=("opsbot:requesters",), namespaces=("shop",)))
+        row = ask(ops, "migrate checkout to 42")
+    finally:
+        ops.close()
+
+    assert "may not create jobs in namespace shop" in refused and "slack:U0REQ" in refused
+    assert row.plan[0]["after"].startswith("from cronjob checkout-migrate")
+    dry_runs = [request for request in kube.requests if request.method == "POST" and "/jobs" in request.path]
+    assert dry_runs and all(request.headers.get("impersonate-user") == "slack:U0REQ" for request in dry_runs)
+
+
 def test_a_missing_cronjob_is_refused_at_the_plan_naming_it(app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer) -> None:
     ops, _ = app
     kube.api.handle(_delete_cronjob())
@@ -252,6 +297,13 @@ def test_validate_refuses_a_step_with_both_a_cronjob_and_an_image(tmp_path: Path
         load_catalog(tmp_path / "opsbot.yaml", tmp_path / "runbooks", builtins=BUILTIN_SPECS)
 
     assert any(":12: steps[0].args.from_cronjob: give either from_cronjob" in problem for problem in refused.value.problems)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
 
 
 def _delete_cronjob() -> ApiRequest:
