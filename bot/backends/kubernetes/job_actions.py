@@ -155,7 +155,8 @@ class JobStep(Action[JobArgs]):
             raise ActionFailed(f"job {name} failed ({outcome.reason or 'Failed'}: {outcome.message}; pods {counts}). {last}")
         heading = f"job {name} in namespace {target.namespace}: succeeded (pods {counts})"
         shown = (f"log of pod {pod} (last {len(lines)} lines):", *lines) if pod else ("no pod log",)
-        return StepResult(summary=f"job {name} succeeded ({target.describe()})", details=(heading, *shown), data={"job": name, "pod": pod})
+        where = f"namespace {target.namespace} of cluster {api.cluster}"
+        return StepResult(summary=f"job {name} succeeded in {where}", details=(heading, *shown), data={"job": name, "pod": pod})
 
     # -- helpers ----------------------------------------------------------------------------
 
