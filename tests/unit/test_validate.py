@@ -40,7 +40,7 @@ def line_of(path: Path, needle: str) -> int:
 def test_shipped_config_and_runbooks_are_valid(workdir: Path) -> None:
     code, output = validate(workdir)
     assert code == 0, output
-    assert output.startswith("OK: ") and "5 runbooks" in output
+    assert output.startswith("OK: ") and "6 runbooks" in output
 
 
 def test_misspelt_step_action_names_file_line_and_field(workdir: Path) -> None:
