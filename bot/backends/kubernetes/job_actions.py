@@ -115,7 +115,7 @@ class JobStep(Action[JobArgs]):
     def plan(self, ctx: StepContext, args: JobArgs) -> list[Change]:
         target = step_target(ctx)
         api = cluster_api(ctx)
-        job_spec = self._job_spec(ctx, api, target, args)
+        job_spec = self._job_spec(api, target, args)
         body = self._manifest(ctx, args, job_spec, name=self._prefix(args), generate=True)
         preview = api.create_job(target.namespace, body, dry_run=True)
         container = self._container(preview.get("spec") or {}, args)
@@ -133,7 +133,7 @@ class JobStep(Action[JobArgs]):
     def run(self, ctx: StepContext, args: JobArgs) -> StepResult:
         target = step_target(ctx)
         api = cluster_api(ctx)
-        job_spec = retrying(ctx, lambda: self._job_spec(ctx, api, target, args))
+        job_spec = retrying(ctx, lambda: self._job_spec(api, target, args))
         name = job_name(self._prefix(args), ctx.request_id, secrets.token_hex(2))
         body = self._manifest(ctx, args, job_spec, name=name, generate=False)
         ctx.check()
@@ -160,7 +160,7 @@ class JobStep(Action[JobArgs]):
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _job_spec(self, ctx: StepContext, api: ClusterApi, target: KubernetesTarget, args: JobArgs) -> dict[str, Any]:
+    def _job_spec(self, api: ClusterApi, target: KubernetesTarget, args: JobArgs) -> dict[str, Any]:
         try:
             if args.from_cronjob is not None:
                 spec = cronjob_job_spec(api.read_cronjob(target.namespace, args.from_cronjob))
