@@ -36,6 +36,7 @@ from bot.runs.recovery import interrupt_abandoned
 from bot.runs.run_view import RunObserver, RunView, StepView
 from bot.runs.steps import (
     PreparedStep,
+    approved_context,
     build_plan,
     effective_identity,
     is_mutating,
@@ -322,11 +323,17 @@ class RunEngine:
         return row.result if row.result and row.result.startswith("cancelled by ") else "cancelled"
 
     def _check_plan(self, row: RequestRow, steps: list[PreparedStep], ctx: StepContext) -> None:
-        """Refuse to run when the target changed since the plan that was approved."""
-        current = [change.as_dict() for change in build_plan(steps, ctx)]
+        """Refuse to run when the target changed since the plan that was approved.
+
+        What's changing (commits, image, checks) is kept as approved, not asked again: a GitHub
+        outage or a check turning green after the approval must not stop the run it approved.
+        """
+        steps_now = [change.as_dict() for change in build_plan(steps, ctx)]
+        current = steps_now + approved_context(row.plan or [])
         if plan_hash(current) != row.plan_hash:
-            before = "; ".join(f"{item['field']} {item['before']} → {item['after']}" for item in row.plan) or "(empty)"
-            now = "; ".join(f"{item['field']} {item['before']} → {item['after']}" for item in current) or "(empty)"
+            before = "; ".join(f"{item['field']} {item['before']} → {item['after']}" for item in row.plan if not item.get("context"))
+            now = "; ".join(f"{item['field']} {item['before']} → {item['after']}" for item in steps_now) or "(empty)"
+            before = before or "(empty)"
             raise PlanChanged(
                 f"the target changed since the plan was approved (approved: {before}; now: {now}). Nothing was changed; request it again."
             )
