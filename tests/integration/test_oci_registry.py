@@ -8,7 +8,8 @@ import pytest
 
 from bot.backends.registry import RegistryClient, RegistryRefused, RegistryUnreachable, repository_of
 from bot.backends.registry.challenge import parse_challenge
-from bot.catalog.config import ImageRegistry
+from bot.backends.registry.versions import RegistryTags, newest_first
+from bot.catalog.config import ImageRegistry, OpsbotConfig
 from fakes.oci_registry import FakeOciRegistry
 
 PASSWORD = "s3cret-registry-password"
@@ -27,7 +28,7 @@ def test_token_flow_answers_the_bearer_challenge_then_reuses_the_token(tmp_path:
         assert client.manifest_digest("shop/checkout", "1.4.2") == digest
         assert client.manifest_digest("shop/checkout", "1.4.3") is None
         assert registry.state.token_requests == 1, "one token for the repository, reused"
-        first = [request for request in registry.requests if request.path.startswith("/v2/")][0]
+        first = next(request for request in registry.requests if request.path.startswith("/v2/"))
         assert first.header("authorization") is None, "the first try carries no credentials"
         token_request = next(request for request in registry.requests if request.path == "/token")
         assert token_request.query["scope"] == ["repository:shop/checkout:pull"]
@@ -108,9 +109,31 @@ def test_repository_of_an_image_reference() -> None:
 
 
 def test_challenge_parameters_are_read_with_quotes_and_commas() -> None:
-    challenge = parse_challenge('Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push"')
+    challenge = parse_challenge(
+        'Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push"'
+    )
     assert challenge is not None and challenge.scheme == "bearer"
     assert challenge.parameters == {
         "realm": "https://auth.example.com/token", "service": "registry.example.com", "scope": "repository:a/b:pull,push",
     }  # fmt: skip
     assert parse_challenge("") is None
+
+
+def test_registry_tags_suggest_versions_newest_first() -> None:
+    with FakeOciRegistry(auth="token") as registry:
+        registry.push("shop/checkout", "1.9.3", "1.10.0", "1.10.0-rc1", "latest", "1.2.0")
+        config = OpsbotConfig.model_validate(
+            {
+                "registry": {"url": registry.url, "repository": "shop/checkout"},
+                "services": {"checkout": {"environments": {"production": {"kubernetes": {"namespace": "shop", "deployment": "checkout"}}}}},
+            }
+        )
+        tags = RegistryTags(config, RegistryClient)
+        target = config.services["checkout"].environments["production"].target
+        assert tags.versions("checkout", "production", target) == ["1.10.0", "1.10.0-rc1", "1.9.3", "1.2.0", "latest"]
+
+
+def test_newest_first_orders_versions_by_their_numbers() -> None:
+    assert newest_first(["v1.2", "v1.10", "sha-abc", "1.4.2-rc1-beta", "1.4.2-rc1", "1.4.2"]) == [
+        "v1.10", "1.4.2", "1.4.2-rc1-beta", "1.4.2-rc1", "v1.2", "sha-abc",
+    ]  # fmt: skip

@@ -33,6 +33,7 @@ from bot.messages import code, escape, plain_text
 
 MAX_SHOWN = 10
 """Commits and pull requests listed by name; the rest are counted ("… and 14 more")."""
+MAX_TITLE = 120
 MAX_PR_LOOKUPS = 30
 """Commits whose pull requests are looked up (one GitHub call each), newest first."""
 COMMITS, PULLS, IMAGE, CHECKS = "commits", "pull requests", "image in registry", "checks"
@@ -132,7 +133,7 @@ def _commits_entry(comparison: Comparison, base: str, head: str, going_back: boo
     if comparison.status == "diverged":
         summary += f"; {comparison.behind_by} of the running version's commits are not in {head}"
     newest = list(reversed(comparison.commits))
-    lines = [f"{code(commit.sha[:7])} {plain_text(commit.title)} — {plain_text(commit.author)}" for commit in newest[:MAX_SHOWN]]
+    lines = [f"{code(commit.sha[:7])} {_title(commit.title)} — {plain_text(commit.author)}" for commit in newest[:MAX_SHOWN]]
     if count > MAX_SHOWN:
         lines.append(f"… and {count - MAX_SHOWN} more")
     if comparison.html_url:
@@ -141,7 +142,7 @@ def _commits_entry(comparison: Comparison, base: str, head: str, going_back: boo
 
 
 def _pulls_entry(pulls: list[tuple[int, str, str]]) -> Change:
-    lines = [f"#{number} {plain_text(title)} — {plain_text(author or 'unknown')}" for number, title, author in pulls[:MAX_SHOWN]]
+    lines = [f"#{number} {_title(title)}" + (f" — {plain_text(author)}" if author else "") for number, title, author in pulls[:MAX_SHOWN]]
     if len(pulls) > MAX_SHOWN:
         lines.append(f"… and {len(pulls) - MAX_SHOWN} more")
     return Change(PULLS, None, str(len(pulls)), context=True, lines=tuple(lines))
@@ -162,6 +163,11 @@ def _checks_entry(client: SourceClient, head: str) -> Change:
         "none": f"no status or check run reported on {where}",
     }[checks.state]
     return Change(CHECKS, None, checks.state, context=True, lines=(detail,))
+
+
+def _title(title: str) -> str:
+    """A commit or pull request title as plain text (anyone who can push wrote it), at most ``MAX_TITLE`` characters."""
+    return plain_text(title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1] + "…")
 
 
 def _merged_pulls(client: SourceClient, comparison: Comparison) -> list[tuple[int, str, str]]:
