@@ -49,7 +49,7 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path, example_catalog: Catalog, sqlite_url: str, request: pytest.FixtureRequest) -> Iterator[World]:
+def world(tmp_path: Path, example_catalog: Catalog, database_url: str, request: pytest.FixtureRequest) -> Iterator[World]:
     extra_commits = getattr(request, "param", 0)
     kube = FakeKubernetesServer(tick_seconds=0.02, seconds_per_tick=10.0)
     kube.start()
@@ -79,7 +79,7 @@ def world(tmp_path: Path, example_catalog: Catalog, sqlite_url: str, request: py
             }
         )
         notifier = RecordingNotifier()
-        settings = Settings(OPSBOT_DATABASE_URL=sqlite_url, OPSBOT_INSTANCE_ID="changes-test", OPSBOT_GITHUB_TOKEN=TOKEN)
+        settings = Settings(OPSBOT_DATABASE_URL=database_url, OPSBOT_INSTANCE_ID="changes-test", OPSBOT_GITHUB_TOKEN=TOKEN)
         ops = build_core(
             settings, notifier=notifier, catalog=dataclasses.replace(example_catalog, config=config),
             timing=RunnerTiming(heartbeat_seconds=0.05),
