@@ -93,15 +93,9 @@ def server(
         (tmp_path / "user").write_text("opsbot")
         (tmp_path / "password").write_text(PASSWORD)
         config = tmp_path / "opsbot.yaml"
-        config.write_text(
-            CONFIG.format(
-                kubeconfig=kube.write_kubeconfig(tmp_path / "kubeconfig", contexts=["prod"]),
-                registry=registry.url,
-                github=github.url,
-                username_file=tmp_path / "user",
-                password_file=tmp_path / "password",
-            )  # fmt: skip
-        )
+        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", contexts=["prod"])
+        files = {"username_file": tmp_path / "user", "password_file": tmp_path / "password"}
+        config.write_text(CONFIG.format(kubeconfig=kubeconfig, registry=registry.url, github=github.url, **files))
         runbooks = tmp_path / "runbooks"
         shutil.copytree(RUNBOOKS, runbooks)
         catalog = load_catalog(config, runbooks, builtins=BUILTIN_SPECS, registry=build_registry())
