@@ -142,7 +142,7 @@ def test_the_approval_message_lists_the_commits_pull_requests_image_and_checks(w
     assert "Fix rounding — dana" in text and "Coupons: model — erin" in text
     assert "#1 Add coupons" in text
     assert f"full compare v1.4.1...v1.4.2 ({world.github.url}/acme/checkout/compare/v1.4.1...v1.4.2)" in text
-    assert f"`shop/checkout:1.4.2` is `{world.digest}`" in text
+    assert f"image in registry: {world.digest}\n    `shop/checkout:1.4.2` is there" in text
     assert "checks: success" in text and "all 1 green on `v1.4.2`" in text
     assert row.approvals_required == 1, "green checks add no approval"
     assert plan_hash(row.plan) == row.plan_hash and any(item.get("field") == "commits" for item in row.plan)
@@ -217,3 +217,20 @@ def test_going_back_lists_the_commits_taken_out(world: World) -> None:
     ask(world, "deploy checkout 1.4.1 to staging")
     text = approval_message(world)
     assert "4 commits taken out (going back)" in text
+
+
+def test_an_image_pushed_again_after_the_approval_does_not_run(world: World) -> None:
+    green(world)
+    ask(world, "deploy checkout 1.4.2 to production")
+    row = last_request(world)
+    assert row is not None
+    world.registry.push("shop/checkout", "1.4.2-rebuilt")
+    world.registry.state.repositories["shop/checkout"]["1.4.2"] = world.registry.state.repositories["shop/checkout"]["1.4.2-rebuilt"]
+    approve(world, row, BOB)
+    row = last_request(world)
+    assert row is not None
+    assert row.state == RequestState.NOT_STARTED
+    assert "image shop/checkout:1.4.2 was pushed again since the approval" in (row.result or "")
+    assert world.kube.deployment("demo-production", "shop", "checkout")["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        f"{IMAGE}:1.4.1"
+    ), "nothing was deployed"

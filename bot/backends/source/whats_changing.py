@@ -96,7 +96,7 @@ def image_entry(client: RegistryClient, registry: ImageRegistry, image: str) -> 
             f"image {image} is not in {client.describe()} (repository {repository} has no {reference}); "
             "push it (or check the version) and ask again"
         )
-    return Change(IMAGE, None, "found", context=True, lines=(f"{code(f'{repository}:{reference}')} is {code(found)}",))
+    return Change(IMAGE, None, found, context=True, lines=(f"{code(f'{repository}:{reference}')} is there",))
 
 
 def source_entries(client: SourceClient, source: ServiceSource, move: VersionMove) -> list[Change]:
@@ -116,6 +116,32 @@ def source_entries(client: SourceClient, source: ServiceSource, move: VersionMov
         why = f"could not compare {code(base)}...{code(head)} in {escape(source.github)}: {plain_text(error.user_message)}"
         return [Change(COMMITS, base, head, context=True, lines=(why,)), _checks_entry(client, head)]
     return [_commits_entry(comparison, base, head, going_back), _pulls_entry(pulls), _checks_entry(client, head)]
+
+
+def image_moved(ctx: StepContext, changes: Sequence[Change], approved: Sequence[dict[str, Any]]) -> str | None:
+    """Why the approved image is not the one the registry has now (re-pushed or deleted), or None.
+
+    A run deploys by tag; a tag pushed again after the approval would deploy content nobody
+    approved, so the digest the approval saw is asked for again. A registry that cannot be
+    reached now lets the run go on (what was approved was checked then).
+    """
+    digest = next((str(item.get("after")) for item in approved if item.get("context") and item.get("field") == IMAGE), "")
+    registry = ctx.backends.config.registry_of(ctx.service)
+    move = version_move(changes)
+    if not digest.startswith("sha256:") or registry is None or move is None:
+        return None
+    repository = repository_of(move.after, registry)
+    _, tag, pinned = split_image(move.after)
+    try:
+        now = ctx.backends.registry(registry).manifest_digest(repository, pinned or tag or "latest")
+    except (RegistryUnreachable, RegistryRefused):
+        return None
+    if now == digest:
+        return None
+    where = f"{repository}:{pinned or tag}"
+    if now is None:
+        return f"image {where} is no longer in {ctx.backends.registry(registry).describe()}"
+    return f"image {where} was pushed again since the approval (approved {digest[:19]}…, now {now[:19]}…)"
 
 
 def checks_state(plan: Sequence[dict[str, Any]]) -> str | None:
