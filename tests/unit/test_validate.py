@@ -247,3 +247,17 @@ def test_require_checks_without_approvers_is_named_at_its_rule(workdir: Path) ->
     code, output = validate(workdir)
     assert code == 1
     assert "policy.rules[2]: require_checks adds an approval, so approvals.approvers must name who may give it" in output, output
+
+
+def test_require_checks_on_services_without_a_source_is_named(workdir: Path) -> None:
+    config = workdir / "opsbot.yaml"
+    rule = "      approvals: {count: 1, approvers: [platform-oncall], expires_in: 30m}\n    - name: production restarts"
+    edit(config, rule, rule.replace("30m}\n", "30m}\n      require_checks: true\n"))
+    edit(config, "    channel: C0CHECKOUT\n", "    channel: C0CHECKOUT\n    source: {github: acme/checkout}\n")
+    code, output = validate(workdir)
+    assert code == 1
+    expected = (
+        f"{config}:{line_of(config, 'require_checks: true')}: policy.rules[4].require_checks: require_checks: payments, search, "
+        "storefront, billing name no source ({github: owner/repo}), so their checks cannot be read"
+    )
+    assert expected in output, output
