@@ -154,7 +154,7 @@ def _check_config(config: OpsbotConfig, document: YamlDocument, command_names: s
             unsourced = [name for name, entry in config.services.items() if entry.source is None and name in _expand(rule.services, config)]
             if unsourced:
                 message = (
-                    f"require_checks: {', '.join(unsourced)} name no source ({{github: owner/repo}}), so their checks cannot be read; "
+                    f"{', '.join(unsourced)} name no source ({{github: owner/repo}}), so their checks cannot be read; "
                     "add a source to each or leave them out of this rule's services"
                 )
                 problems.append(problem_at(document, [*where, "require_checks"], message))

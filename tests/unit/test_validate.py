@@ -257,7 +257,7 @@ def test_require_checks_on_services_without_a_source_is_named(workdir: Path) -> 
     code, output = validate(workdir)
     assert code == 1
     expected = (
-        f"{config}:{line_of(config, 'require_checks: true')}: policy.rules[4].require_checks: require_checks: payments, search, "
+        f"{config}:{line_of(config, 'require_checks: true')}: policy.rules[4].require_checks: payments, search, "
         "storefront, billing name no source ({github: owner/repo}), so their checks cannot be read"
     )
     assert expected in output, output
