@@ -20,6 +20,7 @@ only fail later, after someone approved it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ MAX_SHOWN = 10
 MAX_TITLE = 120
 MAX_PR_LOOKUPS = 30
 """Commits whose pull requests are looked up (one GitHub call each), newest first."""
+PR_LOOKUP_THREADS = 4
 COMMITS, PULLS, IMAGE, CHECKS = "commits", "pull requests", "image in registry", "checks"
 """The ``field`` of each context entry; ``CHECKS`` is read back by ``checks_state``."""
 GREEN = "success"
@@ -198,9 +200,13 @@ def _title(title: str) -> str:
 
 def _merged_pulls(client: SourceClient, comparison: Comparison) -> list[tuple[int, str, str]]:
     """Merged pull requests of the newest commits, newest first, each once."""
+    newest = [commit.sha for commit in reversed(comparison.commits)][:MAX_PR_LOOKUPS]
+    # One call per commit: a few at a time keeps a long change list inside the plan's time limit.
+    with ThreadPoolExecutor(max_workers=PR_LOOKUP_THREADS, thread_name_prefix="pr-lookup") as pool:
+        answers = list(pool.map(client.pulls_of, newest))
     found: dict[int, tuple[int, str, str]] = {}
-    for commit in list(reversed(comparison.commits))[:MAX_PR_LOOKUPS]:
-        for pull in client.pulls_of(commit.sha):
+    for pulls in answers:
+        for pull in pulls:
             if pull.merged and pull.number not in found:
                 found[pull.number] = (pull.number, pull.title, pull.author)
     return list(found.values())
