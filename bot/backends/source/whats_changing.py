@@ -91,7 +91,9 @@ def image_entry(client: RegistryClient, registry: ImageRegistry, image: str) -> 
     reference = digest or tag or "latest"
     try:
         found = client.manifest_digest(repository, reference)
-    except (RegistryUnreachable, RegistryRefused) as error:
+    except RegistryUnreachable as error:  # its message says "could not reach the registry at …"
+        return Change(IMAGE, None, "unknown", context=True, lines=(plain_text(error.user_message),))
+    except RegistryRefused as error:
         return Change(IMAGE, None, "unknown", context=True, lines=(f"could not check: {plain_text(error.user_message)}",))
     if found is None:
         raise ActionFailed(
@@ -111,8 +113,8 @@ def source_entries(client: SourceClient, source: ServiceSource, move: VersionMov
         if going_back:
             comparison = client.compare(head, base)
         pulls = _merged_pulls(client, comparison)
-    except SourceUnreachable as error:
-        why = f"could not reach GitHub: {plain_text(error.user_message)}"
+    except SourceUnreachable as error:  # its message says "could not reach GitHub for …"
+        why = plain_text(error.user_message)
         return [Change(COMMITS, base, head, context=True, lines=(why,)), Change(CHECKS, None, "unknown", context=True, lines=(why,))]
     except ActionFailed as error:
         why = f"could not compare {code(base)}...{code(head)} in {escape(source.github)}: {plain_text(error.user_message)}"
@@ -180,7 +182,7 @@ def _checks_entry(client: SourceClient, head: str) -> Change:
     try:
         checks = client.checks(head)
     except SourceUnreachable as error:
-        return Change(CHECKS, None, "unknown", context=True, lines=(f"could not reach GitHub: {plain_text(error.user_message)}",))
+        return Change(CHECKS, None, "unknown", context=True, lines=(plain_text(error.user_message),))
     except ActionFailed as error:
         return Change(CHECKS, None, "unknown", context=True, lines=(f"could not read them: {plain_text(error.user_message)}",))
     where = f"{code(head)} at {code(checks.sha[:7])}" if checks.sha else code(head)
