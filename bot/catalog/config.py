@@ -250,10 +250,57 @@ class Environment(Strict):
 
 
 class ServiceSource(Strict):
-    """Where a service's code lives, for lead time for changes: ``{github: owner/repo, tag_pattern: "v{version}"}``."""
+    """Where a service's code lives: ``{github: owner/repo, tag_pattern: "v{version}"}``.
+
+    A deploy's plan then lists the commits and pull requests between the running version's tag
+    and the requested one, and the target tag's checks (docs/runbooks.md, "What's changing");
+    insights use it for lead time for changes.
+    """
 
     github: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
-    tag_pattern: str = Field(default="v{version}", pattern=r"\{version\}")
+    tag_pattern: str = "v{version}"
+    """How a version (an image tag) names its git tag; must contain ``{version}``."""
+    api_url: str = Field(default="https://api.github.com", pattern=r"^https?://[^\s]+$")
+    """GitHub's REST API (GitHub Enterprise Server: ``https://github.example.com/api/v3``)."""
+
+    @field_validator("tag_pattern")
+    @classmethod
+    def _names_the_version(cls, value: str) -> str:
+        if value.count("{version}") != 1 or re.search(r"[\s~^:?*\[\\]", value):
+            raise ValueError(
+                f"{value!r} must contain {{version}} exactly once and no spaces or ~ ^ : ? * [ \\ "
+                '(git tag names), like "v{version}" or "checkout-{version}"'
+            )
+        return value
+
+    def tag_of(self, version: str) -> str:
+        """The git tag of ``version``: ``1.4.2`` → ``v1.4.2`` under ``v{version}``."""
+        return self.tag_pattern.replace("{version}", version)
+
+
+class ImageRegistry(Strict):
+    """An OCI (Docker) registry opsbot reads: are a deploy's images there, which tags exist.
+
+    ``url`` is the registry's API base (``https://registry.example.com``; the ``/v2/`` API
+    lives under it). Credentials come from files (mounted Secrets), read when used and never
+    logged: ``username_file`` + ``password_file`` (basic auth, also sent to the token service
+    of a ``Bearer`` challenge), or ``token_file`` (a bearer token sent as is). ``repository``
+    names the image's repository when it cannot be read from the image reference.
+    """
+
+    url: str = Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    repository: str | None = Field(default=None, pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+    username_file: str | None = None
+    password_file: str | None = None
+    token_file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind_of_credentials(self) -> ImageRegistry:
+        if (self.username_file is None) != (self.password_file is None):
+            raise ValueError("give username_file and password_file together (basic auth), or token_file alone")
+        if self.token_file is not None and self.username_file is not None:
+            raise ValueError("give either username_file + password_file or token_file, not both")
+        return self
 
 
 class Service(Strict):
@@ -266,6 +313,8 @@ class Service(Strict):
     default_env: str | None = None
     environments: dict[Name, Environment] = Field(min_length=1)
     source: ServiceSource | None = None
+    registry: ImageRegistry | None = None
+    """The registry of this service's images; the config's top-level ``registry`` when left out."""
 
     @model_validator(mode="after")
     def _default_env_exists(self) -> Service:
@@ -342,6 +391,14 @@ class AccessRule(Strict):
     allow: Allow
     approvals: ApprovalRule | None = None
     limits: dict[str, ParameterLimit] = Field(default_factory=dict)
+    require_checks: bool = False
+    """One more approval when the target version's checks on GitHub are not green (needs the service's ``source``)."""
+
+    @model_validator(mode="after")
+    def _checks_need_approvers(self) -> AccessRule:
+        if self.require_checks and (self.approvals is None or not self.approvals.approvers):
+            raise ValueError("require_checks adds an approval, so approvals.approvers must name who may give it")
+        return self
 
     def matches(self, runbook: str, service: str, env: str) -> bool:
         return _listed(runbook, self.runbooks) and _listed(service, self.services) and _listed(env, self.envs)
@@ -489,6 +546,8 @@ class OpsbotConfig(Strict):
     http: HttpAccess = Field(default_factory=HttpAccess)
     github: GitHubAccess = Field(default_factory=GitHubAccess)
     insights: Insights = Field(default_factory=Insights)
+    registry: ImageRegistry | None = None
+    """The image registry of every service that names none of its own."""
 
     @model_validator(mode="before")
     @classmethod
@@ -505,6 +564,11 @@ class OpsbotConfig(Strict):
 
     def service(self, name: str) -> Service | None:
         return self.services.get(name)
+
+    def registry_of(self, service: str) -> ImageRegistry | None:
+        """The registry a service's images live in: its own, else the config's."""
+        entry = self.services.get(service)
+        return (entry.registry if entry is not None else None) or self.registry
 
     def display_name(self, user_id: str) -> str:
         return self.users.get(user_id, user_id)

@@ -150,6 +150,14 @@ def _check_config(config: OpsbotConfig, document: YamlDocument, command_names: s
         for position, group in enumerate(rule.allow.groups):
             if group not in config.groups:
                 problems.append(problem_at(document, [*where, "allow", "groups", position], _unknown_group(group, config)))
+        if rule.require_checks:
+            unsourced = [name for name, entry in config.services.items() if entry.source is None and name in _expand(rule.services, config)]
+            if unsourced:
+                message = (
+                    f"{', '.join(unsourced)} name no source ({{github: owner/repo}}), so their checks cannot be read; "
+                    "add a source to each or leave them out of this rule's services"
+                )
+                problems.append(problem_at(document, [*where, "require_checks"], message))
         if rule.approvals is not None:
             for position, group in enumerate(rule.approvals.approvers):
                 if group not in config.groups:
@@ -206,6 +214,10 @@ def _unknown_group(group: str, config: OpsbotConfig) -> str:
     suggestion = did_you_mean(group, config.groups)
     hint = f"; did you mean {suggestion}?" if suggestion else f"; declared groups: {known_list(config.groups) or 'none'}"
     return f"group {group!r} is not declared under groups{hint}"
+
+
+def _expand(names: list[str], config: OpsbotConfig) -> set[str]:
+    return set(config.services) if "*" in names else set(names)
 
 
 def _all_envs(config: OpsbotConfig) -> set[str]:

@@ -2,7 +2,8 @@
 
 Order matters and is the same for every source (typed text, an incident button): the gate
 first (a denied request never reaches a backend), then the target's lock, then the plan (a
-read-only dry run), then one transaction that stores the request and its audit events, then
+read-only dry run, with what's changing: commits, image, checks), the gate again with what the
+plan found when it found checks (``require_checks``), then one transaction that stores the request and its audit events, then
 the message. A request whose approval message could not be posted is withdrawn at once:
 without buttons nobody could approve it.
 
@@ -21,16 +22,17 @@ from bot.audit.binding import params_hash, plan_hash
 from bot.audit.events import SYSTEM, Actor, AuditEvent, EventType
 from bot.audit.factories import actor_event, follow_up, request_event
 from bot.backends import Backends
+from bot.backends.source.whats_changing import checks_state
 from bot.errors import OpsbotError, TargetLocked, UsageError
 from bot.logs import bind_log_fields
 from bot.messages import Message, Replier, escape
 from bot.requests import read_only
 from bot.requests.desk import Desk
 from bot.requests.invocation import Invocation
-from bot.requests.policy import ApprovalRequirement
+from bot.requests.policy import ApprovalRequirement, ChangeFacts
 from bot.requests.views import lock_text
 from bot.runs.engine import RunEngine
-from bot.runs.steps import build_plan, effective_identity, is_mutating, make_context, prepare_steps, requester_identity
+from bot.runs.steps import effective_identity, is_mutating, make_context, plan_for_approval, prepare_steps, requester_identity
 from bot.store import audit as audit_store
 from bot.store import locks as lock_store
 from bot.store import requests as request_store
@@ -93,7 +95,7 @@ class Intake:
         try:
             # The plan is made as the requester: a cluster whose RBAC refuses them says so now, before anyone is asked.
             ctx.identity = requester_identity(desk.identities, invocation.actor.user_id, target)
-            plan = [change.as_dict() for change in build_plan(steps, ctx)]
+            plan = [change.as_dict() for change in plan_for_approval(steps, ctx)]
         except OpsbotError as error:
             desk.audit_writer.append(
                 received,
@@ -105,6 +107,13 @@ class Intake:
             desk.audit_writer.append(received, follow_up(received, EventType.NOTHING_TO_DO, "nothing_to_do", plan=plan))
             reply.private(Message.plain(escape(text)))
             return
+        checks = checks_state(plan)
+        if checks is not None:
+            # Asked again with what the plan found: require_checks may add an approval (never removes one).
+            decision = desk.gate.authorize(
+                command=runbook.name, runbook=runbook, service=service, env=env, params=parsed.params,
+                actor=invocation.actor, channel=invocation.channel, received=received, facts=ChangeFacts(checks=checks),
+            )  # fmt: skip
         needs_approval = decision.approval.count > 0
         runs_as = f"; approving lets it run as the requester ({ctx.identity.kube_user}), approvers are recorded" if ctx.identity else ""
         row = self._create(invocation, parsed, target.kind, plan, decision.approval, needs_approval, decision.rule, now, runs_as)

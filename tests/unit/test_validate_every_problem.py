@@ -135,5 +135,5 @@ def test_shipped_runbook_with_other_env_and_group_names_says_which_file_to_edit(
 def test_unknown_config_key_lists_the_allowed_keys_and_other_checks_still_run(report: tuple[int, list[str]]) -> None:
     assert (
         f"{at(CONFIG, 'aprovals')}: policy.rules[3].aprovals: unknown key 'aprovals'; did you mean approvals? "
-        "Allowed keys: allow, approvals, envs, limits, name, runbooks, services"
+        "Allowed keys: allow, approvals, envs, limits, name, require_checks, runbooks, services"
     ) in report[1]
