@@ -4,6 +4,7 @@ republished when something of theirs changes, and its buttons held to the same c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -97,7 +98,7 @@ def open_home(server: RunningServer, user_id: str, *, tab: str = "home") -> http
             "type": "event_callback",
             "event_id": f"Ev{user_id}{time.monotonic_ns()}",
             "event_time": int(time.time()),
-            "event": {"type": "app_home_opened", "user": user_id, "channel": "D" + user_id[1:], "tab": tab, "event_ts": "1700000000.000100"},
+            "event": {"type": "app_home_opened", "user": user_id, "channel": "D" + user_id[1:], "tab": tab, "event_ts": "1700000000.0001"},
         }
     ).encode()
     headers = {**signed_headers(SIGNING_SECRET, body), "Content-Type": "application/json"}
@@ -371,7 +372,7 @@ def home_button_row(home: View, key: str) -> list[dict[str, Any]]:
 def outsiders_with_button(home: View, button: dict[str, Any]) -> View:
     """The outsider's home as if it had ``button`` on it (what a forged payload would carry)."""
     blocks = [*home.blocks, {"type": "actions", "block_id": "forged", "elements": [button]}]
-    return View(id=home.id, type=home.type, user=home.user, payload={**home.payload, "blocks": blocks}, hash=home.hash, root_view_id=home.id)
+    return dataclasses.replace(home, payload={**home.payload, "blocks": blocks})
 
 
 def server_request(server: RunningServer, request_id: int) -> dict[str, Any]:
