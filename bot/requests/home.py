@@ -115,7 +115,7 @@ def build_home(facts: HomeFacts, *, now: datetime, zone: tzinfo, zone_name: str,
         ),
         _section(
             "Your last runs",
-            [_recent_item(row, now, zone) for row in facts.recent],
+            [_recent_item(row, now, zone, facts.user_id) for row in facts.recent],
             MAX_RECENT,
             empty="Nothing yet: requests you ask for or decide on show up here when they end.",
             more_hint="`/ops history` shows more",
@@ -184,11 +184,11 @@ def _freeze_item(freeze: ActiveFreeze, now: datetime, zone: tzinfo) -> HomeItem:
     return HomeItem(text=_clip(text), key=f"freeze-{window.name}")
 
 
-def _recent_item(row: RequestRow, now: datetime, zone: tzinfo) -> HomeItem:
+def _recent_item(row: RequestRow, now: datetime, zone: tzinfo, reader: str) -> HomeItem:
     state = RequestState(row.state)
     ended = row.finished_at or row.updated_at
     text = f"{STATE_ICONS[state]} {request_title(row)} — {STATE_WORDS[state]}, {clock_time(ended, now, zone=zone)}"
-    if row.requester_id:
+    if row.requester_id != reader:  # a run the reader decided on
         text += f" · asked by {mention(row.requester_id)}"
     return HomeItem(text=_clip(text), key=f"recent-{row.id}")
 
