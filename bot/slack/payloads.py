@@ -30,6 +30,9 @@ MAX_NAME_CHARS = 80
 ACTION_ID_SUFFIX = "#"
 """``opsbot_approve#2``: blocks.py suffixes repeated action ids so they stay unique in a block."""
 
+HOME_ACTIONS = frozenset({ButtonAction.APPROVE, ButtonAction.REJECT, ButtonAction.CANCEL})
+"""The buttons the App Home draws (``bot.requests.home``); the incident buttons live only in channels."""
+
 _SLACK_ID = re.compile(r"^[A-Z0-9]{2,32}$")
 _MESSAGE_TS = re.compile(r"^\d{1,12}\.\d{1,8}$")
 _VIEW_ID = re.compile(r"^V[A-Z0-9]{1,63}$")
@@ -125,6 +128,8 @@ def parse_block_action(body: Mapping[str, Any]) -> ButtonClick | PayloadProblem:
         return problem("That button's value is not one opsbot draws; nothing was done.", f"button value of {size}")
     actor = Actor(user_id=user_id, name=_name(user.get("username") or user.get("name"), user_id))
     if channel is None:  # on the App Home: no channel, no message, no response_url; the view says where
+        if button not in HOME_ACTIONS:
+            return problem("That button is not one opsbot draws on its App Home; nothing was done.", f"{button} clicked on a home view")
         return ButtonClick(Click(actor=actor, channel="", action=button, value=value, home_view=home_view), None)
     click = Click(actor=actor, channel=channel, action=button, value=value, message=_message_ref(body, container, channel))
     return ButtonClick(click, response_url)
