@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from bot.messages import ButtonAction
+from bot.requests.home import MAX_APPROVALS
 from bot.store import audit as audit_store
 from bot.store import requests as request_store
 from fakes.slack import FakeSlackApi
@@ -380,3 +381,16 @@ def server_request(server: RunningServer, request_id: int) -> dict[str, Any]:
         row = request_store.get_request(session, request_id)
         assert row is not None
         return {"expires_at": row.expires_at}
+
+
+def test_a_long_list_is_cut_with_and_n_more_and_slack_accepts_the_home(server: RunningServer, slack: FakeSlackApi) -> None:
+    requester = server.slack_user(slack, REQUESTER)
+    for index in range(MAX_APPROVALS + 2):
+        requester.command(f"touch svc v{index + 2} in production")
+    slack.wait_for(lambda: len(slack.messages("C0OPS")) >= MAX_APPROVALS + 2 or None, 30, what="every request posted")
+
+    open_home(server, APPROVER)
+
+    home = home_showing(slack, APPROVER, "…and 2 more")
+    assert home_text(home).count(ButtonAction.APPROVE.value) == MAX_APPROVALS
+    assert all(call.ok for call in slack.calls_to("views.publish"))
