@@ -21,13 +21,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Protocol, runtime_checkable
 
 from bot.catalog.catalog import Catalog
 from bot.messages import Message, Replier
 from bot.requests.groups import GroupDirectory
-from bot.requests.home import MAX_OPEN, MAX_RECENT, ActiveFreeze, HomeFacts, HomeView, build_home
+from bot.requests.home import MAX_OPEN, MAX_RECENT, ActiveFreeze, HomeFacts, build_home
 from bot.requests.home_schedule import PublishSchedule
+from bot.requests.home_surface import HomeSurface, NotPublished, RateLimited
 from bot.requests.policy import freeze_active, freeze_ends_at, freeze_starts_at
 from bot.store import home as home_store
 from bot.store.database import Database
@@ -39,35 +39,6 @@ NOTICE_SECONDS = 300.0
 """A click's answer stays at the top of the home this long (a home click has no channel to answer in)."""
 PENDING_SCAN = 200
 """Pending requests looked at per home to find those the person may approve (membership is not SQL)."""
-
-
-@dataclass(frozen=True)
-class Published:
-    view_id: str | None
-
-
-@dataclass(frozen=True)
-class RateLimited:
-    retry_after: float
-
-
-@dataclass(frozen=True)
-class NotPublished:
-    reason: str
-
-
-PublishOutcome = Published | RateLimited | NotPublished
-
-
-@runtime_checkable
-class HomeSurface(Protocol):
-    """Where homes are drawn (Slack's ``views.publish``); must not raise for delivery problems."""
-
-    def publish_home(self, view: HomeView) -> PublishOutcome:
-        """Publish ``view`` as its person's home."""
-
-    def time_zone_of(self, user_id: str) -> str | None:
-        """The person's IANA time zone (their Slack profile), None if unknown."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from bot.catalog.catalog import Catalog, load_catalog, load_commands
 from bot.catalog.identity import IdentityMap
 from bot.catalog.schedules import interval_trigger
 from bot.messages import Notifier
-from bot.requests.app_home import AppHome, HomeSurface
+from bot.requests.app_home import AppHome
 from bot.requests.approvals import expire_due
 from bot.requests.board import RequestBoard
 from bot.requests.builtins import BUILTIN_SPECS, BUILTINS_BY_NAME
@@ -29,6 +29,7 @@ from bot.requests.desk import Desk
 from bot.requests.front_door import FrontDoor
 from bot.requests.gate import Gate
 from bot.requests.groups import ExternalGroupResolver, GroupDirectory
+from bot.requests.home_surface import HomeSurface
 from bot.requests.intake import Intake
 from bot.runs.engine import RunEngine, RunnerTiming
 from bot.runs.maintenance import Maintenance

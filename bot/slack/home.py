@@ -21,8 +21,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
 from bot.metrics import record_slack_error, record_slack_ratelimited
-from bot.requests.app_home import NotPublished, Published, PublishOutcome, RateLimited
 from bot.requests.home import HomeView
+from bot.requests.home_surface import NotPublished, Published, PublishOutcome, RateLimited
 from bot.slack.home_blocks import home_view
 
 logger = logging.getLogger(__name__)

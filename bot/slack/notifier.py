@@ -26,8 +26,8 @@ from slack_sdk.web import SlackResponse
 
 from bot.messages import Message, MessageRef
 from bot.metrics import record_slack_error, record_slack_ratelimited
-from bot.requests.app_home import PublishOutcome
 from bot.requests.home import HomeView
+from bot.requests.home_surface import PublishOutcome
 from bot.settings import Settings
 from bot.slack.blocks import SlackMessage, fallback_text, render, render_parts
 from bot.slack.home import SlackHomeSurface

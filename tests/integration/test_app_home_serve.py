@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from bot.messages import ButtonAction
+from bot.store import home as home_store
 from bot.store.states import RequestState
 from fakes.slack import FakeSlackApi
 from fakes.slack.api import View
@@ -27,7 +28,7 @@ from tests.integration.serve_support import (
     serve_environment,
     write_config,
 )
-from tests.integration.slack_support import SIGNING_SECRET, TEAM_ID, form_payload, signed_headers
+from tests.integration.slack_support import SIGNING_SECRET, TEAM_ID, form_payload, signed_headers, wait_until
 
 
 def open_home(server: OpsbotProcess, user_id: str) -> int:
@@ -61,6 +62,12 @@ def click_on_home(server: OpsbotProcess, user_id: str, home: View, action: Butto
     raise LookupError(f"no {action} on the home")
 
 
+def viewed(database: DatabaseView, user_id: str) -> str | None:
+    """The home view opsbot recorded for ``user_id`` (a click from another is refused; a test clicks faster than a person)."""
+    with database.database.reading() as session:
+        return home_store.published_view(session, user_id)
+
+
 def home_with(slack: FakeSlackApi, user_id: str, fragment: str) -> View:
     return slack.wait_for(
         lambda: home if (home := slack.home(user_id)) is not None and fragment in json.dumps(home.blocks) else None,
@@ -84,6 +91,7 @@ def test_the_executor_publishes_the_home_and_its_approve_button_deploys(tmp_path
                 server.command(slack, DEVELOPER, "deploy checkout 1.4.2 to production")
                 request = database.wait_for_request()
                 home = home_with(slack, ONCALL_ONE, ButtonAction.APPROVE.value)
+                wait_until(lambda: viewed(database, ONCALL_ONE) == home.id, 30, what="opsbot to record the home view it published")
 
                 assert click_on_home(server, ONCALL_ONE, home, ButtonAction.APPROVE) == 200
                 database.wait_for_state(request.id, RequestState.SUCCEEDED)
