@@ -198,8 +198,9 @@ class AppHome:
 
     def _publish(self, user_id: str) -> None:
         assert self._surface is not None
-        zone_name = self._surface.time_zone_of(user_id) or "UTC"
-        zone = _zone(zone_name)
+        known = self._surface.time_zone_of(user_id)
+        zone = _zone(known or "UTC")
+        zone_name = known if known and str(zone) == known else "UTC, as Slack did not say yours"
         now = self._clock()
         view = build_home(self.facts(user_id, now), now=now, zone=zone, zone_name=zone_name, notice=self._notice(user_id))
         outcome = self._surface.publish_home(view)
