@@ -138,6 +138,16 @@ def freeze_active(freeze: FreezeWindow, now: datetime) -> bool:
     return minute >= start or minute < end
 
 
+def freeze_ends_at(freeze: FreezeWindow, now: datetime) -> datetime:
+    """When the window next ends after ``now`` (for an active one: when it lifts)."""
+    return _next_wall_time(freeze.end, freeze.timezone, now)
+
+
+def freeze_starts_at(freeze: FreezeWindow, now: datetime) -> datetime:
+    """When the window next begins after ``now``."""
+    return _next_wall_time(freeze.start, freeze.timezone, now)
+
+
 def _first_rule(config: OpsbotConfig, command: str, service: str, env: str) -> tuple[int, AccessRule] | None:
     for index, rule in enumerate(config.policy.rules):
         if rule.matches(command, service, env):
@@ -214,6 +224,20 @@ def _checks_not_green(approval: ApprovalRequirement, rule: AccessRule, checks: s
         expires_in=expires_in,
         notes=(*approval.notes, f"require_checks adds 1: the new version's checks {why}"),
     )
+
+
+def _next_wall_time(day_time: str, timezone: str, now: datetime) -> datetime:
+    """The next ``fri 16:00`` after ``now`` on the wall clock of ``timezone``.
+
+    Counted in local minutes, as ``freeze_active`` reads the window, so a DST change moves the
+    moment with the clock.
+    """
+    zone = zoneinfo.ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    minute = local.weekday() * 1440 + local.hour * 60 + local.minute
+    ahead = (_week_minute(day_time) - minute) % WEEK_MINUTES or WEEK_MINUTES
+    moment = local.replace(second=0, microsecond=0, tzinfo=None) + timedelta(minutes=ahead)
+    return moment.replace(tzinfo=zone)
 
 
 def _week_minute(day_time: str) -> int:

@@ -20,6 +20,7 @@ from bot.catalog.catalog import Catalog, load_catalog, load_commands
 from bot.catalog.identity import IdentityMap
 from bot.catalog.schedules import interval_trigger
 from bot.messages import Notifier
+from bot.requests.app_home import AppHome
 from bot.requests.approvals import expire_due
 from bot.requests.board import RequestBoard
 from bot.requests.builtins import BUILTIN_SPECS, BUILTINS_BY_NAME
@@ -28,6 +29,7 @@ from bot.requests.desk import Desk
 from bot.requests.front_door import FrontDoor
 from bot.requests.gate import Gate
 from bot.requests.groups import ExternalGroupResolver, GroupDirectory
+from bot.requests.home_surface import HomeSurface
 from bot.requests.intake import Intake
 from bot.runs.engine import RunEngine, RunnerTiming
 from bot.runs.maintenance import Maintenance
@@ -68,6 +70,7 @@ class OpsbotCore:
     engine: RunEngine
     board: RequestBoard
     front_door: FrontDoor
+    home: AppHome
     digests: Digests
     incidents: IncidentWatch
     pool: PostAckPool
@@ -98,6 +101,7 @@ class OpsbotCore:
         self.maintenance.stop()
         self.pool.shutdown(wait=True)
         self.engine.shutdown(wait=True)
+        self.home.close()
         self.audit_writer.close()
         if self.scheduler is not None:
             # After the last append: the head as this replica leaves it. Only replicas that run the
@@ -138,7 +142,9 @@ def build_core(
     run_timing = timing or RunnerTiming.for_lease(settings.run_lease_seconds)
     lease_seconds = run_timing.lease.total_seconds()
     audit_writer = AuditWriter(database, clock, retry_seconds=lease_seconds)
-    board = RequestBoard(catalog=loaded, database=database, notifier=notifier, clock=clock, retry_seconds=lease_seconds)
+    surface = notifier if isinstance(notifier, HomeSurface) else None  # Slack publishes homes; the shell has none
+    home = AppHome(database=database, catalog=loaded, groups=groups, surface=surface, clock=clock)
+    board = RequestBoard(catalog=loaded, database=database, notifier=notifier, clock=clock, retry_seconds=lease_seconds, home=home)
     gate = Gate(config=loaded.config, groups=groups, audit_writer=audit_writer, clock=clock)
     engine = RunEngine(
         database=database, catalog=loaded, backends=backends, observer=board, audit_writer=audit_writer,
@@ -158,7 +164,8 @@ def build_core(
         backends=backends,
     )  # fmt: skip
     intake = Intake(desk=desk, backends=backends, engine=engine)
-    front_door = FrontDoor(desk=desk, builtins=BUILTINS_BY_NAME, intake=intake, clicks=Clicks(desk=desk, intake=intake, engine=engine))
+    clicks = Clicks(desk=desk, intake=intake, engine=engine)
+    front_door = FrontDoor(desk=desk, builtins=BUILTINS_BY_NAME, intake=intake, clicks=clicks, home=home)
     scheduler = (
         build_scheduler(loaded.config, database=database, owner=settings.instance_id, digests=digests, watch=incidents, insights=insights)
         if settings.run_scheduler
@@ -175,7 +182,7 @@ def build_core(
     )  # fmt: skip
     return OpsbotCore(
         settings=settings, catalog=loaded, database=database, groups=groups, backends=backends, audit_writer=audit_writer,
-        engine=engine, board=board, front_door=front_door, digests=digests, incidents=incidents,
+        engine=engine, board=board, front_door=front_door, home=home, digests=digests, incidents=incidents,
         pool=PostAckPool(max_backlog=settings.max_backlog),
         maintenance=maintenance, anchoring=anchoring, scheduler=scheduler, identities=identities,
     )  # fmt: skip

@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 GROUP_EVENTS = ("subteam_members_changed", "subteam_updated")
 """Slack user group events (the manifest subscribes to them): each forgets that group's cached members."""
+HOME_OPENED_EVENT = "app_home_opened"
+"""A person opened the app's Home (or Messages) tab: opsbot publishes their home (``views.publish``)."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,9 @@ def configure(app: AsyncApp, listeners: SlackListeners) -> None:
     async def group_changed(ack: AsyncAck, body: dict[str, Any]) -> None:
         await listeners.on_group_changed(ack, body)
 
+    async def home_opened(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await listeners.on_home_opened(ack, body)
+
     async def listener_failed(error: Exception, body: dict[str, Any]) -> None:
         await listeners.on_error(error, body)
 
@@ -223,6 +228,7 @@ def configure(app: AsyncApp, listeners: SlackListeners) -> None:
     app.block_action(ANY_ACTION)(button_clicked)
     for event in GROUP_EVENTS:  # approvals must not trust a membership Slack just said changed
         app.event(event)(group_changed)
+    app.event(HOME_OPENED_EVENT)(home_opened)
     app.error(listener_failed)
 
 

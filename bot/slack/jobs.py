@@ -106,7 +106,14 @@ class GroupChangedJob:
     group_id: str | None
 
 
-Job = CommandJob | ClickJob | RejectedJob | NoticeJob | ShedJob | RateLimitedJob | RefusedJob | GroupChangedJob
+@dataclass(frozen=True)
+class HomeOpenedJob:
+    """Someone opened opsbot's App Home tab: publish their home (and remember them for later changes)."""
+
+    user_id: str
+
+
+Job = CommandJob | ClickJob | RejectedJob | NoticeJob | ShedJob | RateLimitedJob | RefusedJob | GroupChangedJob | HomeOpenedJob
 
 
 class HandoffBusy(Exception):
@@ -153,6 +160,8 @@ class JobRunner:
             self._front_door.record_rate_limited(job.invocation, job.command, retry_after=job.retry_after, refused=job.refused)
         elif isinstance(job, GroupChangedJob):
             self._front_door.group_changed(job.group_id)
+        elif isinstance(job, HomeOpenedJob):
+            self._front_door.home_opened(job.user_id)
         elif isinstance(job, RefusedJob):
             self._front_door.record_refused(job.user_id, job.channel, job.outcome, job.detail)
             if job.notice is not None:

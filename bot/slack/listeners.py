@@ -38,6 +38,7 @@ from bot.slack.jobs import (
     Handoff,
     HandoffBusy,
     HandoffUnavailable,
+    HomeOpenedJob,
     Job,
     NoticeJob,
     RateLimitedJob,
@@ -51,6 +52,7 @@ from bot.slack.payloads import (
     first_action,
     foreign_user,
     foreign_workspace,
+    home_opened_by,
     is_block_actions,
     is_slash_command,
     parse_block_action,
@@ -144,6 +146,13 @@ class SlackListeners:
         await ack()
         if not self._hand_over(GroupChangedJob(changed_user_group(body))):
             logger.error("could not forget a changed Slack user group: nothing is taking work")
+
+    async def on_home_opened(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """``app_home_opened``: ack, then publish that person's home after the ack (the Messages tab needs nothing)."""
+        await ack()
+        user_id = home_opened_by(body)
+        if user_id is not None and not self._hand_over(HomeOpenedJob(user_id)):
+            logger.error("could not publish the App Home of %s: nothing is taking work", user_id)
 
     def answer_unreadable_click(self, body: dict[str, Any]) -> None:
         """A block_actions payload without a usable ``actions[0]``: tell the clicker, after the ack."""

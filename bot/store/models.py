@@ -222,3 +222,19 @@ class GroupMembersRow(Base):
     group_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     members: Mapped[list[str]] = mapped_column(JSON, default=list)
     fetched_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class HomeViewerRow(Base):
+    """A person who has opened opsbot's App Home: only they get it republished when something of theirs changes.
+
+    ``view_id`` is the home view opsbot last published for them (``views.publish`` answers it): a
+    click from the App Home counts only when it comes from that view (``bot.requests.approvals``).
+    """
+
+    __tablename__ = "home_viewers"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    view_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
