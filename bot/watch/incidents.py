@@ -55,6 +55,10 @@ class IncidentState(StrEnum):
 
 
 LIVE_STATES = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED)
+HEALTH_SOURCE = "health"
+ALERT_SOURCE = "alertmanager"
+"""An incident an alert opened or joined is resolved by the alert, not by the health watch (it sees what the cluster
+says, the alert what users feel: a healthy Deployment can still serve errors)."""
 
 
 class Step(StrEnum):
@@ -155,7 +159,8 @@ def incident_message(row: IncidentRow) -> Message:
         return Message(text=f"{title} (incident #{row.id})", title=title, sections=(why,), fields=fields, context=(_resolved_note(row),))
     title = f"🔥 {target} is degraded"
     buttons: tuple[Button, ...] = (Button(ButtonAction.INCIDENT_ROLLBACK, "Roll back", str(row.id), "danger"),)
-    context = [f"Incident #{row.id} · opened by the opsbot health watch"]
+    opener = "Alertmanager" if row.source == ALERT_SOURCE else "the opsbot health watch"
+    context = [f"Incident #{row.id} · opened by {opener}"]
     if state == IncidentState.OPEN:
         buttons += (Button(ButtonAction.INCIDENT_ACK, "Acknowledge", str(row.id)),)
     elif state == IncidentState.ACKNOWLEDGED:
@@ -217,7 +222,7 @@ class IncidentWatch:
             elif step == Step.FORGET and row is not None:
                 with self._database.transaction() as session:
                     incident_store.forget(session, row.id, state=IncidentState.WATCHING)
-            elif step == Step.RESOLVE and row is not None:
+            elif step == Step.RESOLVE and row is not None and row.source == HEALTH_SOURCE:
                 if self._resolve(row, health, now):
                     report.resolved.append(target)
             elif row is not None and state in LIVE_STATES and row.message_ref is None:
@@ -225,6 +230,57 @@ class IncidentWatch:
         if report.opened or report.resolved:
             logger.info("health watch: %s (opened %s, resolved %s)", report.outcome, report.opened, report.resolved)
         return report
+
+    def alert_firing(self, *, service: str, env: str, reason: str, actor: Actor) -> IncidentRow | None:
+        """An alert fired for service/env: open its incident (posted with Roll back and Acknowledge), or add the reason to the live one.
+
+        Called once per alert (``bot.store.alerts`` decides which copy of a notification acts).
+        """
+        now = self._clock()
+        with self._database.transaction() as session:
+            created = incident_store.insert(
+                session, service=service, env=env, state=IncidentState.OPEN, reasons=[reason], now=now, opened=True, source=ALERT_SOURCE
+            )  # fmt: skip
+            row = created or incident_store.live_for(session, service=service, env=env)
+            if row is None:
+                return None  # resolved between the insert and the read: the next notification opens it
+            if created is None:
+                reasons = list(dict.fromkeys([*(row.reasons or []), reason]))[-MAX_REASONS:]
+                incident_store.set_fields(session, row.id, reasons=reasons, source=ALERT_SOURCE)
+                if row.state == IncidentState.WATCHING:
+                    incident_store.transition(session, row.id, expected=[IncidentState.WATCHING], new=IncidentState.OPEN, opened_at=now)
+            fresh = incident_store.get_incident(session, row.id)
+            assert fresh is not None
+            outcome = "open" if created is not None or row.state == IncidentState.WATCHING else "updated"
+            event = _event(EventType.INCIDENT_OPENED, fresh, actor, outcome, self._message_channel(fresh), reasons=[reason])
+            audit_store.append_events(session, [event], now)
+        if fresh.message_ref is None:
+            self._post(fresh)
+        else:
+            self._redraw(fresh)
+        return fresh
+
+    def alert_resolved(self, *, service: str, env: str, summary: str, actor: Actor) -> bool:
+        """The last alert of service/env resolved: the incident it opened is resolved, the recovery said in its thread."""
+        now = self._clock()
+        with self._database.transaction() as session:
+            row = incident_store.live_for(session, service=service, env=env)
+            if row is None or row.source != ALERT_SOURCE or row.state not in LIVE_STATES:
+                return False
+            if not incident_store.transition(
+                session, row.id, expected=list(LIVE_STATES), new=IncidentState.RESOLVED, open_key=None, resolved_at=now
+            ):
+                return False
+            fresh = incident_store.get_incident(session, row.id)
+            assert fresh is not None
+            event = _event(EventType.INCIDENT_RESOLVED, fresh, actor, "resolved", self._message_channel(fresh), minutes=_minutes(fresh))
+            audit_store.append_events(session, [event], now)
+        ref = MessageRef.from_dict(fresh.message_ref)
+        if ref is not None:
+            text = f"✅ {escape(service)}/{escape(env)} has recovered: Alertmanager resolved {escape(summary)}. {_resolved_note(fresh)}"
+            self._notifier.post(ref.channel, Message.plain(text), thread=ref)
+            self._notifier.update(ref, incident_message(fresh))
+        return True
 
     def incident(self, incident_id: int) -> IncidentRow | None:
         with self._database.reading() as session:
