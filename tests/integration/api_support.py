@@ -51,7 +51,12 @@ def bearer(name: str, key: str | None = None) -> dict[str, str]:
 def signed(body: bytes, *, timestamp: int | None = None, key: bytes = SIGNING_KEY) -> dict[str, str]:
     stamp = int(time.time()) if timestamp is None else timestamp
     mac = hmac.new(key, f"v1:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
-    return {"X-Opsbot-Client": SIGNED_CLIENT, "X-Opsbot-Timestamp": str(stamp), "X-Opsbot-Signature": f"v1={mac}", "Content-Type": "application/json"}
+    return {
+        "X-Opsbot-Client": SIGNED_CLIENT,
+        "X-Opsbot-Timestamp": str(stamp),
+        "X-Opsbot-Signature": f"v1={mac}",
+        "Content-Type": "application/json",
+    }
 
 
 def ask(http: httpx.Client, client: str, payload: dict[str, Any], *, key: str | None = None) -> httpx.Response:

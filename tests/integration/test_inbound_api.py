@@ -141,7 +141,10 @@ def test_a_ci_request_that_needs_approval_is_posted_in_slack_and_runs_after_a_cl
     image = world.kube.deployment("production", "shop", "checkout")["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image.endswith(":1.4.2")
     events = world.db.events(request["number"])
-    assert {(event.event, event.actor_id) for event in events} >= {("command_received", "client:ci-release"), ("approval_given", ONCALL_ONE)}
+    assert {(event.event, event.actor_id) for event in events} >= {
+        ("command_received", "client:ci-release"),
+        ("approval_given", ONCALL_ONE),
+    }
 
 
 def test_text_goes_through_the_runbooks_grammar_and_a_usage_error_is_422_with_opsbots_message(world: World) -> None:
