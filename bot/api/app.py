@@ -156,7 +156,7 @@ class InboundApi:
         try:
             parsed = command_of(asked, self._commands, self._vocabulary)
         except (UsageError, OpsbotUsageError) as error:
-            usage = f" Usage: {asked.runbook if error.usage is None else error.usage}" if error.usage else ""
+            usage = f" Usage: {error.usage}" if error.usage else ""
             await self._audit(actor_event(EventType.COMMAND_REJECTED, actor, channel=asked.channel, outcome="usage", text=text[:300]))
             raise ApiProblem(422, "usage", f"{error.user_message}{usage}") from None
         service, env = parsed.service, parsed.env
