@@ -247,6 +247,11 @@ def test_a_firing_alert_opens_one_incident_with_buttons_and_resolved_posts_the_r
     assert world.server.post_signed(ack).status_code == 200
     world.slack.wait_for(lambda: "Acknowledged by" in json.dumps(current_incident(world).blocks), what="the acknowledgement")
 
+    roll_back = incident_click(world.slack, ONCALL_ONE, current_incident(world), str(ButtonAction.INCIDENT_ROLLBACK), click=2)
+    assert world.server.post_signed(roll_back).status_code == 200
+    asked = wait_until(lambda: audit_rows(world, actor_id=ONCALL_ONE, event="command_received"), 30, what="the rollback to be asked")
+    assert (asked[-1].runbook, asked[-1].service, asked[-1].env) == ("rollback", "checkout", "production"), "the normal rollback path"
+
     resolved = http.post("/api/v1/hooks/alertmanager", content=alert_notification("resolved", fingerprint=fingerprint), headers=headers)
     assert resolved.status_code == 200
     thread = world.slack.wait_for(lambda: world.slack.thread(INCIDENT_CHANNEL, message.ts)[1:], what="the recovery in the thread")
