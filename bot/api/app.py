@@ -183,7 +183,8 @@ class InboundApi:
         try:
             self._handoff.submit(ApiRequestJob(api_id=api_id, actor=actor, channel=asked.channel, text=text, parsed=parsed))
         except Exception as refused:  # noqa: BLE001 - busy or no executor: the client may retry with the same key
-            await asyncio.to_thread(self._settle, api_id, "failed", f"opsbot could not take the request now ({refused}); nothing was done.")
+            logger.warning("could not hand API request %s of %s to an executor: %s", api_id, caller.name, refused)
+            await asyncio.to_thread(self._forget, api_id)
             raise ApiProblem(503, "unavailable", "opsbot is busy or restarting and could not take the request; nothing was done. "
                              "Retry in a few seconds.", headers={"Retry-After": "5"}) from None  # fmt: skip
         accepted = Accepted(id=api_id, location=f"{PREFIX}/requests/{api_id}")
@@ -270,9 +271,9 @@ class InboundApi:
                 detail="", now=self._clock(),
             )  # fmt: skip
 
-    def _settle(self, api_id: str, state: str, detail: str) -> None:
+    def _forget(self, api_id: str) -> None:
         with self._database.transaction() as session:
-            api_store.settle(session, api_id, state=state, detail=detail, now=self._clock())
+            api_store.forget(session, api_id)
 
     def _first_time(self, caller: Caller, digest: str) -> bool:
         now = self._clock()

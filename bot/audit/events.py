@@ -40,6 +40,7 @@ class EventType(StrEnum):
     UNLOCKED = "unlocked"
     LOCK_REFUSED = "lock_refused"
     INCIDENT_OPENED = "incident_opened"
+    INCIDENT_UPDATED = "incident_updated"  # another alert joined a live incident (not a new outage: insights skip it)
     INCIDENT_ACKNOWLEDGED = "incident_acknowledged"
     INCIDENT_RESOLVED = "incident_resolved"
     DIGEST_POSTED = "digest_posted"

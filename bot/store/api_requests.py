@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -54,3 +54,8 @@ def settle(session: Session, api_id: str, *, state: str, now: datetime, request_
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def forget(session: Session, api_id: str) -> None:
+    """Drop a request nothing was done for (no executor took it), so a retry with the same Idempotency-Key asks again."""
+    session.execute(delete(ApiRequestRow).where(ApiRequestRow.id == api_id, ApiRequestRow.state == ACCEPTED))

@@ -251,8 +251,9 @@ class IncidentWatch:
                     incident_store.transition(session, row.id, expected=[IncidentState.WATCHING], new=IncidentState.OPEN, opened_at=now)
             fresh = incident_store.get_incident(session, row.id)
             assert fresh is not None
-            outcome = "open" if created is not None or row.state == IncidentState.WATCHING else "updated"
-            event = _event(EventType.INCIDENT_OPENED, fresh, actor, outcome, self._message_channel(fresh), reasons=[reason])
+            opened_now = created is not None or row.state == IncidentState.WATCHING
+            kind, outcome = (EventType.INCIDENT_OPENED, "open") if opened_now else (EventType.INCIDENT_UPDATED, "updated")
+            event = _event(kind, fresh, actor, outcome, self._message_channel(fresh), reasons=[reason])
             audit_store.append_events(session, [event], now)
         if fresh.message_ref is None:
             self._post(fresh)

@@ -292,3 +292,30 @@ def test_a_failed_deploy_is_announced_in_the_incident_channel(fleet: Fleet) -> N
         f"↩️ deploy checkout in staging (#{request.id}, asked by <@U0ALICE>) failed and was rolled back"
     )
     assert fleet.health_of("checkout", "staging").version == f"{REGISTRY}/checkout:1.4.0"
+
+
+# -- incidents Alertmanager opened (bot.api) ------------------------------------------------
+
+
+def test_an_incident_an_alert_opened_is_left_to_the_alert_by_the_health_watch(
+    watch_parts: tuple[IncidentWatch, Snapshots, RecordingNotifier, FakeClock], database: Database
+) -> None:
+    """The cluster can look healthy while users see errors: only the alert's own resolution recovers it."""
+    watch, snapshots, notifier, _clock = watch_parts
+    alerts = Actor.client("alertmanager")
+    opened = watch.alert_firing(service="search", env="production", reason="HighErrorRate: 5xx above 5%", actor=alerts)
+    watch.alert_firing(service="search", env="production", reason="HighLatency: p99 above 2 s", actor=alerts)
+    snapshots.current = snapshot("healthy")
+    watch.check()
+
+    assert opened is not None
+    [posted] = notifier.posts
+    assert notifier.current[posted.ref].sections[0] == "*Why:*\n• HighErrorRate: 5xx above 5%\n• HighLatency: p99 above 2 s"
+    assert notifier.current[posted.ref].context[0] == f"Incident #{opened.id} · opened by Alertmanager"
+    assert [row.state for row in incidents(database)] == [IncidentState.OPEN]
+
+    assert watch.alert_resolved(service="search", env="production", summary="HighErrorRate", actor=alerts)
+    assert not watch.alert_resolved(service="search", env="production", summary="HighErrorRate", actor=alerts), "once"
+    assert notifier.posts[-1].thread == posted.ref
+    assert notifier.posts[-1].message.text.startswith("✅ search/production has recovered: Alertmanager resolved HighErrorRate.")
+    assert audit_events(database) == ["incident_opened", "incident_updated", "incident_resolved"]
