@@ -66,7 +66,7 @@ class ClientDirectory:
             if client.token_sha256 is not None and hmac.compare_digest(digest, client.token_sha256):
                 found = name
         if found is None:
-            raise unauthenticated("That bearer token belongs to no configured client.")
+            raise unauthenticated("That bearer token belongs to no configured client.", invalid_token=True)
         return Caller(found, self._clients[found])
 
     def _signed(self, headers: Mapping[str, str], body: bytes) -> Caller:

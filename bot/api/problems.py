@@ -38,8 +38,10 @@ class ApiProblem(Exception):
         self.headers = headers or {}
 
 
-def unauthenticated(detail: str) -> ApiProblem:
-    return ApiProblem(401, "unauthenticated", detail, headers={"WWW-Authenticate": CHALLENGE})
+def unauthenticated(detail: str, *, invalid_token: bool = False) -> ApiProblem:
+    """401 naming both schemes; a bearer token that was sent but is wrong adds RFC 6750's ``error="invalid_token"``."""
+    challenge = CHALLENGE.replace('realm="opsbot",', 'realm="opsbot", error="invalid_token",', 1) if invalid_token else CHALLENGE
+    return ApiProblem(401, "unauthenticated", detail, headers={"WWW-Authenticate": challenge})
 
 
 def response(problem: ApiProblem, instance: str | None = None) -> JSONResponse:

@@ -90,6 +90,8 @@ def test_a_call_without_credentials_or_with_a_wrong_token_is_401_with_the_scheme
         assert answer.headers["content-type"] == "application/problem+json"
         assert "Bearer" in answer.headers["www-authenticate"]
         assert answer.json()["status"] == 401
+    assert missing.headers["www-authenticate"] == 'Bearer realm="opsbot", OpsbotHMAC realm="opsbot"'
+    assert wrong.headers["www-authenticate"] == 'Bearer realm="opsbot", error="invalid_token", OpsbotHMAC realm="opsbot"'
     assert "No credentials" in missing.json()["detail"]
     assert "belongs to no configured client" in wrong.json()["detail"]
 
