@@ -20,7 +20,6 @@ from bot.errors import OpsbotError, PolicyDenied, report_internal_error
 from bot.messages import Message
 from bot.requests.front_door import FrontDoor, error_message
 from bot.requests.invocation import Invocation
-from bot.store import alerts as alert_store
 from bot.store import api_requests as api_store
 from bot.store.audit_writer import AuditWriter
 from bot.store.database import Database
@@ -108,42 +107,27 @@ class ApiJobRunner:
             report_internal_error(logger, f"could not record how API request {job.api_id} ended ({state})")
 
     def _alerts(self, job: AlertJob) -> None:
-        opened = resolved = repeats = 0
+        news = 0
         for alert in job.alerts:
             try:
                 if alert.firing:
-                    opened += self._firing(alert, job.actor)
+                    acted = self._incidents.alert_firing(
+                        fingerprint=alert.fingerprint, service=alert.service, env=alert.env, reason=alert.summary,
+                        starts_at=alert.starts_at, actor=job.actor,
+                    ) is not None  # fmt: skip
                 else:
-                    resolved += self._resolved(alert, job.actor)
+                    acted = self._incidents.alert_resolved(
+                        fingerprint=alert.fingerprint, service=alert.service, env=alert.env, summary=alert.summary, actor=job.actor
+                    )
             except Exception:  # noqa: BLE001 - one bad alert must not lose the others; Alertmanager repeats it anyway
                 report_internal_error(logger, f"alert {alert.fingerprint} for {alert.service}/{alert.env} failed")
-        repeats = len(job.alerts) - opened - resolved
+                continue
+            news += acted
         event = actor_event(
-            EventType.ALERT_RECEIVED, job.actor, outcome="received", alerts=len(job.alerts), news=opened + resolved,
-            repeats=repeats, ignored=job.ignored,
+            EventType.ALERT_RECEIVED, job.actor, outcome="received", alerts=len(job.alerts), news=news,
+            repeats=len(job.alerts) - news, ignored=job.ignored,
         )  # fmt: skip
         self._audit_writer.append(event)
-
-    def _firing(self, alert: AlertNotice, actor: Actor) -> int:
-        with self._database.transaction() as session:
-            news = alert_store.record_firing(
-                session, fingerprint=alert.fingerprint, service=alert.service, env=alert.env, starts_at=alert.starts_at,
-                summary=alert.summary, now=self._clock(),
-            )  # fmt: skip
-        if not news:
-            return 0
-        self._incidents.alert_firing(service=alert.service, env=alert.env, reason=alert.summary, actor=actor)
-        return 1
-
-    def _resolved(self, alert: AlertNotice, actor: Actor) -> int:
-        with self._database.transaction() as session:
-            moved = alert_store.record_resolved(session, fingerprint=alert.fingerprint, now=self._clock())
-            still_firing = alert_store.firing_count(session, service=alert.service, env=alert.env) if moved is not None else 0
-        if moved is None:
-            return 0
-        if still_firing == 0:
-            self._incidents.alert_resolved(service=alert.service, env=alert.env, summary=alert.summary, actor=actor)
-        return 1
 
 
 @dataclass

@@ -32,6 +32,7 @@ from bot.catalog.config import OpsbotConfig
 from bot.errors import AlreadyDecided, RequestNotFound
 from bot.messages import Button, ButtonAction, Message, MessageRef, Notifier, escape, mention
 from bot.service_health import ServiceHealth
+from bot.store import alerts as alert_store
 from bot.store import audit as audit_store
 from bot.store import incidents as incident_store
 from bot.store.database import Database
@@ -231,19 +232,26 @@ class IncidentWatch:
             logger.info("health watch: %s (opened %s, resolved %s)", report.outcome, report.opened, report.resolved)
         return report
 
-    def alert_firing(self, *, service: str, env: str, reason: str, actor: Actor) -> IncidentRow | None:
-        """An alert fired for service/env: open its incident (posted with Roll back and Acknowledge), or add the reason to the live one.
+    def alert_firing(
+        self, *, fingerprint: str, service: str, env: str, reason: str, starts_at: datetime, actor: Actor
+    ) -> IncidentRow | None:
+        """An alert fired for service/env: open its incident (with Roll back and Acknowledge), or add its reason to the live one.
 
-        Called once per alert (``bot.store.alerts`` decides which copy of a notification acts).
+        Which copy of a notification acts is decided in the same transaction (``bot.store.alerts``,
+        by fingerprint): a repeat, a retry or the other HA instance's copy changes nothing (None).
         """
         now = self._clock()
         with self._database.transaction() as session:
+            if not alert_store.record_firing(
+                session, fingerprint=fingerprint, service=service, env=env, starts_at=starts_at, summary=reason, now=now
+            ):
+                return None
             created = incident_store.insert(
                 session, service=service, env=env, state=IncidentState.OPEN, reasons=[reason], now=now, opened=True, source=ALERT_SOURCE
             )  # fmt: skip
             row = created or incident_store.live_for(session, service=service, env=env)
             if row is None:
-                return None  # resolved between the insert and the read: the next notification opens it
+                return None  # resolved between the insert and the read (a race of a moment): the alert's next change counts
             if created is None:
                 reasons = list(dict.fromkeys([*(row.reasons or []), reason]))[-MAX_REASONS:]
                 incident_store.set_fields(session, row.id, reasons=reasons, source=ALERT_SOURCE)
@@ -253,18 +261,26 @@ class IncidentWatch:
             assert fresh is not None
             opened_now = created is not None or row.state == IncidentState.WATCHING
             kind, outcome = (EventType.INCIDENT_OPENED, "open") if opened_now else (EventType.INCIDENT_UPDATED, "updated")
-            event = _event(kind, fresh, actor, outcome, self._message_channel(fresh), reasons=[reason])
+            event = _event(kind, fresh, actor, outcome, self._message_channel(fresh), reasons=[reason], fingerprint=fingerprint)
             audit_store.append_events(session, [event], now)
+        # After the commit, as in _open: a crash before the post leaves a live incident without a message, which check() posts.
         if fresh.message_ref is None:
             self._post(fresh)
         else:
             self._redraw(fresh)
         return fresh
 
-    def alert_resolved(self, *, service: str, env: str, summary: str, actor: Actor) -> bool:
-        """The last alert of service/env resolved: the incident it opened is resolved, the recovery said in its thread."""
+    def alert_resolved(self, *, fingerprint: str, service: str, env: str, summary: str, actor: Actor) -> bool:
+        """An alert resolved; when it was the target's last one firing, the incident it opened recovers (said in its thread).
+
+        False for a copy that changes nothing (already resolved, unknown), or while another alert still fires there.
+        """
         now = self._clock()
         with self._database.transaction() as session:
+            if alert_store.record_resolved(session, fingerprint=fingerprint, now=now) is None:
+                return False
+            if alert_store.firing_count(session, service=service, env=env) > 0:
+                return False
             row = incident_store.live_for(session, service=service, env=env)
             if row is None or row.source != ALERT_SOURCE or row.state not in LIVE_STATES:
                 return False
@@ -274,7 +290,10 @@ class IncidentWatch:
                 return False
             fresh = incident_store.get_incident(session, row.id)
             assert fresh is not None
-            event = _event(EventType.INCIDENT_RESOLVED, fresh, actor, "resolved", self._message_channel(fresh), minutes=_minutes(fresh))
+            event = _event(
+                EventType.INCIDENT_RESOLVED, fresh, actor, "resolved", self._message_channel(fresh), minutes=_minutes(fresh),
+                fingerprint=fingerprint,
+            )  # fmt: skip
             audit_store.append_events(session, [event], now)
         ref = MessageRef.from_dict(fresh.message_ref)
         if ref is not None:
