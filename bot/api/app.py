@@ -21,6 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -37,6 +39,7 @@ from bot.audit.events import Actor, AuditEvent, EventType
 from bot.audit.factories import actor_event, follow_up
 from bot.catalog.config import ApiEndpoint, OpsbotConfig
 from bot.errors import UsageError as OpsbotUsageError
+from bot.errors import report_internal_error
 from bot.logs import ThrottledWarning
 from bot.requests.groups import GroupDirectory
 from bot.requests.policy import Subject, evaluate
@@ -86,8 +89,11 @@ class InboundApi:
         self._groups = GroupDirectory(config)  # a client is in no group: allow.clients alone names it
         self._refusals = ThrottledWarning(logger)
 
+    def app(self) -> Starlette:
+        """Mounted by ``bot.serve.asgi`` under ``/api/v1``; an unknown path or method is a problem document too."""
+        return Starlette(routes=self.routes(), exception_handlers={HTTPException: _http_problem})
+
     def routes(self) -> list[BaseRoute]:
-        """Mounted by ``bot.serve.asgi`` under ``/api/v1``."""
         return [
             Route("/requests", self._guarded("requests", self._post_request), methods=["POST"]),
             Route("/requests/{api_id}", self._guarded("requests", self._get_request), methods=["GET"]),
@@ -114,6 +120,9 @@ class InboundApi:
                 if problem.status in (401, 413, 408):
                     self._refusals.warn("refused an API call to %s: %s", request.url.path, problem.detail)
                 return response(problem, instance=request.url.path)
+            except Exception:  # noqa: BLE001 - the database is down, a bug: an error id, never a traceback in the answer
+                text = report_internal_error(logger, f"API {request.method} {request.url.path} failed")
+                return response(ApiProblem(500, "internal", text), instance=request.url.path)
             logger.info("API %s %s by %s: %d", request.method, request.url.path, caller.name, answer.status_code)
             return answer
 
@@ -300,6 +309,14 @@ class InboundApi:
     @staticmethod
     def _refusal(caller: Caller, outcome: str, reason: str) -> AuditEvent:
         return actor_event(EventType.COMMAND_REJECTED, Actor.client(caller.name), outcome=outcome, reason=reason[:300])
+
+
+async def _http_problem(request: Request, error: Exception) -> Response:
+    """Starlette's own 404 and 405 (no such path, a method the path does not take), as problem+json."""
+    assert isinstance(error, HTTPException)
+    kind = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http")
+    detail = f"{request.method} {request.url.path} is not part of opsbot's API (see {PREFIX}/openapi.json)."
+    return response(ApiProblem(error.status_code, kind, detail, headers=dict(error.headers or {})), instance=request.url.path)
 
 
 def _validation_text(error: ValidationError) -> str:

@@ -18,11 +18,13 @@ TITLES = {
     401: "Unauthenticated",
     403: "Forbidden",
     404: "Not found",
+    405: "Method not allowed",
     408: "Request body too slow",
     409: "Conflict",
     413: "Payload too large",
     422: "Unprocessable request",
     429: "Too many requests",
+    500: "Internal error",
     503: "Unavailable",
 }
 

@@ -79,7 +79,7 @@ def build_server(settings: Settings, *, core_factory: CoreFactory = default_core
             Route(SLACK_EVENTS_PATH, slack_events_endpoint(serving, body_timeout=settings.body_timeout_seconds), methods=["POST"])
         )
     if serving.api is not None:
-        routes.append(Mount(API_PREFIX, routes=serving.api.routes()))  # the inbound API (docs/api.md), in either mode
+        routes.append(Mount(API_PREFIX, app=serving.api.app()))  # the inbound API (docs/api.md), in either mode
     server = Starlette(routes=routes, lifespan=_lifespan(serving, socket))
     server.state.serving = serving
     return server
