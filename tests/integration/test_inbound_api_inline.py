@@ -13,7 +13,7 @@ from tests.integration.slack_support import CHANNEL, SLACK_TEST_CONFIG, posted_r
 
 TOKEN = f"inline-token-{uuid.uuid4().hex}"
 API_CONFIG = SLACK_TEST_CONFIG.replace("allow: {groups: [requesters]}", "allow: {groups: [requesters], clients: [ci]}") + (
-    f"api:\n  clients:\n    ci: {{token_sha256: {hashlib.sha256(TOKEN.encode()).hexdigest()}, endpoints: [requests, alertmanager]}}\n"
+    f"api:\n  clients:\n    ci: {{token_sha256: {hashlib.sha256(TOKEN.encode()).hexdigest()}, rate_per_minute: 6000, rate_burst: 100}}\n"
 )
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
@@ -30,7 +30,9 @@ def test_inline_a_client_request_waits_for_a_human_approval_then_runs(slack: Fak
         assert server.slack_user(slack, "U0A00").click(message, ButtonAction.APPROVE).status_code == 200
 
         def finished() -> dict[str, object] | None:
-            status: dict[str, object] = server.http.get(answer.headers["location"], headers=HEADERS).json()
+            reply = server.http.get(answer.headers["location"], headers=HEADERS)
+            assert reply.status_code == 200, reply.text
+            status: dict[str, object] = reply.json()
             return status if status["state"] == "succeeded" else None
 
         done = wait_until(finished, 30, what="the request to succeed")
