@@ -44,7 +44,15 @@ class ClientDirectory:
 
     def __init__(self, clients: Mapping[str, ApiClient], *, clock: Callable[[], float] = time.time) -> None:
         self._clients = dict(clients)
-        self._keys = {name: _read_key(name, client.hmac_key_file) for name, client in clients.items() if client.hmac_key_file}
+        self._keys = {
+            name: _read_secret(name, "hmac_key_file", client.hmac_key_file) for name, client in clients.items() if client.hmac_key_file
+        }
+        # Only digests are kept: a token read from its file is hashed at once and the text dropped.
+        self._digests = {
+            name: client.token_sha256 or hashlib.sha256(_read_secret(name, "token_file", client.token_file)).hexdigest()
+            for name, client in clients.items()
+            if client.token_sha256 or client.token_file
+        }
         self._clock = clock
 
     def authenticate(self, headers: Mapping[str, str], body: bytes) -> Caller:
@@ -62,8 +70,8 @@ class ClientDirectory:
     def _bearer(self, token: str) -> Caller:
         digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
         found: str | None = None
-        for name, client in self._clients.items():
-            if client.token_sha256 is not None and hmac.compare_digest(digest, client.token_sha256):
+        for name, expected in self._digests.items():
+            if hmac.compare_digest(digest, expected):
                 found = name
         if found is None:
             raise unauthenticated("That bearer token belongs to no configured client.", invalid_token=True)
@@ -94,12 +102,13 @@ def sign(key: bytes, timestamp: int, body: bytes) -> str:
     return f"{SIGNATURE_VERSION}={mac.hexdigest()}"
 
 
-def _read_key(name: str, path: str | None) -> bytes:
+def _read_secret(name: str, field: str, path: str | None) -> bytes:
+    """A secret from its file (a mounted Secret), stripped; at least 32 bytes, so it cannot be guessed."""
     assert path is not None
     try:
-        key = Path(path).read_bytes().strip()
+        secret = Path(path).read_bytes().strip()
     except OSError as error:
-        raise ValueError(f"api.clients.{name}.hmac_key_file={path}: cannot read the file ({error.strerror})") from None
-    if len(key) < 32:
-        raise ValueError(f"api.clients.{name}.hmac_key_file={path}: the key must be at least 32 bytes")
-    return key
+        raise ValueError(f"api.clients.{name}.{field}={path}: cannot read the file ({error.strerror})") from None
+    if len(secret) < 32:
+        raise ValueError(f"api.clients.{name}.{field}={path}: the secret must be at least 32 bytes")
+    return secret

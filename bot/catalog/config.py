@@ -458,11 +458,13 @@ class ApiClient(Strict):
     """A program calling the inbound API (CI, Alertmanager), by name; a principal policy rules can name.
 
     Exactly one credential: ``token_sha256``, the hex SHA-256 of a bearer token (the token itself
-    lives only in the caller's secret, so neither this file nor a database dump can be replayed),
-    or ``hmac_key_file``, a file (a mounted Secret) holding the key the caller signs each body with.
+    lives only in the caller's secret, so neither this file nor a database dump can be replayed);
+    ``token_file``, a file (a mounted Secret) holding the token, of which opsbot keeps only the
+    SHA-256 once it has read it; or ``hmac_key_file``, a file holding the key the caller signs each body with.
     """
 
     token_sha256: str | None = None
+    token_file: str | None = None
     hmac_key_file: str | None = None
     endpoints: list[ApiEndpoint] = Field(default_factory=_requests_only, min_length=1)
     """What the client may call: ``requests`` (ask for a runbook), ``alertmanager`` (the webhook)."""
@@ -478,8 +480,9 @@ class ApiClient(Strict):
 
     @model_validator(mode="after")
     def _one_credential(self) -> ApiClient:
-        if (self.token_sha256 is None) == (self.hmac_key_file is None):
-            raise ValueError("a client needs exactly one of token_sha256 (a bearer token) or hmac_key_file (a signing key)")
+        given = [value for value in (self.token_sha256, self.token_file, self.hmac_key_file) if value is not None]
+        if len(given) != 1:
+            raise ValueError("a client needs exactly one of token_sha256 or token_file (a bearer token) or hmac_key_file (a signing key)")
         return self
 
 

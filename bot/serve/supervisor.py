@@ -169,7 +169,7 @@ def _config_problems(settings: Settings) -> list[str]:
 
 
 def unreadable_keys(clients: Mapping[str, ApiClient]) -> list[str]:
-    """API clients whose HMAC key file cannot be read: said before any worker starts, not as a crash of each."""
+    """API clients whose token or key file cannot be read: said before any worker starts, not as a crash of each."""
     from bot.api.credentials import ClientDirectory
 
     try:

@@ -145,9 +145,19 @@ def test_a_signature_is_checked_over_timestamp_and_body_within_five_minutes(tmp_
             clients.authenticate(headers(stamp, signature), body_sent)
 
 
+def test_a_token_read_from_its_file_is_matched_like_a_configured_digest(tmp_path: Path) -> None:
+    token = "t" * 40
+    (tmp_path / "token").write_text(token + "\n")
+    clients = ClientDirectory({"ci-file": ApiClient(token_file=str(tmp_path / "token"))})
+
+    assert clients.authenticate({"authorization": f"Bearer {token}"}, b"").name == "ci-file"
+    with pytest.raises(ValidationError, match="exactly one of token_sha256 or token_file"):
+        ApiClient(token_file=str(tmp_path / "token"), token_sha256="0" * 64)
+
+
 def test_a_short_signing_key_is_refused_at_start(tmp_path: Path) -> None:
     (tmp_path / "short").write_bytes(b"short")
-    with pytest.raises(ValueError, match="at least 32 bytes"):
+    with pytest.raises(ValueError, match="the secret must be at least 32 bytes"):
         ClientDirectory({"ci": ApiClient(hmac_key_file=str(tmp_path / "short"))})
 
 
