@@ -7,6 +7,8 @@ import json
 import uuid
 from pathlib import Path
 
+import httpx
+
 from bot.messages import ButtonAction
 from fakes.slack import FakeSlackApi
 from tests.integration.slack_support import CHANNEL, SLACK_TEST_CONFIG, posted_request, serve_touch_catalog, wait_until
@@ -25,17 +27,11 @@ def test_inline_a_client_request_waits_for_a_human_approval_then_runs(slack: Fak
         assert answer.status_code == 202, answer.text
 
         message = posted_request(server.opsbot, slack, "touch svc")
-        pending = server.http.get(answer.headers["location"], headers=HEADERS).json()
-        assert pending["state"] == "pending_approval"
+        # The message can be in Slack a moment before the API request records which request it became.
+        wait_until(lambda: status(server.http, answer.headers["location"], "pending_approval"), 30, what="pending_approval")
         assert server.slack_user(slack, "U0A00").click(message, ButtonAction.APPROVE).status_code == 200
 
-        def finished() -> dict[str, object] | None:
-            reply = server.http.get(answer.headers["location"], headers=HEADERS)
-            assert reply.status_code == 200, reply.text
-            status: dict[str, object] = reply.json()
-            return status if status["state"] == "succeeded" else None
-
-        done = wait_until(finished, 30, what="the request to succeed")
+        done = wait_until(lambda: status(server.http, answer.headers["location"], "succeeded"), 30, what="the request to succeed")
         assert done["client"] == "ci"
         server.wait_idle()
 
@@ -47,3 +43,11 @@ def test_inline_a_builtin_is_not_a_runbook_the_api_can_ask_for(slack: FakeSlackA
 
         assert answer.status_code == 422
         assert answer.json()["detail"].startswith("There is no runbook 'lock'.")
+
+
+def status(http: httpx.Client, location: str, wanted: str) -> dict[str, object] | None:
+    """``GET`` the request; its body once its state is ``wanted``."""
+    reply = http.get(location, headers=HEADERS)
+    assert reply.status_code == 200, reply.text
+    body: dict[str, object] = reply.json()
+    return body if body["state"] == wanted else None
