@@ -55,6 +55,8 @@ class Commands:
 
     commands: dict[str, CommandSpec]
     vocabulary: Vocabulary
+    config: OpsbotConfig
+    """The config file itself: the inbound API authenticates its clients and pre-checks the policy in the worker."""
 
     def parse(self, text: str) -> CommandRequest:
         return parse(text, self.commands, self.vocabulary)
@@ -103,7 +105,7 @@ def load_commands(config_path: Path, runbooks_dir: Path, *, builtins: Mapping[st
     assert result.config is not None
     runbooks = {item.runbook.name: item.runbook for item in result.runbooks}
     vocabulary = vocabulary_of(result.config)
-    return Commands(commands=_commands(builtins, runbooks, vocabulary), vocabulary=vocabulary)
+    return Commands(commands=_commands(builtins, runbooks, vocabulary), vocabulary=vocabulary, config=result.config)
 
 
 def _commands(builtins: Mapping[str, CommandSpec], runbooks: Mapping[str, Runbook], vocabulary: Vocabulary) -> dict[str, CommandSpec]:

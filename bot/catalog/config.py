@@ -366,10 +366,15 @@ class ApprovalRule(Strict):
 
 
 class Allow(Strict):
-    """Who may ask. ``"*"`` in users means anyone; empty channels means any channel."""
+    """Who may ask. ``"*"`` in users means any person; empty channels means any channel.
+
+    ``clients`` names inbound-API clients (``api.clients``); a client is allowed only where a
+    rule names it, never by ``users: ["*"]`` or a group (a program is not a person).
+    """
 
     users: list[str] = Field(default_factory=list)
     groups: list[str] = Field(default_factory=list)
+    clients: list[str] = Field(default_factory=list)
     channels: list[str] = Field(default_factory=list)
 
 
@@ -507,6 +512,61 @@ class GitHubAccess(Strict):
     api_url: str = Field(default="https://api.github.com", pattern=r"^https?://[^\s]+$")
 
 
+ApiEndpoint = Literal["requests", "alertmanager"]
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _requests_only() -> list[ApiEndpoint]:
+    return ["requests"]
+
+
+class ApiClient(Strict):
+    """A program calling the inbound API (CI, Alertmanager), by name; a principal policy rules can name.
+
+    Exactly one credential: ``token_sha256``, the hex SHA-256 of a bearer token (the token itself
+    lives only in the caller's secret, so neither this file nor a database dump can be replayed);
+    ``token_file``, a file (a mounted Secret) holding the token, of which opsbot keeps only the
+    SHA-256 once it has read it; or ``hmac_key_file``, a file holding the key the caller signs each body with.
+    """
+
+    token_sha256: str | None = None
+    token_file: str | None = None
+    hmac_key_file: str | None = None
+    endpoints: list[ApiEndpoint] = Field(default_factory=_requests_only, min_length=1)
+    """What the client may call: ``requests`` (ask for a runbook), ``alertmanager`` (the webhook)."""
+    rate_per_minute: float = Field(default=60.0, gt=0, le=100_000)
+    rate_burst: int = Field(default=10, ge=1, le=10_000)
+
+    @field_validator("token_sha256")
+    @classmethod
+    def _hex_digest(cls, value: str | None) -> str | None:
+        if value is not None and not _SHA256_HEX.match(value):
+            raise ValueError('token_sha256 must be 64 lower-case hex digits: `printf %s "$TOKEN" | sha256sum`')
+        return value
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> ApiClient:
+        given = [value for value in (self.token_sha256, self.token_file, self.hmac_key_file) if value is not None]
+        if len(given) != 1:
+            raise ValueError("a client needs exactly one of token_sha256 or token_file (a bearer token) or hmac_key_file (a signing key)")
+        return self
+
+
+class AlertmanagerHook(Strict):
+    """Which alert labels name the catalog's service and environment (``POST /api/v1/hooks/alertmanager``)."""
+
+    service_label: str = "service"
+    env_label: str = "env"
+
+
+class InboundApi(Strict):
+    """The inbound API under ``/api/v1`` (docs/api.md): its clients and the Alertmanager webhook."""
+
+    clients: dict[Name, ApiClient] = Field(default_factory=dict)
+    alertmanager: AlertmanagerHook = Field(default_factory=AlertmanagerHook)
+    max_body_bytes: int = Field(default=262_144, ge=1_024, le=10_000_000)
+
+
 class Insights(Strict):
     """Delivery insights (docs/insights.md): which runbooks are deploys and rollbacks, and the defaults."""
 
@@ -548,6 +608,7 @@ class OpsbotConfig(Strict):
     insights: Insights = Field(default_factory=Insights)
     registry: ImageRegistry | None = None
     """The image registry of every service that names none of its own."""
+    api: InboundApi = Field(default_factory=InboundApi)
 
     @model_validator(mode="before")
     @classmethod

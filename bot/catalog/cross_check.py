@@ -18,7 +18,7 @@ from bot.catalog.config import OpsbotConfig
 from bot.catalog.examples import example_problem
 from bot.catalog.grammar import command_spec_of, vocabulary_of
 from bot.catalog.loading import LoadedRunbook, LoadResult, problem_at
-from bot.catalog.policy_checks import check_limits, check_reach
+from bot.catalog.policy_checks import check_clients, check_limits, check_reach
 from bot.catalog.registry import ActionRegistry
 from bot.catalog.runbooks import TEMPLATE_REFERENCE, StepSpec
 from bot.catalog.schedules import cron_trigger
@@ -45,6 +45,7 @@ def cross_check(result: LoadResult, registry: ActionRegistry, builtins: Mapping[
         config, document = result.config, result.config_document
         check_limits(config, document, named, builtins, result.broken_runbook_names, result.problems)
         check_reach(config, named, registry, result.warnings)
+        check_clients(config, document, result.problems)
 
 
 def _check_runbook(loaded: LoadedRunbook, registry: ActionRegistry, builtins: Mapping[str, CommandSpec], result: LoadResult) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.audit.events import SYSTEM, Actor, EventType
+from bot.audit.events import SYSTEM, Actor, ActorKind, EventType
 from bot.audit.factories import actor_event, request_event
 from bot.errors import (
     AlreadyDecided,
@@ -293,6 +293,9 @@ def _check_home_click(session: Any, row: RequestRow, view_id: str, actor: Actor,
 
 
 def _check_approver(row: RequestRow, groups: GroupDirectory, actor: Actor, shown: str) -> None:
+    if actor.kind != ActorKind.PERSON:
+        # Approval is a person's judgement: a program (an API client) never approves, whatever a group lists.
+        raise NotAnApprover(f"Approvals for #{row.id} must come from a person in {_groups(row)}.")
     if actor.user_id == row.requester_id:
         raise SelfApproval(f"You asked for #{row.id}, so you cannot approve it: someone else from {_groups(row)} must.")
     if not groups.is_member(actor.user_id, tuple(row.approver_groups)):

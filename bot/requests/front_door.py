@@ -26,6 +26,7 @@ from bot.requests.intake import Intake
 from bot.requests.invocation import Click, Invocation
 from bot.store import audit as audit_store
 from bot.store import replays as replay_store
+from bot.store.models import RequestRow
 from commands.parser import CommandRequest
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,18 @@ class FrontDoor:
                 raise UsageError(f"`{command.command}` is not available in this deployment.")
             else:
                 self._intake.request(command, invocation, reply)
+
+    def request_for_client(self, invocation: Invocation, parsed: CommandRequest, reply: Replier) -> RequestRow | None:
+        """A runbook asked for by an inbound-API client: the same intake as a typed command; refusals are raised, not replied.
+
+        The client's HTTP worker already checked its credentials, replays and parsing
+        (``bot.api``); what is left is exactly a typed command's path: gate, lock, plan, record,
+        the approval message in the channel. None: answered at once (read-only, nothing to do).
+        """
+        with log_context(user=invocation.actor.user_id, channel=invocation.channel, command=parsed.command):
+            if parsed.builtin:
+                raise UsageError(f"`{parsed.command}` is a built-in command; the API asks for runbooks.")
+            return self._intake.request(parsed, invocation, reply)
 
     def handle_click(self, click: Click, reply: Replier) -> None:
         """Act on a button press; never raises. A replayed delivery is dropped.

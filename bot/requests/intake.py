@@ -63,7 +63,8 @@ class Intake:
             )
             raise
 
-    def request(self, parsed: CommandRequest, invocation: Invocation, reply: Replier) -> None:
+    def request(self, parsed: CommandRequest, invocation: Invocation, reply: Replier) -> RequestRow | None:
+        """The stored request (None: answered at once, read-only or nothing to do); raises ``OpsbotError`` for a refusal."""
         desk = self._desk
         runbook = desk.catalog.runbooks[parsed.command]
         service, env = parsed.service, parsed.env
@@ -90,7 +91,7 @@ class Intake:
             ctx.identity = requester_identity(desk.identities, invocation.actor.user_id, target)
             title = f"{runbook.name} {service} in {env}"
             read_only.answer(runbook, steps, ctx, title=title, received=received, audit_writer=desk.audit_writer, reply=reply)
-            return
+            return None
         self._refuse_if_locked(received, service, env, now)
         try:
             # The plan is made as the requester: a cluster whose RBAC refuses them says so now, before anyone is asked.
@@ -106,7 +107,7 @@ class Intake:
             text = nothing_to_do_text(service, env, plan)
             desk.audit_writer.append(received, follow_up(received, EventType.NOTHING_TO_DO, "nothing_to_do", plan=plan))
             reply.private(Message.plain(escape(text)))
-            return
+            return None
         checks = checks_state(plan)
         if checks is not None:
             # Asked again with what the plan found: require_checks may add an approval (never removes one).
@@ -125,7 +126,7 @@ class Intake:
                 request_store.set_fields(session, row.id, desk.clock(), message_ref=ref.as_dict())
         elif needs_approval:
             self._withdraw_unposted(row, reply)
-            return
+            return row
         else:
             reply.private(
                 Message.plain(
@@ -135,6 +136,7 @@ class Intake:
             )
         if not needs_approval:
             self._engine.submit(row.id)
+        return row
 
     def _create(
         self, invocation: Invocation, parsed: CommandRequest, kind: str, plan: list[dict[str, Any]],

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from bot.catalog.config import AccessRule, ApprovalRule, FreezeWindow, OpsbotConfig
 from bot.catalog.runbooks import Runbook
-from bot.messages import escape
+from bot.messages import api_client_of, code, escape
 from bot.requests.groups import GroupDirectory
 from commands.durations import format_duration
 from commands.values import ParamValue
@@ -157,7 +157,12 @@ def _first_rule(config: OpsbotConfig, command: str, service: str, env: str) -> t
 
 def _who_and_where(rule: AccessRule, groups: GroupDirectory, subject: Subject, command: str, env: str, label: str) -> str | None:
     allow = rule.allow
-    if not ("*" in allow.users or subject.user_id in allow.users or groups.is_member(subject.user_id, allow.groups)):
+    client = api_client_of(subject.user_id)
+    if client is not None:
+        # A program is allowed only where a rule names it: never by users "*" or a group.
+        if client not in allow.clients:
+            return f"API client {code(client)} may not run `{command}` in {env}: {label} does not list it under allow.clients."
+    elif not ("*" in allow.users or subject.user_id in allow.users or groups.is_member(subject.user_id, allow.groups)):
         who = ", ".join(f"@{group}" for group in allow.groups) or "the users listed in the rule"
         return f"Only members of {who} may run `{command}` in {env} ({label})."
     if allow.channels and subject.channel not in allow.channels:

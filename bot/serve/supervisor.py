@@ -24,15 +24,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.catalog.config import ApiClient
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +162,21 @@ def _config_problems(settings: Settings) -> list[str]:
     from bot.requests.builtins import BUILTIN_SPECS
 
     result = check_files(settings.config_path, settings.runbooks_dir, builtins=BUILTIN_SPECS)
-    return [f"config: {problem}" for problem in result.problems]
+    problems = [f"config: {problem}" for problem in result.problems]
+    if result.config is not None:
+        problems += [f"config: {problem}" for problem in unreadable_keys(result.config.api.clients)]
+    return problems
+
+
+def unreadable_keys(clients: Mapping[str, ApiClient]) -> list[str]:
+    """API clients whose token or key file cannot be read: said before any worker starts, not as a crash of each."""
+    from bot.api.credentials import ClientDirectory
+
+    try:
+        ClientDirectory(clients)
+    except ValueError as error:
+        return [str(error)]
+    return []
 
 
 def _schema_problems(settings: Settings) -> list[str]:

@@ -88,6 +88,20 @@ def test_serve_refuses_an_invalid_config(environment: pytest.MonkeyPatch, tmp_pa
     assert "config:" in output
 
 
+def test_serve_refuses_an_api_client_whose_signing_key_cannot_be_read(environment: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    environment.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    environment.setenv("SLACK_SIGNING_SECRET", "secret")
+    config = tmp_path / "opsbot.yaml"
+    missing = tmp_path / "nowhere.key"
+    config.write_text(EXAMPLE_CONFIG.read_text() + f"api:\n  clients:\n    ci-signed: {{hmac_key_file: {missing}}}\n")
+    environment.setenv("OPSBOT_CONFIG", str(config))
+
+    code, output = serve()
+
+    assert code == 2
+    assert f"config: api.clients.ci-signed.hmac_key_file={missing}: cannot read the file (No such file or directory)" in output
+
+
 # -- the real thing ------------------------------------------------------------------------------
 
 
