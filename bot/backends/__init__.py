@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bot.backends.aws import AwsBackend
     from bot.backends.gitops import GitopsBackend
     from bot.backends.kubernetes import KubernetesBackend
+    from bot.backends.versions import VersionSuggestions
 
 
 class Backends:
@@ -57,6 +58,16 @@ class Backends:
         from bot.backends.gitops import GitopsBackend
 
         return GitopsBackend(self._settings or Settings(), lambda: self.kubernetes)
+
+    @cached_property
+    def versions(self) -> VersionSuggestions:
+        """Where a form's version suggestions come from; ``register`` adds a source (an OCI registry's tags)."""
+        from bot.backends.versions import EcsTaskDefinitionImages, KubernetesImages, VersionSuggestions
+
+        suggestions = VersionSuggestions()
+        suggestions.register("kubernetes", KubernetesImages(lambda: self.kubernetes))
+        suggestions.register("ecs", EcsTaskDefinitionImages(lambda: self.aws))
+        return suggestions
 
 
 def eks_targets(config: OpsbotConfig) -> dict[str, EksCluster]:

@@ -234,7 +234,10 @@ def build_inline_bot(settings: Settings, *, core_factory: CoreFactory = default_
     if core.identities is not None:
         core.identities.use_emails(SlackEmails(web))
     handoff = LocalHandoff(core.pool, JobRunner(core.front_door, web), urgent=settings.urgent_command_names())
-    slack = SlackBot(settings=settings, web=web, parse=core.catalog.parse, commands=core.catalog.commands, handoff=handoff)
+    slack = SlackBot(
+        settings=settings, web=web, parse=core.catalog.parse, commands=core.catalog.commands, handoff=handoff,
+        vocabulary=core.catalog.vocabulary,
+    )  # fmt: skip
     return ServingBot(slack=slack, handoff=handoff, database=core.database, core=core)
 
 
@@ -245,5 +248,8 @@ def build_ack_only_bot(settings: Settings, executor_sockets: str) -> ServingBot:
     """
     commands = load_commands(settings.config_path, settings.runbooks_dir, builtins=BUILTIN_SPECS)
     handoff = SpreadHandoff(executor_sockets.split(","), urgent=settings.urgent_command_names())
-    slack = SlackBot(settings=settings, web=make_web_client(settings), parse=commands.parse, commands=commands.commands, handoff=handoff)
+    slack = SlackBot(
+        settings=settings, web=make_web_client(settings), parse=commands.parse, commands=commands.commands, handoff=handoff,
+        vocabulary=commands.vocabulary,
+    )  # fmt: skip
     return ServingBot(slack=slack, handoff=handoff, database=Database(settings.database_url.get_secret_value()))

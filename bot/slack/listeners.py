@@ -30,6 +30,7 @@ from bot.messages import code, escape
 from bot.metrics import record_command
 from bot.requests.front_door import error_message
 from bot.requests.invocation import Invocation
+from bot.slack.form_listeners import FormListeners
 from bot.slack.jobs import (
     BUSY_TEXT,
     ClickJob,
@@ -45,6 +46,7 @@ from bot.slack.jobs import (
     RejectedJob,
     ReplyTarget,
 )
+from bot.slack.modals import ACTION_PREFIX as FORM_ACTION_PREFIX
 from bot.slack.payloads import (
     PayloadProblem,
     changed_user_group,
@@ -81,7 +83,9 @@ class SlackListeners:
         handoff: Handoff,
         rate_limits: PersonRateLimits,
         allowed_teams: Collection[str] = (),
+        forms: FormListeners | None = None,
     ) -> None:
+        self.forms = forms
         self._parse = parse
         self._allowed = frozenset(allowed_teams)
         self._commands = commands
@@ -101,9 +105,19 @@ class SlackListeners:
         invocation = dataclasses.replace(parsed.invocation, delivery=delivery_id(request))
         if not await self._within_rate(ack, invocation):
             return
+        target = ReplyTarget(invocation.actor.user_id, invocation.channel, parsed.response_url)
+        if not invocation.text and self._open_form(invocation, body, target):
+            record_command("form", "accepted")
+            await ack()  # the picker opens; nothing to say in the channel
+            return
         try:
             command = self._parse(invocation.text)
         except UsageError as error:
+            if self._open_form(invocation, body, target):
+                # `/ops deploy checkout`: the values left out are asked in the runbook's form, not refused.
+                record_command(self._command_label(invocation.text), "form")
+                await ack()
+                return
             record_command(self._command_label(invocation.text), "usage_error")
             # The person is answered in the ack itself; the audit row is written after it, off the event loop.
             self._hand_over(RejectedJob(invocation, error.user_message, error.usage))
@@ -113,7 +127,6 @@ class SlackListeners:
             record_command("unknown", "internal_error")
             await ack_privately(ack, escape(report_internal_error(logger, "could not parse a command")))
             return
-        target = ReplyTarget(invocation.actor.user_id, invocation.channel, parsed.response_url)
         try:
             self._handoff.submit(CommandJob(invocation, command, target))
         except HandoffBusy as busy:
@@ -130,6 +143,10 @@ class SlackListeners:
 
     async def on_block_action(self, ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest) -> None:
         """A button: ack at once (Slack shows nothing for a block_actions ack), then act in the pool."""
+        action = first_action(body)
+        if self.forms is not None and action is not None and str(action.get("action_id")).startswith(FORM_ACTION_PREFIX):
+            await self.forms.on_form_action(ack, body)
+            return
         await ack()
         parsed = parse_block_action(body)
         if isinstance(parsed, PayloadProblem):
@@ -208,6 +225,9 @@ class SlackListeners:
         )
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _open_form(self, invocation: Invocation, body: dict[str, Any], target: ReplyTarget) -> bool:
+        return self.forms is not None and self.forms.form_for_text(invocation, body.get("trigger_id"), target)
 
     async def _within_rate(self, ack: AsyncAck, invocation: Invocation) -> bool:
         """Spend one of the person's tokens; if none is left, say when to try again (audited once per burst) and stop."""
