@@ -111,7 +111,9 @@ def test_answers_with_spaces_and_quotes_reach_their_field_intact(catalog: Catalo
         ("scale", {}, ("service", "replicas")),
     ],
 )
-def test_a_command_missing_values_is_read_as_a_form_to_finish(catalog: Catalog, typed: str, given: dict[str, str], missing: tuple[str, ...]) -> None:
+def test_a_command_missing_values_is_read_as_a_form_to_finish(
+    catalog: Catalog, typed: str, given: dict[str, str], missing: tuple[str, ...]
+) -> None:
     partial = bind_partially(typed, catalog.commands, catalog.vocabulary)
 
     assert partial is not None
