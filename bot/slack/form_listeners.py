@@ -91,7 +91,7 @@ class FormListeners:
                 errors[next(iter(submission.answers), CHANNEL_FIELD)] = error.user_message
         if errors or command is None or submission.channel is None:
             record_command(spec.name, "form_errors")
-            await ack(**errors_answer(errors, submission.block_ids, submission.block_ids.get(CHANNEL_FIELD)))
+            await ack(**errors_answer(errors, submission.block_ids, submission.block_ids.get(CHANNEL_FIELD, CHANNEL_FIELD)))
             return
         if not self._rate_limits.take(actor.user_id).allowed:
             await ack(
