@@ -97,11 +97,15 @@ class EcsTaskDefinitionImages:
     def versions(self, service: str, env: str, target: Target) -> list[str]:
         if not isinstance(target, EcsTarget):
             return []
+        from bot.backends.aws.ecs import choose_container
+
         ecs = self._aws().ecs(target)
         current = ecs.current_task_definition(ecs.describe())
+        container = choose_container(current, target.container)  # the container a deploy changes, as ecs.deploy picks it
         revisions = ecs.active_revisions(current.family)
         tags: list[str] = []
         for revision in sorted(revisions, reverse=True)[: self._depth]:
-            definition = ecs.task_definition(revisions[revision])
-            tags.extend(tag for image in definition.images().values() if (tag := image_tag(image)) is not None)
+            tag = image_tag(ecs.task_definition(revisions[revision]).images().get(container))
+            if tag is not None:
+                tags.append(tag)
         return tags
