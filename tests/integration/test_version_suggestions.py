@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import urllib.request
 from collections.abc import Iterator
@@ -41,9 +42,13 @@ def test_a_deployments_replicasets_suggest_its_past_images_newest_first(tmp_path
             }
             api.patch_deployment("shop", "checkout", image, patch_type="strategic")
             # The controller makes a ReplicaSet per template it sees, as a real one does: let it see each.
-            wait_until(lambda count=count: len(kube.replicasets("prod", "shop")) >= count, what=f"the ReplicaSet of {tag}")
+            wait_until(functools.partial(has_replicasets, kube, count), what=f"the ReplicaSet of {tag}")
 
         assert backends.versions.suggest("checkout", "production", target) == ["1.4.2", "1.4.1", "1.4.0"]
+
+
+def has_replicasets(kube: FakeKubernetesServer, count: int) -> bool:
+    return len(kube.replicasets("prod", "shop")) >= count
 
 
 def test_a_missing_deployment_costs_the_suggestions_not_the_form(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
