@@ -107,16 +107,17 @@ class SlackListeners:
             return
         target = ReplyTarget(invocation.actor.user_id, invocation.channel, parsed.response_url)
         if not invocation.text and self._open_form(invocation, body, target):
-            record_command("form", "accepted")
-            await ack()  # the picker opens; nothing to say in the channel
+            record_command("picker", "form")
+            await ack_privately(ack, "Opening the runbook picker…")
             return
         try:
             command = self._parse(invocation.text)
         except UsageError as error:
             if self._open_form(invocation, body, target):
                 # `/ops deploy checkout`: the values left out are asked in the runbook's form, not refused.
-                record_command(self._command_label(invocation.text), "form")
-                await ack()
+                label = self._command_label(invocation.text)
+                record_command(label, "form")
+                await ack_privately(ack, f"Opening the {code(label)} form for the values left out…")
                 return
             record_command(self._command_label(invocation.text), "usage_error")
             # The person is answered in the ack itself; the audit row is written after it, off the event loop.
