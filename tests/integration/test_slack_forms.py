@@ -16,18 +16,26 @@ from typing import Any
 import pytest
 
 from bot.audit.binding import params_hash
+from bot.catalog.catalog import load_catalog
+from bot.requests.builtins import BUILTIN_SPECS
 from bot.store import requests as request_store
 from bot.store.models import RequestRow
-from fakes.slack import FakeSlackApi, Message
+from fakes.slack import FakeSlackApi, Message, RecordedCall
 from tests.integration.slack_support import (
     CHANNEL,
     TEAM_ID,
     USERS,
     RunningServer,
+    catalog_factory,
     form_payload,
+    migrated,
     posted_request,
+    serve_opsbot,
     serve_touch_catalog,
+    slack_settings,
+    slack_test_registry,
     wait_until,
+    write_touch_catalog,
 )
 
 REQUESTER, OUTSIDER = "U0REQ", "U0OUT"
@@ -205,3 +213,166 @@ def test_a_message_shortcut_on_another_message_is_refused_clearly(server: Runnin
 
     assert "works on opsbot's request messages" in ephemeral_to(slack, REQUESTER, "request messages")
     assert not slack.calls_to("views.open")
+
+
+# -- opening and redrawing forms (views.open / views.update on the fake Slack) ----------------------
+
+FORMS_CONFIG = """\
+users: {U0REQ: requester, U0A00: approver0, U0A01: approver1, U0OUT: outsider, U0GRP: grouped}
+groups:
+  approvers: [U0A00, U0A01]
+  requesters: [U0REQ, U0A00, U0A01]
+channels: {incident: C0INCIDENT}
+services:
+  svc:
+    default_env: production
+    environments:
+      production: {kubernetes: {context: none, namespace: ns, deployment: svc}}
+      staging: {kubernetes: {context: none, namespace: ns, deployment: svc-staging}}
+  other:
+    environments:
+      production: {kubernetes: {context: none, namespace: ns, deployment: other}}
+policy:
+  rules:
+    - runbooks: [touch, rollback]
+      services: [svc]
+      envs: [production, staging]
+      allow: {groups: [requesters]}
+      approvals: {count: 1, approvers: [approvers], expires_in: 10m}
+    - runbooks: [report]
+      envs: [production]
+      allow: {users: ["*"]}
+"""
+
+ROLLBACK_RUNBOOK = """\
+name: rollback
+description: Put the previous value back.
+usage: rollback {service} [in {env}] [to {revision}]
+parameters:
+  service: {type: service}
+  env: {type: env}
+  revision: {type: int, min: 1, help: the revision to return to}
+steps:
+  - name: Touch
+    action: test.touch
+    args: {value: "v1"}
+timeout: 2m
+"""
+
+
+@pytest.fixture
+def forms_server(slack: FakeSlackApi, tmp_path: Path, sqlite_url: str) -> Iterator[RunningServer]:
+    """Two services (``svc`` open to requesters, ``other`` to nobody but for ``report``) and a ``rollback`` runbook."""
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "rollback.yaml").write_text(ROLLBACK_RUNBOOK)
+    write_touch_catalog(tmp_path, FORMS_CONFIG)
+    catalog = load_catalog(tmp_path / "opsbot.yaml", tmp_path / "runbooks", builtins=BUILTIN_SPECS, registry=slack_test_registry())
+    settings = slack_settings(
+        slack, database_url=migrated(sqlite_url), config_path=tmp_path / "opsbot.yaml", runbooks_dir=tmp_path / "runbooks"
+    )
+    with serve_opsbot(settings, core_factory=catalog_factory(catalog)) as running:
+        yield running
+        running.wait_idle()
+
+
+def view_of(call: RecordedCall) -> dict[str, Any]:
+    raw = call.params.get("view")
+    view = json.loads(raw) if isinstance(raw, str) else raw
+    assert isinstance(view, dict), call.params
+    return view
+
+
+def opened_view(slack: FakeSlackApi, number: int = 1) -> dict[str, Any]:
+    calls = slack.wait_for(lambda: slack.calls_to("views.open")[number - 1 :] or None, what=f"views.open #{number}")
+    return view_of(calls[0])
+
+
+def select_values(view: Mapping[str, Any], block_id: str) -> list[str]:
+    block = next(block for block in view["blocks"] if block.get("block_id") == block_id)
+    element = block.get("element") or block.get("accessory")
+    return [option["value"] for option in element["options"]]
+
+
+def global_shortcut(server: RunningServer, user_id: str) -> None:
+    payload = {
+        "type": "shortcut", "callback_id": "run_runbook", "trigger_id": "4.5.6", "team": {"id": TEAM_ID, "domain": "fake"},
+        "user": user_of(user_id), "api_app_id": "A0FAKE",
+    }  # fmt: skip
+    assert server.post_signed(form_payload(payload)).status_code == 200
+
+
+def test_ops_alone_opens_a_picker_of_the_runbooks_the_policy_lets_you_run(forms_server: RunningServer, slack: FakeSlackApi) -> None:
+    ack = forms_server.slack_user(slack, REQUESTER).command("")
+    requester_picker = opened_view(slack)
+    forms_server.slack_user(slack, OUTSIDER).command("")
+    outsider_picker = opened_view(slack, 2)
+
+    assert ack.json()["text"] == "Opening the runbook picker…"
+    assert requester_picker["callback_id"] == "opsbot_form_picker"
+    assert select_values(requester_picker, "runbook") == ["report", "rollback", "touch"]
+    assert select_values(outsider_picker, "runbook") == ["report"], "the policy lets an outsider run report only"
+
+
+def test_the_run_runbook_shortcut_opens_the_same_picker(forms_server: RunningServer, slack: FakeSlackApi) -> None:
+    global_shortcut(forms_server, REQUESTER)
+
+    picker = opened_view(slack)
+
+    assert select_values(picker, "runbook") == ["report", "rollback", "touch"]
+    assert slack.calls_to("views.open")[0].params.get("trigger_id") == "4.5.6"
+
+
+def test_a_command_missing_values_opens_its_form_with_what_was_typed(forms_server: RunningServer, slack: FakeSlackApi) -> None:
+    ack = forms_server.slack_user(slack, REQUESTER).command("touch svc")
+
+    form = opened_view(slack)
+
+    assert ack.json()["text"] == "Opening the `touch` form for the values left out…"
+    assert form["callback_id"] == "opsbot_form"
+    assert select_values(form, "service") == ["svc"], "only the services the person may act on"
+    service = next(block for block in form["blocks"] if block.get("block_id") == "service")
+    assert service["element"]["initial_option"]["value"] == "svc"
+    assert select_values(form, "env~svc") == ["production", "staging"]
+    assert requests_of(forms_server) == [], "nothing is requested before the form is submitted"
+
+
+def test_choosing_a_runbook_in_the_picker_redraws_the_modal_as_its_form(forms_server: RunningServer, slack: FakeSlackApi) -> None:
+    forms_server.slack_user(slack, REQUESTER).command("")
+    picker = opened_view(slack)
+    shown = slack.calls_to("views.open")[0].response or {}
+    view_id = (shown.get("view") or {}).get("id", "V0PICKER")
+    payload = {
+        "type": "block_actions",
+        "team": {"id": TEAM_ID, "domain": "fake"},
+        "user": user_of(REQUESTER),
+        "api_app_id": "A0FAKE",
+        "trigger_id": "5.6.7",
+        "container": {"type": "view", "view_id": view_id},
+        "view": {**picker, "id": view_id, "hash": (shown.get("view") or {}).get("hash", "1.a"), "state": {"values": {}}},
+        "actions": [
+            {
+                "type": "static_select", "action_id": "opsbot_form_pick", "block_id": "runbook",
+                "selected_option": {"text": {"type": "plain_text", "text": "touch"}, "value": "touch"}, "action_ts": "1700000000.1",
+            }
+        ],
+    }  # fmt: skip
+
+    assert forms_server.post_signed(form_payload(payload)).status_code == 200
+
+    update = slack.wait_for(lambda: slack.calls_to("views.update") or None, what="views.update")[0]
+    assert update.params.get("view_id") == view_id
+    form = view_of(update)
+    assert form["callback_id"] == "opsbot_form" and form["title"]["text"] == "Run touch"
+
+
+def test_roll_back_this_deploy_opens_the_rollback_form_for_the_requests_target(forms_server: RunningServer, slack: FakeSlackApi) -> None:
+    forms_server.slack_user(slack, REQUESTER).command("touch svc v2 in staging")
+    message = posted_request(forms_server.opsbot, slack, "touch svc")
+
+    message_shortcut(forms_server, slack, REQUESTER, "rollback_this_deploy", message)
+
+    form = opened_view(slack)
+    assert form["title"]["text"] == "Run rollback"
+    service = next(block for block in form["blocks"] if block.get("block_id") == "service")
+    env = next(block for block in form["blocks"] if block.get("block_id") == "env~svc")
+    assert (service["element"]["initial_option"]["value"], env["element"]["initial_option"]["value"]) == ("svc", "staging")
