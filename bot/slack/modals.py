@@ -117,7 +117,28 @@ def read_submission(view: Mapping[str, Any]) -> Submission | None:
                 channel = selected if isinstance(selected, str) and selected else None
             else:
                 answers[name] = _element_value(element)
+    _add_drawn_values(view, answers, block_ids)
     return Submission(state=state, answers=answers, channel=channel or state.channel, block_ids=block_ids)
+
+
+def _add_drawn_values(view: Mapping[str, Any], answers: dict[str, str], block_ids: dict[str, str]) -> None:
+    """Fields missing from ``state.values`` keep the value the form was drawn with (its ``initial_*``).
+
+    Slack reports every input, untouched ones with their initial value; reading the drawn
+    value too means a field left as drawn is never taken for an empty one.
+    """
+    blocks = view.get("blocks")
+    for block in blocks if isinstance(blocks, list) else []:
+        element = _mapping(_mapping(block).get("element"))
+        name = field_name(element.get("action_id"))
+        if name is None or name in block_ids:
+            continue
+        block_ids[name] = str(_mapping(block).get("block_id") or name)
+        if name == CHANNEL_FIELD:
+            continue
+        initial = _mapping(element.get("initial_option")).get("value", element.get("initial_value"))
+        if isinstance(initial, str):
+            answers[name] = initial
 
 
 def suggestion_options(state: FormState, typed: str, pattern: str | None = None) -> list[dict[str, Any]]:

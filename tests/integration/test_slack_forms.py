@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -20,13 +21,15 @@ from bot.catalog.catalog import load_catalog
 from bot.requests.builtins import BUILTIN_SPECS
 from bot.store import requests as request_store
 from bot.store.models import RequestRow
-from fakes.slack import FakeSlackApi, Message, RecordedCall
+from fakes.slack import FakeSlackApi, Message
+from fakes.slack.views import View
 from tests.integration.slack_support import (
     CHANNEL,
     TEAM_ID,
     USERS,
     RunningServer,
     catalog_factory,
+    command_form,
     form_payload,
     migrated,
     posted_request,
@@ -99,7 +102,7 @@ def message_shortcut(server: RunningServer, slack: FakeSlackApi, user_id: str, c
     payload = {
         "type": "message_action",
         "callback_id": callback_id,
-        "trigger_id": "3.4.5",
+        "trigger_id": slack.trigger_id(user_id),
         "team": {"id": TEAM_ID, "domain": "fake"},
         "user": user_of(user_id),
         "channel": {"id": message.channel, "name": "ops"},
@@ -275,104 +278,141 @@ def forms_server(slack: FakeSlackApi, tmp_path: Path, sqlite_url: str) -> Iterat
         running.wait_idle()
 
 
-def view_of(call: RecordedCall) -> dict[str, Any]:
-    raw = call.params.get("view")
-    view = json.loads(raw) if isinstance(raw, str) else raw
-    assert isinstance(view, dict), call.params
-    return view
+def command(server: RunningServer, slack: FakeSlackApi, user_id: str, text: str) -> Any:
+    """``/ops <text>`` with a trigger_id the fake Slack issued (one use, 3 seconds), as Slack sends it."""
+    fields = {**command_form(slack, user_id, CHANNEL, text), "trigger_id": slack.trigger_id(user_id)}
+    response = server.post_signed(urlencode(fields).encode())
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
-def opened_view(slack: FakeSlackApi, number: int = 1) -> dict[str, Any]:
-    calls = slack.wait_for(lambda: slack.calls_to("views.open")[number - 1 :] or None, what=f"views.open #{number}")
-    return view_of(calls[0])
+def shown_modal(slack: FakeSlackApi, user_id: str, callback_id: str) -> View:
+    """The top modal open for ``user_id`` once it has ``callback_id`` (the fake refused it if over Slack's limits)."""
+
+    def shown() -> View | None:
+        stack = slack.open_modals(user_id)
+        return stack[-1] if stack and stack[-1].callback_id == callback_id else None
+
+    return slack.wait_for(shown, what=f"a {callback_id} modal for {user_id}")
 
 
-def select_values(view: Mapping[str, Any], block_id: str) -> list[str]:
-    block = next(block for block in view["blocks"] if block.get("block_id") == block_id)
-    element = block.get("element") or block.get("accessory")
+def select_values(view: View, block_id: str) -> list[str]:
+    block = next(block for block in view.blocks if block.get("block_id") == block_id)
+    element = block.get("element") or block.get("accessory") or {}
     return [option["value"] for option in element["options"]]
 
 
-def global_shortcut(server: RunningServer, user_id: str) -> None:
-    payload = {
-        "type": "shortcut", "callback_id": "run_runbook", "trigger_id": "4.5.6", "team": {"id": TEAM_ID, "domain": "fake"},
-        "user": user_of(user_id), "api_app_id": "A0FAKE",
-    }  # fmt: skip
-    assert server.post_signed(form_payload(payload)).status_code == 200
+def initial_value(view: View, block_id: str) -> str | None:
+    block = next(block for block in view.blocks if block.get("block_id") == block_id)
+    option = block["element"].get("initial_option")
+    return option["value"] if option else None
+
+
+def in_view_action(slack: FakeSlackApi, view: View, user_id: str, action: Mapping[str, Any], values: Mapping[str, object]) -> bytes:
+    """A ``block_actions`` payload from inside a modal: the view as Slack holds it, with what was entered so far."""
+    body = slack.submission(view.id, user_id, values)
+    return form_payload(
+        {
+            "type": "block_actions", "team": body["team"], "user": body["user"], "api_app_id": "A0FAKEAPP",
+            "trigger_id": slack.trigger_id(user_id), "container": {"type": "view", "view_id": view.id},
+            "view": body["view"], "actions": [{**action, "action_ts": "1700000000.100000"}],
+        }
+    )  # fmt: skip
 
 
 def test_ops_alone_opens_a_picker_of_the_runbooks_the_policy_lets_you_run(forms_server: RunningServer, slack: FakeSlackApi) -> None:
-    ack = forms_server.slack_user(slack, REQUESTER).command("")
-    requester_picker = opened_view(slack)
-    forms_server.slack_user(slack, OUTSIDER).command("")
-    outsider_picker = opened_view(slack, 2)
+    ack = command(forms_server, slack, REQUESTER, "")
+    command(forms_server, slack, OUTSIDER, "")
 
-    assert ack.json()["text"] == "Opening the runbook picker…"
-    assert requester_picker["callback_id"] == "opsbot_form_picker"
-    assert select_values(requester_picker, "runbook") == ["report", "rollback", "touch"]
-    assert select_values(outsider_picker, "runbook") == ["report"], "the policy lets an outsider run report only"
+    assert ack["text"] == "Opening the runbook picker…"
+    assert select_values(shown_modal(slack, REQUESTER, "opsbot_form_picker"), "runbook") == ["report", "rollback", "touch"]
+    assert select_values(shown_modal(slack, OUTSIDER, "opsbot_form_picker"), "runbook") == ["report"], (
+        "the policy lets outsiders run report"
+    )
 
 
 def test_the_run_runbook_shortcut_opens_the_same_picker(forms_server: RunningServer, slack: FakeSlackApi) -> None:
-    global_shortcut(forms_server, REQUESTER)
+    payload = {
+        "type": "shortcut", "callback_id": "run_runbook", "trigger_id": slack.trigger_id(REQUESTER),
+        "team": {"id": TEAM_ID, "domain": "fake"}, "user": user_of(REQUESTER), "api_app_id": "A0FAKE",
+    }  # fmt: skip
+    assert forms_server.post_signed(form_payload(payload)).status_code == 200
 
-    picker = opened_view(slack)
-
-    assert select_values(picker, "runbook") == ["report", "rollback", "touch"]
-    assert slack.calls_to("views.open")[0].params.get("trigger_id") == "4.5.6"
+    assert select_values(shown_modal(slack, REQUESTER, "opsbot_form_picker"), "runbook") == ["report", "rollback", "touch"]
 
 
 def test_a_command_missing_values_opens_its_form_with_what_was_typed(forms_server: RunningServer, slack: FakeSlackApi) -> None:
-    ack = forms_server.slack_user(slack, REQUESTER).command("touch svc")
+    ack = command(forms_server, slack, REQUESTER, "touch svc")
 
-    form = opened_view(slack)
+    form = shown_modal(slack, REQUESTER, "opsbot_form")
 
-    assert ack.json()["text"] == "Opening the `touch` form for the values left out…"
-    assert form["callback_id"] == "opsbot_form"
-    assert select_values(form, "service") == ["svc"], "only the services the person may act on"
-    service = next(block for block in form["blocks"] if block.get("block_id") == "service")
-    assert service["element"]["initial_option"]["value"] == "svc"
+    assert ack["text"] == "Opening the `touch` form for the values left out…"
+    assert select_values(form, "service") == ["svc"], "only the services the person may act on (not `other`)"
+    assert initial_value(form, "service") == "svc"
     assert select_values(form, "env~svc") == ["production", "staging"]
+    assert initial_value(form, "env~svc") == "production", "the service's default env"
     assert requests_of(forms_server) == [], "nothing is requested before the form is submitted"
 
 
+def test_the_form_opened_and_submitted_makes_the_same_request_as_typed(forms_server: RunningServer, slack: FakeSlackApi) -> None:
+    command(forms_server, slack, REQUESTER, "touch svc")
+    form = shown_modal(slack, REQUESTER, "opsbot_form")
+    submission = slack.submission(form.id, REQUESTER, {"opsbot_form:value": "v2", "opsbot_form:channel": CHANNEL})
+
+    answer = forms_server.post_signed(form_payload(submission))
+    posted_request(forms_server.opsbot, slack, "touch svc v2")
+    command(forms_server, slack, REQUESTER, "touch svc v2 in production")
+    wait_until(lambda: len(requests_of(forms_server)) == 2, what="the typed request")
+
+    assert answer.status_code == 200 and not answer.content
+    typed, from_form = requests_of(forms_server)
+    assert from_form.params == typed.params == {"service": "svc", "value": "v2", "env": "production"}
+    assert from_form.params_hash == typed.params_hash
+
+
+def test_a_wrong_value_in_the_opened_form_comes_back_beside_its_field(forms_server: RunningServer, slack: FakeSlackApi) -> None:
+    command(forms_server, slack, REQUESTER, "touch svc")
+    form = shown_modal(slack, REQUESTER, "opsbot_form")
+    submission = slack.submission(form.id, REQUESTER, {"opsbot_form:value": "No Capitals", "opsbot_form:channel": CHANNEL})
+
+    answer = forms_server.post_signed(form_payload(submission)).json()
+
+    assert answer == {"response_action": "errors", "errors": {"value": "value 'No Capitals' is not valid: it must match [a-z0-9.]{1,20}."}}
+    assert requests_of(forms_server) == []
+
+
+def test_changing_the_env_redraws_the_form_in_place(forms_server: RunningServer, slack: FakeSlackApi) -> None:
+    command(forms_server, slack, REQUESTER, "touch svc")
+    form = shown_modal(slack, REQUESTER, "opsbot_form")
+    changed = {"type": "static_select", "action_id": "opsbot_form:env", "block_id": "env~svc", "selected_option": {"value": "staging"}}
+
+    response = forms_server.post_signed(in_view_action(slack, form, REQUESTER, changed, {"opsbot_form:env": "staging"}))
+
+    assert response.status_code == 200
+    update = slack.wait_for(lambda: [c for c in slack.calls_to("views.update") if c.ok] or None, what="a views.update")[0]
+    assert update.params.get("view_id") == form.id and update.params.get("hash") == form.hash, "guarded by the hash Slack sent"
+    assert initial_value(slack.view(form.id), "env~svc") == "staging"
+
+
 def test_choosing_a_runbook_in_the_picker_redraws_the_modal_as_its_form(forms_server: RunningServer, slack: FakeSlackApi) -> None:
-    forms_server.slack_user(slack, REQUESTER).command("")
-    picker = opened_view(slack)
-    shown = slack.calls_to("views.open")[0].response or {}
-    view_id = (shown.get("view") or {}).get("id", "V0PICKER")
-    payload = {
-        "type": "block_actions",
-        "team": {"id": TEAM_ID, "domain": "fake"},
-        "user": user_of(REQUESTER),
-        "api_app_id": "A0FAKE",
-        "trigger_id": "5.6.7",
-        "container": {"type": "view", "view_id": view_id},
-        "view": {**picker, "id": view_id, "hash": (shown.get("view") or {}).get("hash", "1.a"), "state": {"values": {}}},
-        "actions": [
-            {
-                "type": "static_select", "action_id": "opsbot_form_pick", "block_id": "runbook",
-                "selected_option": {"text": {"type": "plain_text", "text": "touch"}, "value": "touch"}, "action_ts": "1700000000.1",
-            }
-        ],
-    }  # fmt: skip
+    command(forms_server, slack, REQUESTER, "")
+    picker = shown_modal(slack, REQUESTER, "opsbot_form_picker")
+    chosen = {"type": "static_select", "action_id": "opsbot_form_pick", "block_id": "runbook", "selected_option": {"value": "touch"}}
 
-    assert forms_server.post_signed(form_payload(payload)).status_code == 200
+    response = forms_server.post_signed(in_view_action(slack, picker, REQUESTER, chosen, {}))
 
-    update = slack.wait_for(lambda: slack.calls_to("views.update") or None, what="views.update")[0]
-    assert update.params.get("view_id") == view_id
-    form = view_of(update)
-    assert form["callback_id"] == "opsbot_form" and form["title"]["text"] == "Run touch"
+    assert response.status_code == 200
+    form = shown_modal(slack, REQUESTER, "opsbot_form")
+    assert form.id == picker.id, "the same modal, redrawn"
+    assert form.payload["title"]["text"] == "Run touch"
 
 
 def test_roll_back_this_deploy_opens_the_rollback_form_for_the_requests_target(forms_server: RunningServer, slack: FakeSlackApi) -> None:
-    forms_server.slack_user(slack, REQUESTER).command("touch svc v2 in staging")
+    command(forms_server, slack, REQUESTER, "touch svc v2 in staging")
     message = posted_request(forms_server.opsbot, slack, "touch svc")
 
     message_shortcut(forms_server, slack, REQUESTER, "rollback_this_deploy", message)
 
-    form = opened_view(slack)
-    assert form["title"]["text"] == "Run rollback"
-    service = next(block for block in form["blocks"] if block.get("block_id") == "service")
-    env = next(block for block in form["blocks"] if block.get("block_id") == "env~svc")
-    assert (service["element"]["initial_option"]["value"], env["element"]["initial_option"]["value"]) == ("svc", "staging")
+    form = shown_modal(slack, REQUESTER, "opsbot_form")
+    assert form.payload["title"]["text"] == "Run rollback"
+    assert (initial_value(form, "service"), initial_value(form, "env~svc")) == ("svc", "staging")

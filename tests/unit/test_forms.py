@@ -157,6 +157,6 @@ def test_a_submitted_view_is_read_back_by_action_id(catalog: Catalog) -> None:
     submission = read_submission(view)
 
     assert submission is not None
-    assert submission.answers == {"service": "checkout", "version": "1.4.2"}
+    assert submission.answers == {"service": "checkout", "version": "1.4.2", "env": "staging"}, "env left as drawn keeps its value"
     assert submission.channel == "C0DEPLOY"
     assert submission.block_ids["version"] == "version~checkout"
