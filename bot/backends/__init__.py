@@ -62,11 +62,12 @@ class Backends:
     @cached_property
     def versions(self) -> VersionSuggestions:
         """Where a form's version suggestions come from; ``register`` adds a source (an OCI registry's tags)."""
-        from bot.backends.versions import EcsTaskDefinitionImages, KubernetesImages, VersionSuggestions
+        from bot.backends.versions import EcsTaskDefinitionImages, GitopsFileHistory, KubernetesImages, VersionSuggestions
 
         suggestions = VersionSuggestions()
         suggestions.register("kubernetes", KubernetesImages(lambda: self.kubernetes))
         suggestions.register("ecs", EcsTaskDefinitionImages(lambda: self.aws))
+        suggestions.register("gitops", GitopsFileHistory(lambda: self.gitops))
         return suggestions
 
 

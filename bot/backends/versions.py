@@ -13,11 +13,12 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from bot.catalog.config import EcsTarget, KubernetesTarget, Target, TargetKind
+from bot.catalog.config import EcsTarget, GitopsTarget, KubernetesTarget, Target, TargetKind
 from bot.errors import OpsbotError
 
 if TYPE_CHECKING:
     from bot.backends.aws import AwsBackend
+    from bot.backends.gitops import GitopsBackend
     from bot.backends.kubernetes import KubernetesBackend
 
 logger = logging.getLogger(__name__)
@@ -107,5 +108,31 @@ class EcsTaskDefinitionImages:
         for revision in sorted(revisions, reverse=True)[: self._depth]:
             tag = image_tag(ecs.task_definition(revisions[revision]).images().get(container))
             if tag is not None:
+                tags.append(tag)
+        return tags
+
+
+class GitopsFileHistory:
+    """The image tags the gitops file held, commit by commit (``git log -- path``), newest first (at most ``depth`` commits)."""
+
+    def __init__(self, gitops: Callable[[], GitopsBackend], *, depth: int = 30) -> None:
+        self._gitops = gitops
+        self._depth = depth
+
+    def versions(self, service: str, env: str, target: Target) -> list[str]:
+        if not isinstance(target, GitopsTarget):
+            return []
+        from bot.backends.gitops.edits import EditError, read_image
+
+        remote = self._gitops().remote(target)
+        head = remote.fetch(target.branch)
+        tags: list[str] = []
+        for logged in remote.history(head, target.path, self._depth):
+            text = remote.read(logged.sha, target.path)
+            try:
+                tag = read_image(text, target).tag if text is not None else None
+            except EditError:
+                continue  # a commit where the file did not parse says nothing about versions
+            if tag and "sha256:" not in tag:
                 tags.append(tag)
         return tags

@@ -14,8 +14,10 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from bot.backends import Backends
-from bot.catalog.config import EcsTarget, KubernetesTarget, OpsbotConfig
+from bot.catalog.config import EcsTarget, Environment, GitopsTarget, KubernetesTarget, OpsbotConfig, Service
+from bot.settings import Settings
 from fakes.kubernetes import FakeKubernetesServer
+from tests.integration.gitops_support import KUSTOMIZATION, make_origin
 from tests.integration.slack_support import wait_until
 
 REGION = "eu-west-1"
@@ -99,3 +101,17 @@ def test_an_ecs_familys_revisions_suggest_the_deployed_containers_tags(moto_url:
     target = EcsTarget(region=REGION, cluster="prod", service="billing", container="web")
 
     assert backends.versions.suggest("billing", "production", target) == ["2.2.0", "2.1.0", "2.0.0"]
+
+
+def test_a_gitops_files_history_suggests_the_tags_it_held_newest_first(tmp_path: Path) -> None:
+    path = "apps/checkout/production/kustomization.yaml"
+    origin = make_origin(tmp_path, {path: KUSTOMIZATION})
+    origin.colleague_pushes(path, KUSTOMIZATION.replace('newTag: "1.4.1"', 'newTag: "1.4.2"'), "deploy 1.4.2")
+    origin.colleague_pushes(path + ".bak", "not yaml: [", "an unrelated file")
+    target = GitopsTarget(repo=origin.url, branch="main", path=path, kustomize_image="registry.example.com/shop/checkout")
+    config = OpsbotConfig(services={"checkout": Service(environments={"production": Environment(gitops=target)})})
+    backends = Backends(config, Settings(OPSBOT_GIT_CACHE_DIR=tmp_path / "cache"))
+    try:
+        assert backends.versions.suggest("checkout", "production", target) == ["1.4.2", "1.4.1"]
+    finally:
+        backends.gitops.close()
