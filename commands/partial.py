@@ -2,15 +2,15 @@
 
 ``deploy checkout`` is a usage error for the parser, but a front end with forms (a Slack modal,
 the shell's prompts) can ask for the missing ``version`` instead. Which words were meant for
-which parameters is decided the way the parser would: the usage line matched with the
-missing slots taken as given, later slots assumed missing first (people type in order), and
-only a binding whose given values all type-check counts (``deploy 1.4.2`` gave a version, not
-a service).
+which parameters is decided the way the parser would: the usage line matched with the last
+required slots taken as given (people type in order and stop early), and only a binding
+whose given values all type-check counts. A word that fits nowhere (``deploy chekout``: no
+service by that name) is not a form to finish but a typo, and keeps the parser's "did you
+mean checkout?".
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -53,13 +53,12 @@ def bind_partially(text: str, specs: Mapping[str, CommandSpec], vocabulary: Voca
     positional = bind_env_preposition(spec, elements, positional)
     required = [slot for slot in required_slots(elements) if slot not in named]
     for size in range(1, len(required) + 1):
-        for missing in itertools.combinations(reversed(required), size):
-            bound, _ = match_usage(elements, positional, frozenset(named) | frozenset(missing))
-            if bound is None:
-                continue
-            given = {**bound, **named}
-            if _all_valid(spec, given, vocabulary):
-                return PartialCommand(spec.name, given, tuple(slot for slot in required if slot in missing))
+        missing = tuple(required[-size:])
+        bound, _ = match_usage(elements, positional, frozenset(named) | frozenset(missing))
+        if bound is None:
+            continue
+        given = {**bound, **named}
+        return PartialCommand(spec.name, given, missing) if _all_valid(spec, given, vocabulary) else None
     return None
 
 

@@ -87,8 +87,9 @@ class FormListeners:
             try:
                 text = answers_text(spec, submission.answers)
                 command = self._parse(text)
-            except UsageError as error:
-                errors[next(iter(submission.answers), CHANNEL_FIELD)] = error.user_message
+            except UsageError as error:  # the fields each passed, the whole did not (a value no quoting carries)
+                named = next((name for name in submission.answers if error.user_message.startswith(name)), CHANNEL_FIELD)
+                errors[named] = error.user_message
         if errors or command is None or submission.channel is None:
             record_command(spec.name, "form_errors")
             await ack(**errors_answer(errors, submission.block_ids, submission.block_ids.get(CHANNEL_FIELD, CHANNEL_FIELD)))

@@ -106,7 +106,7 @@ def test_answers_with_spaces_and_quotes_reach_their_field_intact(catalog: Catalo
     ("typed", "given", "missing"),
     [
         ("deploy checkout", {"service": "checkout"}, ("version",)),
-        ("deploy 1.4.2", {"version": "1.4.2"}, ("service",)),
+        ("deploy version=1.4.2", {"version": "1.4.2"}, ("service",)),
         ("deploy checkout to production", {"service": "checkout", "env": "production"}, ("version",)),
         ("scale", {}, ("service", "replicas")),
     ],
@@ -120,7 +120,7 @@ def test_a_command_missing_values_is_read_as_a_form_to_finish(
     assert (partial.given, partial.missing) == (given, missing)
 
 
-@pytest.mark.parametrize("typed", ["deploy checkout 1.4.2 extra words", "help", "can-i deploy checkout", "nosuch thing"])
+@pytest.mark.parametrize("typed", ["deploy checkout 1.4.2 extra words", "deploy chekout", "help", "can-i deploy checkout", "nosuch thing"])
 def test_other_usage_errors_are_not_forms(catalog: Catalog, typed: str) -> None:
     assert bind_partially(typed, catalog.commands, catalog.vocabulary) is None
 
