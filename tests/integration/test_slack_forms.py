@@ -416,3 +416,10 @@ def test_roll_back_this_deploy_opens_the_rollback_form_for_the_requests_target(f
     form = shown_modal(slack, REQUESTER, "opsbot_form")
     assert form.payload["title"]["text"] == "Run rollback"
     assert (initial_value(form, "service"), initial_value(form, "env~svc")) == ("svc", "staging")
+
+
+def test_a_mistyped_service_is_still_a_usage_error_not_a_form(forms_server: RunningServer, slack: FakeSlackApi) -> None:
+    ack = command(forms_server, slack, REQUESTER, "touch sv")
+
+    assert ack["text"] == "Missing value.\nUsage: `/ops touch {service} {value} [in {env}]`", "no service sv: not a form to finish"
+    assert not slack.calls_to("views.open")
