@@ -70,7 +70,7 @@ class FormOpener:
                 # The same `show` a person can type: the same read rule, the same audit of who looked.
                 self._front_door.handle_command(Invocation(job.actor, job.message.channel, f"show {row.id}"), reply)
                 return
-            from bot.slack.jobs import FormJob
+            from bot.slack.jobs import FormJob  # jobs.py imports this module: the job types are only named here at run time
 
             given = {"service": row.service, "env": row.env}
             self.show(FormJob(job.actor, row.channel, ROLLBACK_RUNBOOK, given, trigger_id=job.trigger_id, reply=job.reply), reply)
