@@ -28,6 +28,7 @@ from bot.errors import UsageError, report_internal_error
 from bot.logs import ThrottledWarning
 from bot.messages import code, escape
 from bot.metrics import record_command
+from bot.requests.forms import CHANNEL_FIELD
 from bot.requests.front_door import error_message
 from bot.requests.invocation import Invocation
 from bot.slack.form_listeners import FormListeners
@@ -47,6 +48,7 @@ from bot.slack.jobs import (
     ReplyTarget,
 )
 from bot.slack.modals import ACTION_PREFIX as FORM_ACTION_PREFIX
+from bot.slack.modals import MAX_ERROR_CHARS
 from bot.slack.payloads import (
     PayloadProblem,
     changed_user_group,
@@ -202,7 +204,7 @@ class SlackListeners:
             return BoltResponse(status=200, body={"response_type": "ephemeral", "text": problem.user_message})
         if is_block_actions(body):
             self._answer_problem(problem)
-        return BoltResponse(status=200, body="")
+        return refusal_in_form(body, problem.user_message) or BoltResponse(status=200, body="")
 
     def refuse_foreign_user(self, body: dict[str, Any], team_id: str) -> BoltResponse:
         """Ack a command or click by a person of another organisation (Slack Connect) without acting; audited, told why."""
@@ -216,7 +218,7 @@ class SlackListeners:
             self._hand_over(RefusedJob(problem.user_id, problem.channel or "", "foreign_user", problem.detail, notice))
         if told:
             return BoltResponse(status=200, body={"response_type": "ephemeral", "text": problem.user_message})
-        return BoltResponse(status=200, body="")
+        return refusal_in_form(body, problem.user_message) or BoltResponse(status=200, body="")
 
     async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
         """Last resort: listeners do not raise, but if one does, the log has an id and the payload type."""
@@ -319,6 +321,13 @@ class WorkspaceGuard(AsyncMiddleware):
         if user_team and self._listeners.is_foreign(team_id=user_team, enterprise_id=user_enterprise or enterprise_id):
             return self._listeners.refuse_foreign_user(req.body, user_team)
         return await next()
+
+
+def refusal_in_form(body: dict[str, Any], text: str) -> BoltResponse | None:
+    """A refused form submission says why beside its channel field (an empty answer would just close the form)."""
+    if body.get("type") != "view_submission":
+        return None
+    return BoltResponse(status=200, body={"response_action": "errors", "errors": {CHANNEL_FIELD: text[:MAX_ERROR_CHARS]}})
 
 
 def delivery_id(request: AsyncBoltRequest) -> str | None:

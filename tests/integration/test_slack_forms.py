@@ -423,3 +423,18 @@ def test_a_mistyped_service_is_still_a_usage_error_not_a_form(forms_server: Runn
 
     assert ack["text"] == "Missing value.\nUsage: `/ops touch {service} {value} [in {env}]`", "no service sv: not a form to finish"
     assert not slack.calls_to("views.open")
+
+
+def test_a_form_submitted_by_a_person_of_another_organisation_is_refused_in_the_form(server: RunningServer, slack: FakeSlackApi) -> None:
+    view = touch_view({"service": "svc", "value": "v2", "env": "production"})
+    payload = {
+        "type": "view_submission", "team": {"id": TEAM_ID}, "user": {**user_of(REQUESTER), "team_id": "T0OTHERORG"},
+        "api_app_id": "A0FAKE", "trigger_id": "2.3.4", "view": view,
+    }  # fmt: skip
+
+    answer = server.post_signed(form_payload(payload)).json()
+    server.wait_idle()
+
+    assert answer["response_action"] == "errors"
+    assert "your account belongs to another organisation's workspace (T0OTHERORG)" in answer["errors"]["channel"]
+    assert requests_of(server) == []
