@@ -175,6 +175,15 @@ def errors_answer(errors: Mapping[str, str], block_ids: Mapping[str, str], fallb
     return {"response_action": "errors", "errors": shown}
 
 
+def picked_runbook(actions: Sequence[Any]) -> str | None:
+    """The runbook chosen in the picker's select, from a ``block_actions`` payload's actions."""
+    for action in actions:
+        if isinstance(action, Mapping) and action.get("action_id") == PICK_ACTION:
+            value = _mapping(action.get("selected_option")).get("value")
+            return value if isinstance(value, str) and re.fullmatch(r"[a-z][a-z0-9-]{0,30}", value) else None
+    return None
+
+
 # -- helpers ------------------------------------------------------------------------------------
 
 
@@ -279,12 +288,3 @@ def _clip(text: str, limit: int) -> str:
 
 def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def picked_runbook(actions: Sequence[Any]) -> str | None:
-    """The runbook chosen in the picker's select, from a ``block_actions`` payload's actions."""
-    for action in actions:
-        if isinstance(action, Mapping) and action.get("action_id") == PICK_ACTION:
-            value = _mapping(action.get("selected_option")).get("value")
-            return value if isinstance(value, str) and re.fullmatch(r"[a-z][a-z0-9-]{0,30}", value) else None
-    return None
