@@ -6,7 +6,10 @@ Both servers run under uvicorn (uvloop, httptools) with the same number of worke
 and ``process_before_response=True``; the load comes from ``wrk`` (Debian package ``wrk``) in
 another process, replaying pre-signed, unique requests (unique, because opsbot drops replays).
 Commands measured: ``help`` (the reply goes out after the ack, through response_url) and a
-misspelt command (answered in the ack, audited in the database after it). Prints req/s, p50,
+misspelt command (answered in the ack, audited in the database after it); then the form
+payloads: a ``view_submission`` of the deploy form (checked and parsed in the ack, a request
+after it), a ``block_suggestion`` for its version (options answered in the ack) and the
+``run_runbook`` shortcut (the picker opened after the ack). Prints req/s, p50,
 p99 and errors per concurrency for both servers and the opsbot/bare ratio. Not a test.
 
 A third server, ``ack-only``, separates the ack path from the work after it: opsbot's own HTTP
@@ -35,6 +38,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -135,32 +139,73 @@ def wait_ready(url: str, timeout: float = 60) -> None:
 
 
 def write_requests(slack: RemoteSlack, directory: Path, text: str, count: int, threads: int) -> Path:
-    """``count`` unique signed bodies, split into one file per wrk thread."""
+    """``count`` unique signed bodies, split into one file per wrk thread.
+
+    ``text`` is the ``/ops`` text, or one of ``PAYLOADS`` (an interactivity payload: a form
+    submitted, a version suggestion asked, a global shortcut), acked within the same bounds.
+    """
     base = directory / f"requests-{uuid.uuid4().hex[:6]}"
     stamp = int(time.time())
     per_thread = count // threads + 1
     for thread in range(1, threads + 1):
         with open(f"{base}.{thread}", "w", encoding="utf-8") as handle:
             for response_url in slack.response_urls(CHANNEL, USER, per_thread):
-                body = urlencode(
-                    {
-                        "token": "x",
-                        "team_id": "T0FAKE",
-                        "team_domain": "fake",
-                        "channel_id": CHANNEL,
-                        "channel_name": "ops",
-                        "user_id": USER,
-                        "user_name": "alice",
-                        "command": "/ops",
-                        "text": text,
-                        "api_app_id": "A0FAKE",
-                        "response_url": response_url,
-                        "trigger_id": uuid.uuid4().hex,
-                    }
-                ).encode()
+                body = PAYLOADS[text](response_url) if text in PAYLOADS else command_body(text, response_url)
                 headers = signed_headers(SECRET, body, timestamp=stamp)
                 handle.write(f"{headers['X-Slack-Signature']} {headers['X-Slack-Request-Timestamp']} {body.decode()}\n")
     return base
+
+
+def command_body(text: str, response_url: str) -> bytes:
+    return urlencode(
+        {
+            "token": "x", "team_id": "T0FAKE", "team_domain": "fake", "channel_id": CHANNEL, "channel_name": "ops",
+            "user_id": USER, "user_name": "alice", "command": "/ops", "text": text, "api_app_id": "A0FAKE",
+            "response_url": response_url, "trigger_id": uuid.uuid4().hex,
+        }
+    ).encode()  # fmt: skip
+
+
+def _interaction(payload: dict[str, object]) -> bytes:
+    user = {"id": USER, "username": "alice", "name": "alice", "team_id": "T0FAKE"}
+    common = {"team": {"id": "T0FAKE", "domain": "fake"}, "user": user, "api_app_id": "A0FAKE", "trigger_id": uuid.uuid4().hex}
+    return urlencode({"payload": json.dumps({**common, **payload})}).encode()
+
+
+def _deploy_view(version: str) -> dict[str, object]:
+    values = {
+        "service": {"opsbot_form:service": {"type": "static_select", "selected_option": {"value": "checkout"}}},
+        "version~checkout": {"opsbot_form:version": {"type": "external_select", "selected_option": {"value": version}}},
+        "env~checkout": {"opsbot_form:env": {"type": "static_select", "selected_option": {"value": "staging"}}},
+        "channel": {"opsbot_form:channel": {"type": "conversations_select", "selected_conversation": CHANNEL}},
+    }
+    metadata = json.dumps({"runbook": "deploy", "channel": CHANNEL, "versions": [f"1.4.{n}" for n in range(30)]})
+    return {
+        "id": "V0BENCH",
+        "hash": "1.a",
+        "type": "modal",
+        "callback_id": "opsbot_form",
+        "private_metadata": metadata,
+        "state": {"values": values},
+    }
+
+
+PAYLOADS: dict[str, Callable[[str], bytes]] = {
+    "view_submission": lambda url: _interaction(
+        {"type": "view_submission", "view": _deploy_view("1.4.2"), "response_urls": [{"channel_id": CHANNEL, "response_url": url}]}
+    ),
+    "block_suggestion": lambda _url: _interaction(
+        {
+            "type": "block_suggestion",
+            "action_id": "opsbot_form:version",
+            "block_id": "version~checkout",
+            "value": "1.4",
+            "view": _deploy_view(""),
+        }
+    ),
+    "shortcut": lambda _url: _interaction({"type": "shortcut", "callback_id": "run_runbook"}),
+}
+"""Interactivity payloads measured like commands: the form checked and parsed in the ack, options answered in it, a picker handed over."""
 
 
 def wait_drained(slack: RemoteSlack, database_url: str, quiet_seconds: float = 2.0, limit: float = 300.0) -> None:
@@ -318,9 +363,10 @@ def main() -> None:
             print(
                 f"ack benchmark: {os.cpu_count()} cores, {args.workers} server workers each, {args.seconds}s per run, wrk, signed requests"
             )
-            print(f"{'command':<10} {'c':>3} {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   p50 / bare p50")
+            print(f"{'command':<16} {'c':>3} {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   p50 / bare p50")
             summary: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-            for label, text in (("help", "help"), ("typo", "deploi checkout 1.4.2")):
+            rows = [("help", "help"), ("typo", "deploi checkout 1.4.2"), *((kind, kind) for kind in PAYLOADS)]
+            for label, text in rows:
                 for concurrency in levels:
                     results = {}
                     for name, port in ports.items():
@@ -335,7 +381,7 @@ def main() -> None:
                     for name, figures in results.items():
                         ratio = f"{figures.p50_ms / results['bare'].p50_ms:.2f}" if name != "bare" else ""
                         print(
-                            f"{label:<10} {concurrency:>3} {name:<8} {figures.rps:>9,.0f} {figures.p50_ms:>8.2f} {figures.p99_ms:>8.2f} "
+                            f"{label:<16} {concurrency:>3} {name:<8} {figures.rps:>9,.0f} {figures.p50_ms:>8.2f} {figures.p99_ms:>8.2f} "
                             f"{figures.errors:>7}   {ratio}"
                         )
         finally:

@@ -1,4 +1,4 @@
-"""The baseline for benchmarks/ack.py: a bare Bolt app whose one /ops listener only acks.
+"""The baseline for benchmarks/ack.py: a bare Bolt app whose /ops (and form, options, shortcut) listeners only ack.
 
 Served exactly like opsbot (Starlette + Bolt's AsyncSlackRequestHandler under uvicorn with
 uvloop and httptools, ``process_before_response=True``), so the difference between the two
@@ -8,6 +8,7 @@ is what opsbot itself adds to the ack path.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -29,7 +30,16 @@ def create_app() -> Starlette:
     async def ops(ack: Any) -> None:
         await ack(text="ok", response_type="ephemeral")
 
+    async def acked(ack: Any) -> None:
+        await ack()
+
+    async def options(ack: Any) -> None:
+        await ack(options=[])
+
     bolt.command("/ops")(ops)
+    bolt.view("opsbot_form")(acked)
+    bolt.options(re.compile("^opsbot_form:"))(options)
+    bolt.shortcut("run_runbook")(acked)
     handler = AsyncSlackRequestHandler(bolt)
 
     async def events(request: Request) -> Response:

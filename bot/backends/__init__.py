@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bot.backends.kubernetes import KubernetesBackend
     from bot.backends.registry import RegistryClient
     from bot.backends.source import SourceClient
+    from bot.backends.versions import VersionSuggestions
 
 
 class Backends:
@@ -79,6 +80,22 @@ class Backends:
 
         token = (self._settings or Settings()).github_token
         return SourceClient(source.api_url, source.github, token.get_secret_value() if token else None)
+
+    @cached_property
+    def versions(self) -> VersionSuggestions:
+        """Where a form's version suggestions come from; ``register`` adds a source (an OCI registry's tags)."""
+        from bot.backends.versions import EcsTaskDefinitionImages, GitopsFileHistory, KubernetesImages, VersionSuggestions
+
+        suggestions = VersionSuggestions()
+        suggestions.register("kubernetes", KubernetesImages(lambda: self.kubernetes))
+        suggestions.register("ecs", EcsTaskDefinitionImages(lambda: self.aws))
+        suggestions.register("gitops", GitopsFileHistory(lambda: self.gitops))
+        # After the target's own history: the tags its registry holds (a service or config ``registry``).
+        from bot.backends.registry.versions import RegistryTags
+
+        for kind in ("kubernetes", "ecs", "gitops"):
+            suggestions.register(kind, RegistryTags(self._config, self.registry))
+        return suggestions
 
 
 def eks_targets(config: OpsbotConfig) -> dict[str, EksCluster]:

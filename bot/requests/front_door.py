@@ -22,6 +22,7 @@ from bot.requests.app_home import AppHome
 from bot.requests.builtins import Builtin
 from bot.requests.clicks import Clicks, request_id_of
 from bot.requests.desk import Desk
+from bot.requests.form_desk import Forms
 from bot.requests.intake import Intake
 from bot.requests.invocation import Click, Invocation
 from bot.store import audit as audit_store
@@ -36,6 +37,8 @@ class FrontDoor:
     """Turns invocations and clicks into built-in answers, requests, decisions and runs."""
 
     def __init__(self, *, desk: Desk, builtins: Mapping[str, Builtin], intake: Intake, clicks: Clicks, home: AppHome | None = None) -> None:
+        self.forms = Forms(desk=desk)
+        """Pickers and forms for a person (what they may choose), for the front ends that draw them."""
         self._desk = desk
         self._builtins = builtins
         self._intake = intake

@@ -283,7 +283,10 @@ def build_inline_bot(settings: Settings, *, core_factory: CoreFactory = default_
     if core.identities is not None:
         core.identities.use_emails(SlackEmails(web))
     handoff = LocalHandoff(core.pool, CoreJobRunner(core, web), urgent=settings.urgent_command_names())
-    slack = SlackBot(settings=settings, web=web, parse=core.catalog.parse, commands=core.catalog.commands, handoff=handoff)
+    slack = SlackBot(
+        settings=settings, web=web, parse=core.catalog.parse, commands=core.catalog.commands, handoff=handoff,
+        vocabulary=core.catalog.vocabulary,
+    )  # fmt: skip
     catalog = core.catalog
     api = InboundApi(
         config=catalog.config, commands=catalog.commands, vocabulary=catalog.vocabulary, database=core.database, handoff=handoff,
@@ -299,7 +302,10 @@ def build_ack_only_bot(settings: Settings, executor_sockets: str) -> ServingBot:
     """
     commands = load_commands(settings.config_path, settings.runbooks_dir, builtins=BUILTIN_SPECS)
     handoff = SpreadHandoff(executor_sockets.split(","), urgent=settings.urgent_command_names())
-    slack = SlackBot(settings=settings, web=make_web_client(settings), parse=commands.parse, commands=commands.commands, handoff=handoff)
+    slack = SlackBot(
+        settings=settings, web=make_web_client(settings), parse=commands.parse, commands=commands.commands, handoff=handoff,
+        vocabulary=commands.vocabulary,
+    )  # fmt: skip
     # With the audit key: the API audits its refusals from here, and they join the same (keyed) chain.
     database = Database(settings.database_url.get_secret_value(), audit_key=settings.audit_key_bytes())
     api = InboundApi(
