@@ -32,9 +32,9 @@ def test_a_deploy_missing_its_version_is_asked_for_it_and_becomes_the_typed_requ
 
 
 def test_ops_alone_numbers_the_runbooks_then_their_fields() -> None:
-    transcript = run_demo("/ops\n4\n1\n500\n4\n")
+    transcript = run_demo("/ops\n5\n1\n500\n4\n")
 
-    assert "Which runbook?\n  1) deploy" in transcript and "  4) scale" in transcript
+    assert "Which runbook?\n  1) deploy" in transcript and "  5) scale" in transcript
     assert "Service:\n  1) checkout" in transcript
     assert "replicas 500 is out of range; allowed 0–100." in transcript
     assert "#1 scale checkout 4 in staging" in transcript
