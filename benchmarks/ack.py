@@ -42,9 +42,9 @@ from urllib.parse import urlencode
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.fake_services import SECRET  # noqa: E402
 from tests.integration.slack_support import signed_headers  # noqa: E402
 
-SECRET = "bench-signing-secret"
 USER, CHANNEL = "U0ALICE", "C0OPS"
 LUA = """
 local requests = {}

@@ -8,13 +8,23 @@ Prints one JSON line (URLs, token, kubeconfig) when ready; exits when stdin clos
 Run by benchmarks/ack.py with ``--slack-only``: only the fake Slack, answering one command per
 stdin line: ``urls CHANNEL USER N`` prints N fresh response_urls, ``calls`` prints how many
 requests the fake has received (so the benchmark can wait for opsbot's post-ack work to drain).
+
+Imported by the benchmarks that run a whole pod (load, footprint, click latency):
+``postgres_schema`` and ``opsbot_pod`` set up what they share, a fresh schema, the fakes, the
+config pointing at them, the environment, the migrations, so each benchmark only says what it
+does differently.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -27,6 +37,83 @@ from fakes.slack import FakeSlackApi  # noqa: E402
 
 TOKEN = "xoxb-bench"
 USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0DAVE": "dave"}
+SECRET = "bench-signing-secret"
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@contextlib.contextmanager
+def postgres_schema(admin_url: str, prefix: str) -> Iterator[tuple[str, str]]:
+    """A fresh schema for one run, dropped afterwards: (schema name, SQLAlchemy URL that uses it)."""
+    import psycopg
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    base = admin_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield schema, f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@dataclass
+class Pod:
+    """What a benchmark needs to start ``opsbot serve`` against the fakes: its environment, and the fakes' process."""
+
+    env: dict[str, str]
+    fakes: subprocess.Popen[str]
+    workdir: Path
+
+    def serve(self, port: int, *extra_args: str) -> subprocess.Popen[bytes]:
+        """``opsbot serve`` on ``port`` in its own process group (``benchmarks.ack.stop`` reaches all of it), log to workdir."""
+        with (self.workdir / "opsbot.log").open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "bot.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port), *extra_args],
+                env=self.env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+            )  # fmt: skip
+
+    def fakes_counts(self) -> str:
+        """Close the fakes' stdin (they stop) and return their last line: how many requests they answered."""
+        assert self.fakes.stdin is not None and self.fakes.stdout is not None
+        self.fakes.stdin.close()
+        counts = self.fakes.stdout.readline().strip()
+        self.fakes.wait(timeout=30)
+        return counts
+
+
+@contextlib.contextmanager
+def opsbot_pod(workdir: Path, database_url: str, **settings: str) -> Iterator[Pod]:
+    """The fakes in their own niced process, the example config pointed at them, a migrated database.
+
+    The environment holds nothing of the caller's own OPSBOT_/SLACK_/PROMETHEUS_ variables: only
+    the settings a benchmark passes, so "default settings" means the defaults.
+    """
+    command = [sys.executable, str(REPO / "benchmarks" / "fake_services.py"), str(workdir)]
+    fakes = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert fakes.stdout is not None
+        endpoints = json.loads(fakes.stdout.readline())
+        config = yaml.safe_load((REPO / "opsbot.example.yaml").read_text())
+        config["kubernetes"]["kubeconfig"] = endpoints["kubeconfig"]
+        (workdir / "opsbot.yaml").write_text(yaml.safe_dump(config))
+        env = {
+            **{key: value for key, value in os.environ.items() if not key.upper().startswith(("OPSBOT_", "SLACK_", "PROMETHEUS_"))},
+            "SLACK_BOT_TOKEN": endpoints["token"], "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": endpoints["slack_api_url"],
+            "OPSBOT_CONFIG": str(workdir / "opsbot.yaml"), "OPSBOT_RUNBOOKS_DIR": str(REPO / "runbooks"),
+            "OPSBOT_DATABASE_URL": database_url, "OPSBOT_SCHEDULER": "0", "OPSBOT_LOG_LEVEL": "WARNING",
+            # The benchmarks' few users stand for a whole workspace: the per-person rate limit would refuse most commands.
+            "OPSBOT_RATE_BURST": "1000000", "OPSBOT_RATE_PER_MINUTE": "1000000",
+            **settings,
+        }  # fmt: skip
+        subprocess.run([sys.executable, "-m", "bot.cli.main", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
+        yield Pod(env, fakes, workdir)
+    finally:
+        if fakes.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                assert fakes.stdin is not None
+                fakes.stdin.close()
+            fakes.wait(timeout=30)
 
 
 def main() -> None:
@@ -57,10 +144,21 @@ def main() -> None:
     kubeconfig = kube.write_kubeconfig(workdir / "kubeconfig", contexts=sorted(contexts))
     with FakeSlackApi(token=TOKEN, users=USERS, channels={"C0OPS": "ops", "C0INCIDENT": "incidents"}) as slack:
         print(json.dumps({"slack_api_url": slack.api_url, "token": TOKEN, "kubeconfig": str(kubeconfig)}), flush=True)
-        sys.stdin.read()  # until the parent closes our stdin
+        for line in sys.stdin:  # until the parent closes our stdin
+            if line.strip() == "timings":
+                print(json.dumps(_timings(kube, slack)), flush=True)
         counts = {"slack_calls": len(slack.calls), "kubernetes_requests": len(kube.requests)}
         print(json.dumps(counts), flush=True)
     kube.stop()
+
+
+def _timings(kube: FakeKubernetesServer, slack: FakeSlackApi) -> dict[str, list[tuple[float, str]]]:
+    """Wall-clock arrivals of the real (not dry-run) PATCHes and of every ``chat.update``, for benchmarks/click_latency.py."""
+    patches = [
+        (request.received_at, request.path) for request in kube.requests if request.method == "PATCH" and "dryRun" not in request.query
+    ]
+    updates = [(call.received_at, str(call.params.get("ts", ""))) for call in slack.calls if call.method == "chat.update"]
+    return {"patches": patches, "updates": updates}
 
 
 def serve_slack_only() -> None:

@@ -5,11 +5,16 @@ process, and a missing secret or an old schema would show up as N crash loops wi
 tracebacks. Checked here, it is one sentence saying what to do. Never Bolt's dev server (see
 docs/benchmarks.md).
 
-This process supervises ``OPSBOT_EXECUTORS`` executor processes (each a core: post-ack pool,
-run engine, scheduler, housekeeping; see ``bot.serve.executor``) and uvicorn's HTTP workers,
-which only verify, parse, ack and hand jobs to the executors over private Unix sockets. If an
-executor dies, serve stops (non-zero) so the orchestrator restarts the pod rather than ack
-work nobody does.
+By default (``OPSBOT_WORKERS=1``, ``OPSBOT_EXECUTORS=0``) everything runs in this one process:
+uvicorn serves here and the core (post-ack pool, run engine, scheduler, housekeeping) lives
+beside the event loop, as ``build_inline_bot`` wires it. A process per role costs its own copy
+of the interpreter and the libraries (~90 MiB each, measured with benchmarks/footprint.py), and
+a team's bot is rarely busy enough to need it.
+
+Past the load docs/operations.md names, ``OPSBOT_EXECUTORS`` > 0 starts that many executor
+processes (each a core; see ``bot.serve.executor``) and uvicorn's HTTP workers only verify,
+parse, ack and hand jobs to them over private Unix sockets. If an executor dies, serve stops
+(non-zero) so the orchestrator restarts the pod rather than ack work nobody does.
 """
 
 from __future__ import annotations
@@ -52,11 +57,35 @@ def serve(settings: Settings, *, socket_mode: bool, host: str, port: int, worker
         import uvicorn
 
         executors = [stack.enter_context(executor_process(index)) for index in range(settings.executors)]
-        os.environ[EXECUTOR_SOCKET_ENV] = ",".join(executor.socket_path for executor in executors)  # read by each HTTP worker
-        _run_uvicorn(uvicorn, settings, socket_mode, host, port, workers)
+        if executors:
+            os.environ[EXECUTOR_SOCKET_ENV] = ",".join(executor.socket_path for executor in executors)  # read by each HTTP worker
+        else:
+            os.environ.pop(EXECUTOR_SOCKET_ENV, None)  # no executor: each HTTP process runs its own core (one process by default)
+        with _signals_end_serving_cleanly():
+            _run_uvicorn(uvicorn, settings, socket_mode, host, port, workers)
     if any(executor.died for executor in executors):
         click.echo("error: the executor process stopped unexpectedly, so opsbot serve stopped too (see the log above).", err=True)
         sys.exit(1)
+
+
+@contextlib.contextmanager
+def _signals_end_serving_cleanly() -> Iterator[None]:
+    """A SIGTERM or Ctrl-C that uvicorn already answered with a graceful shutdown ends serve with code 0.
+
+    uvicorn serving in this very process (one worker) restores the previous handlers after its
+    shutdown and raises the signal again; with Python's defaults that would kill the process by
+    the signal (or raise KeyboardInterrupt) after a clean stop. These handlers only swallow it.
+    """
+    previous = {number: signal.signal(number, _ignore_repeated_stop) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _ignore_repeated_stop(_number: int, _frame: object) -> None:
+    return None
 
 
 def _run_uvicorn(uvicorn: Any, settings: Settings, socket_mode: bool, host: str, port: int, workers: int) -> None:
