@@ -185,7 +185,7 @@ def refuse_unless_ready(settings: Settings, *, socket_mode: bool) -> None:
 
 def _config_problems(settings: Settings) -> list[str]:
     from bot.catalog.catalog import check_files
-    from bot.requests.builtins import BUILTIN_SPECS
+    from bot.requests.builtin_specs import BUILTIN_SPECS
 
     result = check_files(settings.config_path, settings.runbooks_dir, builtins=BUILTIN_SPECS)
     return [f"config: {problem}" for problem in result.problems]
