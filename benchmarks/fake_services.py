@@ -7,7 +7,9 @@ Prints one JSON line (URLs, token, kubeconfig) when ready; exits when stdin clos
 
 Run by benchmarks/ack.py with ``--slack-only``: only the fake Slack, answering one command per
 stdin line: ``urls CHANNEL USER N`` prints N fresh response_urls, ``calls`` prints how many
-requests the fake has received (so the benchmark can wait for opsbot's post-ack work to drain).
+requests the fake has received (so the benchmark can wait for opsbot's post-ack work to drain),
+``last-reply`` prints the JSON body of the last response_url POST (so the replying bare Bolt app
+sends exactly opsbot's ``help`` reply).
 
 Imported by the benchmarks that run a whole pod (load, footprint, click latency):
 ``postgres_schema`` and ``opsbot_pod`` set up what they share, a fresh schema, the fakes, the
@@ -26,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -39,6 +42,8 @@ TOKEN = "xoxb-bench"
 USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0DAVE": "dave"}
 SECRET = "bench-signing-secret"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+CATALOG_FILE = "catalog.yaml"
+"""A benchmark's own catalog (example config plus its services), seeded in the fakes too; else opsbot.example.yaml."""
 
 
 @contextlib.contextmanager
@@ -73,6 +78,22 @@ class Pod:
                 env=self.env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
             )  # fmt: skip
 
+    def timings(self) -> dict[str, list[list[Any]]]:
+        """What the fakes stamped: real PATCHes ``[at, path, body]`` and ``chat.update`` calls ``[at, ts]`` (wall clock)."""
+        assert self.fakes.stdin is not None and self.fakes.stdout is not None
+        self.fakes.stdin.write("timings\n")
+        self.fakes.stdin.flush()
+        answer: dict[str, list[list[Any]]] = json.loads(self.fakes.stdout.readline())
+        return answer
+
+    def trace(self) -> list[list[Any]]:
+        """Every request both fakes received, ``[at, what]``, oldest first."""
+        assert self.fakes.stdin is not None and self.fakes.stdout is not None
+        self.fakes.stdin.write("trace\n")
+        self.fakes.stdin.flush()
+        answer: list[list[Any]] = json.loads(self.fakes.stdout.readline())
+        return answer
+
     def fakes_counts(self) -> str:
         """Close the fakes' stdin (they stop) and return their last line: how many requests they answered."""
         assert self.fakes.stdin is not None and self.fakes.stdout is not None
@@ -83,18 +104,23 @@ class Pod:
 
 
 @contextlib.contextmanager
-def opsbot_pod(workdir: Path, database_url: str, **settings: str) -> Iterator[Pod]:
+def opsbot_pod(
+    workdir: Path, database_url: str, *, catalog: dict[str, Any] | None = None, settings: dict[str, str] | None = None
+) -> Iterator[Pod]:
     """The fakes in their own niced process, the example config pointed at them, a migrated database.
 
     The environment holds nothing of the caller's own OPSBOT_/SLACK_/PROMETHEUS_ variables: only
-    the settings a benchmark passes, so "default settings" means the defaults.
+    the settings a benchmark passes, so "default settings" means the defaults. ``catalog``
+    replaces the example config (its Kubernetes targets are seeded in the fake cluster).
     """
+    if catalog is not None:
+        (workdir / CATALOG_FILE).write_text(yaml.safe_dump(catalog))
     command = [sys.executable, str(REPO / "benchmarks" / "fake_services.py"), str(workdir)]
     fakes = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert fakes.stdout is not None
         endpoints = json.loads(fakes.stdout.readline())
-        config = yaml.safe_load((REPO / "opsbot.example.yaml").read_text())
+        config = catalog or yaml.safe_load((REPO / "opsbot.example.yaml").read_text())
         config["kubernetes"]["kubeconfig"] = endpoints["kubeconfig"]
         (workdir / "opsbot.yaml").write_text(yaml.safe_dump(config))
         env = {
@@ -104,7 +130,7 @@ def opsbot_pod(workdir: Path, database_url: str, **settings: str) -> Iterator[Po
             "OPSBOT_DATABASE_URL": database_url, "OPSBOT_SCHEDULER": "0", "OPSBOT_LOG_LEVEL": "WARNING",
             # The benchmarks' few users stand for a whole workspace: the per-person rate limit would refuse most commands.
             "OPSBOT_RATE_BURST": "1000000", "OPSBOT_RATE_PER_MINUTE": "1000000",
-            **settings,
+            **(settings or {}),
         }  # fmt: skip
         subprocess.run([sys.executable, "-m", "bot.cli.main", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
         yield Pod(env, fakes, workdir)
@@ -124,7 +150,8 @@ def main() -> None:
         serve_slack_only()
         return
     workdir = Path(sys.argv[1])
-    config = yaml.safe_load((REPO / "opsbot.example.yaml").read_text())
+    catalog = workdir / CATALOG_FILE if (workdir / CATALOG_FILE).exists() else REPO / "opsbot.example.yaml"
+    config = yaml.safe_load(catalog.read_text())
     kube = FakeKubernetesServer(tick_seconds=0.1, seconds_per_tick=10.0).start()
     contexts = set()
     for service in config["services"].values():
@@ -147,18 +174,29 @@ def main() -> None:
         for line in sys.stdin:  # until the parent closes our stdin
             if line.strip() == "timings":
                 print(json.dumps(_timings(kube, slack)), flush=True)
+            elif line.strip() == "trace":
+                print(json.dumps(_trace(kube, slack)), flush=True)
         counts = {"slack_calls": len(slack.calls), "kubernetes_requests": len(kube.requests)}
         print(json.dumps(counts), flush=True)
     kube.stop()
 
 
-def _timings(kube: FakeKubernetesServer, slack: FakeSlackApi) -> dict[str, list[tuple[float, str]]]:
-    """Wall-clock arrivals of the real (not dry-run) PATCHes and of every ``chat.update``, for benchmarks/click_latency.py."""
+def _timings(kube: FakeKubernetesServer, slack: FakeSlackApi) -> dict[str, list[tuple[Any, ...]]]:
+    """Wall-clock arrivals of the real (not dry-run) PATCHes (with their bodies) and of every ``chat.update``, for click_latency.py."""
     patches = [
-        (request.received_at, request.path) for request in kube.requests if request.method == "PATCH" and "dryRun" not in request.query
+        (request.received_at, request.path, json.dumps(request.body))
+        for request in kube.requests
+        if request.method == "PATCH" and "dryRun" not in request.query
     ]
     updates = [(call.received_at, str(call.params.get("ts", ""))) for call in slack.calls if call.method == "chat.update"]
     return {"patches": patches, "updates": updates}
+
+
+def _trace(kube: FakeKubernetesServer, slack: FakeSlackApi) -> list[tuple[float, str]]:
+    """Every request both fakes received, ``[at, what]`` in arrival order (click_latency.py --trace)."""
+    seen = [(request.received_at, f"kubernetes {request.method} {request.path} {request.query}") for request in kube.requests]
+    seen += [(call.received_at, f"slack {call.method}") for call in slack.calls]
+    return sorted(seen)
 
 
 def serve_slack_only() -> None:
@@ -172,6 +210,9 @@ def serve_slack_only() -> None:
                 print("\n".join(slack.response_url(channel, user) for _ in range(count)), flush=True)
             elif words == ["calls"]:
                 print(len(slack.calls), flush=True)
+            elif words == ["last-reply"]:
+                replies = slack.calls_to("response_url")
+                print(json.dumps(replies[-1].params if replies else None), flush=True)
 
 
 if __name__ == "__main__":

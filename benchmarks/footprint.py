@@ -64,7 +64,7 @@ def main() -> None:
 
 def measure(workdir: Path, args: argparse.Namespace, schema: str, database_url: str) -> None:
     # Default process settings unless --settings says otherwise: nothing about workers, executors or pools is set here.
-    with opsbot_pod(workdir, database_url, **dict(setting.split("=", 1) for setting in args.settings)) as pod:
+    with opsbot_pod(workdir, database_url, settings=dict(setting.split("=", 1) for setting in args.settings)) as pod:
         port = free_port()
         started = time.perf_counter()
         server = pod.serve(port)

@@ -197,7 +197,7 @@ def main() -> None:
 
 def run(workdir: Path, args: argparse.Namespace, schema: str, database_url: str) -> None:
     settings = {"PROMETHEUS_MULTIPROC_DIR": str(workdir), "OPSBOT_WORKERS": str(args.workers), "OPSBOT_EXECUTORS": str(args.executors)}
-    with opsbot_pod(workdir, database_url, **settings) as pod:
+    with opsbot_pod(workdir, database_url, settings=settings) as pod:
         port = free_port()
         server = pod.serve(port)
         try:
