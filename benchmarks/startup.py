@@ -1,6 +1,6 @@
 """Start-up: how long `opsbot --help`, `opsbot validate` and `opsbot serve` (to /readyz 200) take, as whole processes.
 
-Run: .venv/bin/python benchmarks/startup.py [--runs 10]
+Run: .venv/bin/python benchmarks/startup.py [--runs 10] [--repo PATH]
 
 Each command runs ``--runs`` times after one warm-up run, timed from ``Popen`` to exit (or, for
 serve, to the first 200 from /readyz), and reported as min / median / max. The example config
@@ -42,24 +42,26 @@ TARGETS = {"help_seconds": 0.25, "validate_seconds": 0.4, "serve_ready_seconds":
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--repo", type=Path, default=REPO, help="the opsbot checkout to time (another branch, for a before/after)")
     args = parser.parse_args()
+    checkout = args.repo.resolve()
     env = {key: value for key, value in os.environ.items() if not key.upper().startswith(("OPSBOT_", "SLACK_", "PROMETHEUS_"))}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.update(OPSBOT_CONFIG=str(REPO / "opsbot.example.yaml"), OPSBOT_RUNBOOKS_DIR=str(REPO / "runbooks"))
+    env.update(OPSBOT_CONFIG=str(checkout / "opsbot.example.yaml"), OPSBOT_RUNBOOKS_DIR=str(checkout / "runbooks"))
     figures: dict[str, dict[str, float]] = {}
-    figures["help_seconds"] = timed(args.runs, lambda: run_to_exit([*OPSBOT, "--help"], env))
-    figures["help_cpu_seconds"] = timed(args.runs, lambda: cpu_to_exit([*OPSBOT, "--help"], env))
-    figures["validate_seconds"] = timed(args.runs, lambda: run_to_exit([*OPSBOT, "validate"], env))
-    figures["validate_cpu_seconds"] = timed(args.runs, lambda: cpu_to_exit([*OPSBOT, "validate"], env))
+    figures["help_seconds"] = timed(args.runs, lambda: run_to_exit([*OPSBOT, "--help"], env, checkout))
+    figures["help_cpu_seconds"] = timed(args.runs, lambda: cpu_to_exit([*OPSBOT, "--help"], env, checkout))
+    figures["validate_seconds"] = timed(args.runs, lambda: run_to_exit([*OPSBOT, "validate"], env, checkout))
+    figures["validate_cpu_seconds"] = timed(args.runs, lambda: cpu_to_exit([*OPSBOT, "validate"], env, checkout))
     with tempfile.TemporaryDirectory(prefix="opsbot-startup-") as directory, FakeSlackApi(token=TOKEN, users=USERS) as slack:
         serve_env = {
             **env, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
             "OPSBOT_DATABASE_URL": f"sqlite:///{directory}/opsbot.db", "OPSBOT_SCHEDULER": "0", "OPSBOT_LOG_LEVEL": "WARNING",
         }  # fmt: skip
-        subprocess.run([*OPSBOT, "db", "upgrade"], env=serve_env, cwd=REPO, check=True, capture_output=True)
-        figures["serve_ready_seconds"] = timed(args.runs, lambda: serve_until_ready(serve_env))
+        subprocess.run([*OPSBOT, "db", "upgrade"], env=serve_env, cwd=checkout, check=True, capture_output=True)
+        figures["serve_ready_seconds"] = timed(args.runs, lambda: serve_until_ready(serve_env, checkout))
     load = round(os.getloadavg()[0], 1)
-    print(f"startup: {args.runs} runs each after a warm-up, load average {load} ({os.cpu_count()} cores)")
+    print(f"startup: {checkout}, {args.runs} runs each after a warm-up, load average {load} ({os.cpu_count()} cores)")
     for name, figure in figures.items():
         print(
             f"  {name.removesuffix('_seconds'):<14} min {figure['min']:.3f} s  median {figure['median']:.3f} s  "
@@ -74,26 +76,27 @@ def timed(runs: int, once: Callable[[], float]) -> dict[str, float]:
     return {"min": round(samples[0], 3), "median": round(statistics.median(samples), 3), "max": round(samples[-1], 3)}
 
 
-def run_to_exit(command: list[str], env: dict[str, str]) -> float:
+def run_to_exit(command: list[str], env: dict[str, str], checkout: Path) -> float:
+    """Wall seconds of one run; ``-m bot.cli.main`` in ``checkout``, whose ``bot`` package comes first on the path."""
     started = time.perf_counter()
-    subprocess.run(command, env=env, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(command, env=env, cwd=checkout, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
-def cpu_to_exit(command: list[str], env: dict[str, str]) -> float:
+def cpu_to_exit(command: list[str], env: dict[str, str], checkout: Path) -> float:
     """User + system CPU seconds of one run: what a quiet machine's wall time cannot be below, and barely moved by load."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    run_to_exit(command, env)
+    run_to_exit(command, env, checkout)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def serve_until_ready(env: dict[str, str]) -> float:
+def serve_until_ready(env: dict[str, str], checkout: Path) -> float:
     port = free_port()
     started = time.perf_counter()
     server = subprocess.Popen(
         [*OPSBOT, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env, cwd=checkout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
         while time.perf_counter() - started < 120:
