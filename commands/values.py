@@ -47,6 +47,12 @@ def default_env(spec: ParameterLike, names: Vocabulary, service: str | None) -> 
         return names.default_envs[service]
     if len(environments) == 1:
         return environments[0]
+    if not environments:
+        # No service named (a runbook over a whole environment) or a service with no envs:
+        # offer every environment the catalog knows rather than an empty list.
+        every = names.all_environments()
+        example = f" (for example: in {every[0]})" if every else ""
+        raise UsageError(f"Say which environment: {known_list(every)}{example}.")
     raise UsageError(f"Say which environment for {service}: {known_list(environments)} (for example: in {environments[0]}).")
 
 

@@ -9,6 +9,11 @@ so each backend says whether a digest may stand in for a tag.
 from __future__ import annotations
 
 import re
+from typing import ClassVar, Self
+
+from pydantic import field_validator, model_validator
+
+from bot.catalog.actions import ActionArgs
 
 TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 """A Docker tag: letters, digits, ``_ . -``, at most 128 characters, not starting with ``.`` or ``-``."""
@@ -62,3 +67,31 @@ def with_tag(image: str, tag: str) -> str:
     if _DIGEST.match(tag):
         return f"{repository}@{tag}"
     return f"{repository}:{tag}"
+
+
+class ImageChoiceArgs(ActionArgs):
+    """Arguments naming the new image: exactly one of ``tag`` (keeps the repository) or ``image`` (a full reference).
+
+    One base for every backend that sets an image, so the rule and its message cannot drift
+    apart; a backend only says whether a ``sha256:`` digest may stand in for a tag.
+    """
+
+    digest_for_tag: ClassVar[bool] = True
+    tag: str | None = None
+    image: str | None = None
+
+    @field_validator("tag")
+    @classmethod
+    def _valid_tag(cls, value: str | None) -> str | None:
+        return None if value is None else check_tag(value, digest_allowed=cls.digest_for_tag)
+
+    @field_validator("image")
+    @classmethod
+    def _valid_image(cls, value: str | None) -> str | None:
+        return None if value is None else check_image(value)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.tag is None) == (self.image is None):
+            raise ValueError("give exactly one of tag or image")
+        return self

@@ -36,6 +36,7 @@ from bot.store import requests as request_store
 from bot.store.database import Database
 from bot.store.models import ApprovalRow, RequestRow
 from bot.store.states import RequestState
+from bot.timefmt import clock_time
 
 Clock = Callable[[], datetime]
 Recheck = Callable[[RequestRow, Sequence[str]], str | None]
@@ -238,7 +239,7 @@ def _pending(session: Any, request_id: int, actor: Actor, now: datetime) -> Requ
     if state != RequestState.PENDING_APPROVAL:
         raise AlreadyDecided(f"#{row.id} is already {STATE_WORDS[state]}; your click changed nothing.")
     if row.expires_at is not None and now >= row.expires_at:
-        raise ApprovalExpired(f"#{row.id} expired at {row.expires_at.strftime('%H:%M UTC')}; ask {row.requester_name} to request it again.")
+        raise ApprovalExpired(f"#{row.id} expired at {clock_time(row.expires_at, now)}; ask {row.requester_name} to request it again.")
     return row
 
 

@@ -25,6 +25,7 @@ from bot.store import requests as request_store
 from bot.store.database import Database
 from bot.store.models import RequestRow, TargetLockRow
 from bot.store.states import RequestState
+from bot.timefmt import clock_time
 
 LOCK_MARGIN = timedelta(minutes=5)
 
@@ -100,7 +101,7 @@ def held_by_text(lock: TargetLockRow, now: datetime) -> str:
     if lock.kind == "run" and lock.request_id is not None:
         return f"{target} is locked by request #{lock.request_id} ({lock.runbook} by {lock.holder_name}, {age})."
     reason = f": {lock.reason}" if lock.reason else ""
-    return f"{target} is locked by {lock.holder_name} ({age}, until {lock.expires_at.strftime('%H:%M UTC')}){reason}."
+    return f"{target} is locked by {lock.holder_name} ({age}, until {clock_time(lock.expires_at, now)}){reason}."
 
 
 def _policy_problem(database: Database, request_id: int, admission: Admission | None) -> str | None:

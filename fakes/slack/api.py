@@ -30,6 +30,7 @@ from .faults import ChannelBuckets, Fault
 from .records import ApiError, Ephemeral, Identity, Message, RecordedCall, Upload
 from .response_urls import RESPONSE_PATH, ResponseUrl
 from .serving import RESPONSE_URL_CALL, UPLOAD_CALL, SlackCore
+from .views import TRIGGER_LIFETIME_SECONDS, View, submission_state
 from .wire import FakeHttpServer
 from .workspace import Workspace
 
@@ -41,6 +42,7 @@ __all__ = [
     "Message",
     "RecordedCall",
     "Upload",
+    "View",
 ]
 
 T = TypeVar("T")
@@ -69,12 +71,17 @@ class FakeSlackApi(SlackCore):
         bot_id: str = "B0BOT",
         realistic_rate_limits: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        timezones: Mapping[str, str] | None = None,
+        trigger_lifetime: float = TRIGGER_LIFETIME_SECONDS,
     ) -> None:
         identity = Identity(token=token, team_id=team_id, bot_user_id=bot_user_id, bot_id=bot_id)
         super().__init__(Workspace(identity, users or {}, channels or {}, usergroups or {}), clock)
         self._server: FakeHttpServer | None = None
         self._thread: threading.Thread | None = None
         self._hook_ids = itertools.count(1)
+        self.ws.views.clock = clock
+        self.ws.views.trigger_lifetime = trigger_lifetime
+        self.ws.timezones.update(timezones or {})
         if realistic_rate_limits:
             self.enable_realistic_rate_limits()
 
@@ -202,6 +209,61 @@ class FakeSlackApi(SlackCore):
             token = f"{self.ws.identity.team_id}/{next(self._hook_ids)}"
             self.hooks[token] = ResponseUrl(token=token, channel=channel_id, user=user, created_at=self.clock(), target_ts=message_ts)
         return f"{self.url}{RESPONSE_PATH}{token}"
+
+    # -- surfaces (modals and the Home tab) ------------------------------------------------
+
+    def trigger_id(self, user: str) -> str:
+        """Issue a trigger_id for an interaction by ``user``: one use, within 3 seconds (by default)."""
+        with self.cond:
+            return self.ws.views.issue_trigger(user)
+
+    def view(self, view_id: str) -> View:
+        """The current state of a view opened, pushed or published (``KeyError`` if unknown)."""
+        with self.cond:
+            return self.ws.views.snapshot(view_id)
+
+    def views_shown(self) -> list[View]:
+        """Every view as it was opened, pushed, updated or published, in order."""
+        with self.cond:
+            return list(self.ws.views.history)
+
+    def open_modals(self, user: str) -> list[View]:
+        """The user's open modal stack, bottom first."""
+        with self.cond:
+            return self.ws.views.open_stack(user)
+
+    def home(self, user: str) -> View | None:
+        """The Home tab last published for ``user``."""
+        with self.cond:
+            return self.ws.views.home(user)
+
+    def close_modals(self, user: str) -> None:
+        """The user closed the modal (Slack then sends ``view_closed`` if the app asked)."""
+        with self.cond:
+            stack = self.ws.views.open_stack(user)
+            if stack:
+                self.ws.views.close_stack(stack[0].id)
+
+    def submission(self, view_id: str, user: str, values: Mapping[str, object]) -> dict[str, object]:
+        """A ``view_submission`` payload as Slack would send it for ``values`` entered in a view.
+
+        The payload is unsigned: the test encodes and signs it like any interaction.
+        """
+        with self.cond:
+            view = self.ws.views.snapshot(view_id)
+            body = view.to_slack(self.ws.identity.team_id, self.ws.identity.bot_id)
+            body["state"] = submission_state(view, values)
+            return {
+                "type": "view_submission",
+                "team": {"id": self.ws.identity.team_id, "domain": "fake"},
+                "user": {"id": user, "username": self.ws.users.get(user, user), "team_id": self.ws.identity.team_id},
+                "api_app_id": "A0FAKEAPP",
+                "token": "legacy-verification-token",
+                "trigger_id": self.ws.views.issue_trigger(user),
+                "view": body,
+                "response_urls": [],
+                "is_enterprise_install": False,
+            }
 
     def clear_calls(self) -> None:
         """Forget recorded calls (state such as messages is kept)."""

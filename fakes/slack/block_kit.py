@@ -90,10 +90,16 @@ def validate_blocks(blocks: list[Any], root: str = "/blocks") -> None:
         )
 
 
+def view_block_problems(blocks: list[Any], max_blocks: int) -> list[str]:
+    """The problems of a modal's or Home tab's blocks (pointers under ``/view/blocks``)."""
+    return _BlockChecker(max_blocks).check_message(blocks, "/view/blocks")
+
+
 class _BlockChecker:
     """Walks a blocks array collecting ``"<why> [json-pointer:<where>]"`` lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_blocks: int = MAX_BLOCKS) -> None:
+        self.max_blocks = max_blocks
         self.problems: list[str] = []
         self.block_ids: set[str] = set()
 
@@ -101,8 +107,8 @@ class _BlockChecker:
         self.problems.append(f"{why} [json-pointer:{pointer}]")
 
     def check_message(self, blocks: list[Any], root: str) -> list[str]:
-        if len(blocks) > MAX_BLOCKS:
-            self.fail(f"no more than {MAX_BLOCKS} items allowed", root)
+        if len(blocks) > self.max_blocks:
+            self.fail(f"no more than {self.max_blocks} items allowed", root)
         for index, block in enumerate(blocks):
             self.check_block(block, f"{root}/{index}")
         return self.problems
@@ -249,9 +255,11 @@ class _BlockChecker:
         elif kind in ("checkboxes", "radio_buttons"):
             self.options(element.get("options"), f"{ptr}/options", 1, 10)
         elif kind.endswith("_select"):
-            self.text(element.get("placeholder"), f"{ptr}/placeholder", 150, PLAIN_TEXT_ONLY, required=False)
-            if element.get("options") is not None:
-                self.options(element.get("options"), f"{ptr}/options", 1, 100)
+            self.select(element, ptr)
+        elif kind == "number_input":
+            self.number_input(element, ptr)
+        elif kind == "plain_text_input":
+            self.plain_text_input(element, ptr)
         if element.get("confirm") is not None:
             self.confirm(element["confirm"], f"{ptr}/confirm")
 
@@ -262,6 +270,72 @@ class _BlockChecker:
         style = element.get("style")
         if style is not None and style not in ("primary", "danger"):
             self.fail("must be one of: primary, danger", f"{ptr}/style")
+
+    def select(self, element: JsonDict, ptr: str) -> None:
+        """Selects: placeholder, up to 100 options, and an ``initial_option`` that is one of them."""
+        self.text(element.get("placeholder"), f"{ptr}/placeholder", 150, PLAIN_TEXT_ONLY, required=False)
+        kind = element["type"]
+        listed: list[Any] = []
+        if element.get("options") is not None:
+            self.options(element.get("options"), f"{ptr}/options", 1, 100)
+            listed = element["options"] if isinstance(element["options"], list) else []
+        elif element.get("option_groups") is not None:
+            for g, group in enumerate(self.array(element.get("option_groups"), f"{ptr}/option_groups", 1, 100)):
+                grouped = group.get("options") if isinstance(group, dict) else None
+                self.options(grouped, f"{ptr}/option_groups/{g}/options", 1, 100)
+                if isinstance(grouped, list):
+                    listed.extend(grouped)
+        elif kind == "static_select":
+            self.fail("must provide either options or option_groups", ptr)
+        initial = element.get("initial_option")
+        if initial is None:
+            return
+        if kind == "static_select" and not any(
+            isinstance(o, dict) and o.get("value") == _value(initial) and o.get("text") == _text(initial) for o in listed
+        ):
+            self.fail("initial_option must be one of the provided options", f"{ptr}/initial_option")
+        elif kind == "external_select" and not isinstance(initial, dict):
+            self.fail("expected an option object", f"{ptr}/initial_option")
+        min_query = element.get("min_query_length")
+        if min_query is not None and (not isinstance(min_query, int) or min_query < 0):
+            self.fail("must be a non-negative integer", f"{ptr}/min_query_length")
+
+    def number_input(self, element: JsonDict, ptr: str) -> None:
+        """``is_decimal_allowed`` is required; bounds and the initial value must agree."""
+        if not isinstance(element.get("is_decimal_allowed"), bool):
+            self.fail("missing required field: is_decimal_allowed", f"{ptr}/is_decimal_allowed")
+        bounds: dict[str, float] = {}
+        for name in ("initial_value", "min_value", "max_value"):
+            raw = element.get(name)
+            if raw is None:
+                continue
+            try:
+                number = float(raw) if isinstance(raw, str) else float("nan")
+            except ValueError:
+                number = float("nan")
+            if number != number or (element.get("is_decimal_allowed") is False and not number.is_integer()):
+                self.fail("must be a number string", f"{ptr}/{name}")
+            else:
+                bounds[name] = number
+        low, high, initial = bounds.get("min_value"), bounds.get("max_value"), bounds.get("initial_value")
+        if low is not None and high is not None and low > high:
+            self.fail("min_value must be less than or equal to max_value", f"{ptr}/min_value")
+        if initial is not None and ((low is not None and initial < low) or (high is not None and initial > high)):
+            self.fail("initial_value must be between min_value and max_value", f"{ptr}/initial_value")
+
+    def plain_text_input(self, element: JsonDict, ptr: str) -> None:
+        """Lengths between 0 and 3,000; an initial value no longer than the maximum."""
+        low, high = element.get("min_length"), element.get("max_length")
+        if low is not None and (not isinstance(low, int) or not 0 <= low <= 3000):
+            self.fail("must be between 0 and 3000", f"{ptr}/min_length")
+        if high is not None and (not isinstance(high, int) or not 1 <= high <= 3000):
+            self.fail("must be between 1 and 3000", f"{ptr}/max_length")
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            self.fail("min_length must be less than or equal to max_length", f"{ptr}/min_length")
+        initial = element.get("initial_value")
+        if initial is not None:
+            self.string(initial, f"{ptr}/initial_value", high if isinstance(high, int) else 3000)
+        self.text(element.get("placeholder"), f"{ptr}/placeholder", 150, PLAIN_TEXT_ONLY, required=False)
 
     def options(self, value: object, ptr: str, low: int, high: int) -> None:
         for i, option in enumerate(self.array(value, ptr, low, high)):
@@ -280,3 +354,11 @@ class _BlockChecker:
         self.text(dialog.get("text"), f"{ptr}/text", 300)
         self.text(dialog.get("confirm"), f"{ptr}/confirm", 30, PLAIN_TEXT_ONLY)
         self.text(dialog.get("deny"), f"{ptr}/deny", 30, PLAIN_TEXT_ONLY)
+
+
+def _value(option: object) -> object:
+    return option.get("value") if isinstance(option, dict) else None
+
+
+def _text(option: object) -> object:
+    return option.get("text") if isinstance(option, dict) else None

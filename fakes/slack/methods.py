@@ -16,6 +16,7 @@ from .uploads import (
     files_get_upload_url_external,
     files_upload_v1,
 )
+from .views import views_open, views_publish, views_push, views_update
 from .workspace import Workspace, dm_channel_id, parse_content
 
 Handler = Callable[[Workspace, JsonDict], JsonDict]
@@ -150,6 +151,10 @@ METHODS: dict[str, Handler] = {
     "usergroups.list": usergroups_list,
     "usergroups.users.list": usergroups_users_list,
     "users.info": users_info,
+    "views.open": views_open,
+    "views.publish": views_publish,
+    "views.push": views_push,
+    "views.update": views_update,
 }
 """Every method the fake implements; anything else answers ``unknown_method``."""
 

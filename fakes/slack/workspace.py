@@ -8,6 +8,8 @@ snapshots never sees half an update.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +24,7 @@ from .records import (
     Upload,
     UserGroup,
 )
+from .views import ViewRegistry
 
 FIRST_TS_MICROS = 1_732_550_000_000_100
 """Where message timestamps start: "1732550000.000100", as in Slack's examples."""
@@ -77,6 +80,8 @@ class Workspace:
         self.ephemerals: list[Ephemeral] = []
         self.uploads: list[Upload] = []
         self.pending_files: dict[str, PendingFile] = {}
+        self.views = ViewRegistry()
+        self.timezones: dict[str, str] = {}
         self.base_url = ""
         self._next_ts = FIRST_TS_MICROS
         self._next_file = 1
@@ -222,8 +227,9 @@ class Workspace:
             "name": name,
             "deleted": False,
             "real_name": real_name,
-            "tz": "Etc/UTC",
-            "tz_offset": 0,
+            "tz": self.timezones.get(user_id, "Etc/UTC"),
+            "tz_label": self.timezones.get(user_id, "Coordinated Universal Time"),
+            "tz_offset": _utc_offset_seconds(self.timezones.get(user_id, "Etc/UTC")),
             "is_bot": False,
             "is_admin": False,
             "profile": {
@@ -257,3 +263,9 @@ class Workspace:
 def dm_channel_id(user_id: str) -> str:
     """The DM channel the fake opens for a user: ``U0ALICE`` -> ``D0ALICE``."""
     return "D" + user_id[1:]
+
+
+def _utc_offset_seconds(tz_name: str) -> int:
+    """The zone's offset from UTC now, in seconds, as ``users.info`` reports ``tz_offset``."""
+    offset = datetime.datetime.now(zoneinfo.ZoneInfo(tz_name)).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0

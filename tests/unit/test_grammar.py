@@ -152,3 +152,18 @@ def test_parser_only_ever_raises_usage_error(example_catalog: Catalog, text: str
         assert error.user_message
     else:
         assert result.command in example_catalog.commands
+
+
+def test_an_env_without_a_service_lists_every_env_instead_of_crashing() -> None:
+    """A runbook with an ``env`` but no ``service`` (a whole-env job): leaving the env out names the choices."""
+    from commands.parser import parse_command
+    from commands.spec import CommandSpec, Param
+    from commands.vocabulary import Vocabulary
+
+    spec = CommandSpec(name="drain", description="Drain an environment", usage="drain [in {env}]", parameters={"env": Param(type="env")})
+    vocabulary = Vocabulary(environments={"checkout": ("staging", "production"), "search": ("production",)})
+    with pytest.raises(UsageError) as caught:
+        parse_command("drain", {"drain": spec}, vocabulary)
+    message = str(caught.value)
+    assert "Say which environment" in message and "production" in message and "staging" in message
+    assert parse_command("drain in staging", {"drain": spec}, vocabulary).params["env"] == "staging"

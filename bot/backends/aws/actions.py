@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
 from bot.backends.aws.asg import (
     AutoScalingGroup,
@@ -36,7 +36,7 @@ from bot.backends.aws.ecs_rollout import (
     short_task_definition,
 )
 from bot.backends.aws.session import Actor
-from bot.backends.images import check_image, check_tag, with_tag
+from bot.backends.images import ImageChoiceArgs, with_tag
 from bot.catalog.actions import (
     Action,
     ActionArgs,
@@ -61,30 +61,15 @@ RECENT_EVENTS = 5
 # --- ECS -------------------------------------------------------------------------------
 
 
-class EcsDeployArgs(ActionArgs):
+class EcsDeployArgs(ImageChoiceArgs):
     """Exactly one of ``tag`` (keeps the repository) or ``image`` (a full reference)."""
 
-    tag: str | None = None
-    image: str | None = None
+    digest_for_tag: ClassVar[bool] = False
+    """ECS's own console and CLI resolve tags, not digests."""
+
     container: str | None = None
     poll_seconds: float = Field(default=5, gt=0, le=300)
     wait: bool = True
-
-    @field_validator("tag")
-    @classmethod
-    def _valid_tag(cls, value: str | None) -> str | None:
-        return None if value is None else check_tag(value, digest_allowed=False)
-
-    @field_validator("image")
-    @classmethod
-    def _valid_image(cls, value: str | None) -> str | None:
-        return None if value is None else check_image(value)
-
-    @model_validator(mode="after")
-    def _tag_or_image(self) -> EcsDeployArgs:
-        if (self.tag is None) == (self.image is None):
-            raise ValueError("give exactly one of tag or image")
-        return self
 
 
 class EcsDeploy(Action[EcsDeployArgs]):

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
-from bot.backends.images import check_image, check_tag, with_tag
+from bot.backends.images import ImageChoiceArgs, with_tag
 from bot.backends.kubernetes.drift_guard import drift_check
 from bot.backends.kubernetes.health import container_images, primary_image
 from bot.backends.kubernetes.rollout import (
@@ -52,26 +52,8 @@ from bot.errors import ActionFailed, StepTimeout, TemporaryActionError
 # --------------------------------------------------------------------------- set_image
 
 
-class SetImageArgs(ActionArgs):
-    tag: str | None = None
-    image: str | None = None
+class SetImageArgs(ImageChoiceArgs):
     container: str | None = None
-
-    @field_validator("tag")
-    @classmethod
-    def _valid_tag(cls, value: str | None) -> str | None:
-        return None if value is None else check_tag(value, digest_allowed=True)
-
-    @field_validator("image")
-    @classmethod
-    def _valid_image(cls, value: str | None) -> str | None:
-        return None if value is None else check_image(value)
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SetImageArgs:
-        if (self.tag is None) == (self.image is None):
-            raise ValueError("give exactly one of tag or image")
-        return self
 
 
 @dataclass(frozen=True)
