@@ -33,11 +33,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.catalog.catalog import Catalog
+    from bot.messages import Notifier
+    from bot.requests.groups import ExternalGroupResolver
+    from bot.serve.wiring import OpsbotCore
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +59,7 @@ def serve(settings: Settings, *, socket_mode: bool, host: str, port: int, worker
     with contextlib.ExitStack() as stack:
         stack.enter_context(_private_metrics_directory(workers))
         prepare_metrics_directory(workers)
-        refuse_unless_ready(settings, socket_mode=socket_mode)
+        catalog = refuse_unless_ready(settings, socket_mode=socket_mode)
         import uvicorn
 
         executors = [stack.enter_context(executor_process(index)) for index in range(settings.executors)]
@@ -62,7 +68,10 @@ def serve(settings: Settings, *, socket_mode: bool, host: str, port: int, worker
         else:
             os.environ.pop(EXECUTOR_SOCKET_ENV, None)  # no executor: each HTTP process runs its own core (one process by default)
         with _signals_end_serving_cleanly():
-            _run_uvicorn(uvicorn, settings, socket_mode, host, port, workers)
+            if workers == 1 and not executors:
+                _run_uvicorn(uvicorn, settings, socket_mode, host, port, workers, app=_one_process_app(settings, catalog, socket_mode))
+            else:
+                _run_uvicorn(uvicorn, settings, socket_mode, host, port, workers)
     if any(executor.died for executor in executors):
         click.echo("error: the executor process stopped unexpectedly, so opsbot serve stopped too (see the log above).", err=True)
         sys.exit(1)
@@ -88,12 +97,25 @@ def _ignore_repeated_stop(_number: int, _frame: object) -> None:
     return None
 
 
-def _run_uvicorn(uvicorn: Any, settings: Settings, socket_mode: bool, host: str, port: int, workers: int) -> None:
+def _one_process_app(settings: Settings, catalog: Catalog, socket_mode: bool) -> Any:
+    """The app served in this very process, around the catalog checked before the start (loaded once, not twice)."""
+    from bot.serve.asgi import build_server
+    from bot.serve.wiring import build_core
+
+    def core_with_checked_catalog(core_settings: Settings, notifier: Notifier, groups: ExternalGroupResolver) -> OpsbotCore:
+        return build_core(core_settings, notifier=notifier, catalog=catalog, external_groups=groups)
+
+    inline = settings.model_copy(update={"executor_socket": None})
+    return build_server(inline, core_factory=core_with_checked_catalog, socket_mode=socket_mode)
+
+
+def _run_uvicorn(uvicorn: Any, settings: Settings, socket_mode: bool, host: str, port: int, workers: int, app: Any = None) -> None:
+    """uvicorn with ``app`` in this process, or (several workers) each worker building its own from the factory."""
     from bot.serve.connections import uvicorn_options
 
     uvicorn.run(
-        SOCKET_MODE_FACTORY if socket_mode else HTTP_FACTORY,
-        factory=True,
+        app or (SOCKET_MODE_FACTORY if socket_mode else HTTP_FACTORY),
+        factory=app is None,
         host=host,
         port=port,
         workers=workers,
@@ -170,25 +192,24 @@ def _stop_serving_if_executor_dies(handle: ExecutorHandle) -> None:
 _CLEAN_EXITS = (0, -signal.SIGTERM, -signal.SIGINT)
 
 
-def refuse_unless_ready(settings: Settings, *, socket_mode: bool) -> None:
+def refuse_unless_ready(settings: Settings, *, socket_mode: bool) -> Catalog:
+    """Exit (code 2) naming every problem, or the checked catalog."""
+    from bot.catalog.catalog import catalog_of, check_files
+    from bot.catalog.registry import build_registry
+    from bot.requests.builtin_specs import BUILTIN_SPECS
     from bot.serve.readiness import missing_slack_settings
 
+    registry = build_registry()
+    checked = check_files(settings.config_path, settings.runbooks_dir, builtins=BUILTIN_SPECS, registry=registry)
     problems = missing_slack_settings(settings, socket_mode=socket_mode)
-    problems += _config_problems(settings)
+    problems += [f"config: {problem}" for problem in checked.problems]
     problems += _schema_problems(settings)
     if problems:
         for problem in problems:
             click.echo(f"error: {problem}", err=True)
         click.echo("opsbot serve did not start.", err=True)
         sys.exit(2)
-
-
-def _config_problems(settings: Settings) -> list[str]:
-    from bot.catalog.catalog import check_files
-    from bot.requests.builtin_specs import BUILTIN_SPECS
-
-    result = check_files(settings.config_path, settings.runbooks_dir, builtins=BUILTIN_SPECS)
-    return [f"config: {problem}" for problem in result.problems]
+    return catalog_of(checked, registry, builtins=BUILTIN_SPECS)
 
 
 def _schema_problems(settings: Settings) -> list[str]:
