@@ -82,10 +82,12 @@ def _signals_end_serving_cleanly() -> Iterator[None]:
     """A SIGTERM or Ctrl-C that uvicorn already answered with a graceful shutdown ends serve with code 0.
 
     uvicorn serving in this very process (one worker) restores the previous handlers after its
-    shutdown and raises the signal again; with Python's defaults that would kill the process by
-    the signal (or raise KeyboardInterrupt) after a clean stop. These handlers only swallow it.
+    shutdown and raises the signal again; with Python's default for SIGTERM that would kill the
+    process by the signal after a clean stop. Here both signals raise ``KeyboardInterrupt``, which
+    ``uvicorn.run`` takes as the end of a server that had started (code 0); one that arrives
+    before uvicorn took the signals over still stops the start.
     """
-    previous = {number: signal.signal(number, _ignore_repeated_stop) for number in (signal.SIGTERM, signal.SIGINT)}
+    previous = {number: signal.signal(number, _interrupt) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
@@ -93,8 +95,8 @@ def _signals_end_serving_cleanly() -> Iterator[None]:
             signal.signal(number, handler)
 
 
-def _ignore_repeated_stop(_number: int, _frame: object) -> None:
-    return None
+def _interrupt(_number: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _one_process_app(settings: Settings, catalog: Catalog, socket_mode: bool) -> Any:
