@@ -82,7 +82,11 @@ def load_catalog(
 ) -> Catalog:
     """The catalog, or ``ConfigError`` listing every problem (the bot refuses to start on any)."""
     actions = registry or build_registry()
-    result = check_files(config_path, runbooks_dir, builtins=builtins, registry=actions)
+    return catalog_of(check_files(config_path, runbooks_dir, builtins=builtins, registry=actions), actions, builtins=builtins)
+
+
+def catalog_of(result: LoadResult, actions: ActionRegistry, *, builtins: Mapping[str, CommandSpec]) -> Catalog:
+    """The catalog of files ``check_files`` already checked with ``actions`` (``opsbot serve`` checks once, then serves with it)."""
     result.raise_for_problems()
     assert result.config is not None  # no problems means the config loaded
     runbooks = {item.runbook.name: item.runbook for item in result.runbooks}

@@ -1,7 +1,8 @@
 """``opsbot serve``: refuses clearly when it could not serve safely, and serves for real when it can.
 
-The last test runs the production entry point as a subprocess (``uvicorn --factory`` with two
-worker processes, uvloop, httptools, multiprocess metrics) against the fake Slack Web API.
+The last test runs the production entry point as a subprocess in its multi-process form
+(``uvicorn --factory`` with two HTTP worker processes and an executor, uvloop, httptools,
+multiprocess metrics) against the fake Slack Web API.
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ def test_opsbot_serve_with_two_workers_answers_slack_and_aggregates_metrics(slac
         "OPSBOT_DATABASE_URL": migrated(sqlite_url),
         "OPSBOT_SCHEDULER": "false",
         "OPSBOT_LOG_FORMAT": "text",
+        "OPSBOT_EXECUTORS": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
     process = subprocess.Popen(

@@ -20,20 +20,21 @@ import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import urllib3
 import yaml
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
-from bot.backends.kubernetes.eks import eks_configuration
 from bot.backends.kubernetes.errors import KubeRef, config_error, kube_errors
 from bot.backends.kubernetes.impersonation import Impersonation, RepeatedHeaders, forbidden_text
 from bot.catalog.config import EksCluster, KubernetesAccess, KubernetesTarget
 from bot.errors import ActionFailed
+
+if TYPE_CHECKING:
+    # The generated client (and boto3, for EKS) are imported when a cluster is first reached,
+    # not when an action module is: `opsbot validate` loads every action's arguments and
+    # never calls a cluster (docs/benchmarks.md, start-up).
+    from kubernetes import client as k8s
 
 IN_CLUSTER = "in-cluster"
 """The cluster name used in messages for a target without a kubeconfig context."""
@@ -64,6 +65,8 @@ def _retries() -> urllib3.Retry:
 
 def _new_configuration() -> k8s.Configuration:
     """A fresh ``Configuration`` per cluster, never the process-wide default."""
+    from kubernetes import client as k8s
+
     configuration = k8s.Configuration()
     configuration.retries = _retries()
     # The default (5 × CPU count) is smaller than opsbot's thread count: extra connections were
@@ -88,6 +91,8 @@ class ClusterApi:
         self.cluster = cluster
         self.impersonation = impersonation
         self._api_client = api_client
+        from kubernetes import client as k8s
+
         self._apps = k8s.AppsV1Api(api_client)
         self._core = k8s.CoreV1Api(api_client)
         self._batch = k8s.BatchV1Api(api_client)
@@ -179,6 +184,8 @@ class ClusterApi:
         name = str(body.get("metadata", {}).get("name") or body.get("metadata", {}).get("generateName") or "")
         ref = self.ref(namespace, name, kind="job")
         with self._calling("create", ref, "create", "jobs"):
+            from kubernetes.client.exceptions import ApiException
+
             try:
                 response = self._batch.create_namespaced_job(namespace, body, dry_run="All" if dry_run else None, **self._raw())
             except ApiException as exc:
@@ -345,6 +352,10 @@ class KubeClients:
     def _new_api_client(self, context: str | None) -> k8s.ApiClient:
         eks = self._eks.get(context) if context is not None else None
         if eks is not None:
+            from kubernetes import client as k8s
+
+            from bot.backends.kubernetes.eks import eks_configuration
+
             return _with_repeated_headers(k8s.ApiClient(eks_configuration(eks, _new_configuration())))
         if context is None and self._access.in_cluster:
             return _in_cluster_client()
@@ -359,6 +370,9 @@ class KubeClients:
 
 def _kubeconfig_client(path: str | None, context: str | None) -> k8s.ApiClient:
     """A client for one context; ``persist_config=False`` so refreshed tokens never rewrite the file."""
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
     source = path or "the default kubeconfig"
     try:
         api_client: k8s.ApiClient = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
@@ -371,6 +385,10 @@ def _kubeconfig_client(path: str | None, context: str | None) -> k8s.ApiClient:
 
 def _in_cluster_client() -> k8s.ApiClient:
     """The pod's service account, loaded into a fresh ``Configuration`` (never the default)."""
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
     configuration = _new_configuration()
     try:
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
