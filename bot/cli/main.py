@@ -60,8 +60,9 @@ class OpsbotGroup(click.Group):
         try:
             return super().invoke(ctx)
         except Exception as error:
-            from bot.cli.fail import fail_on_database
+            from bot.cli.fail import fail_on_database, fail_on_settings
 
+            fail_on_settings(error)
             fail_on_database(error)
             raise
 
