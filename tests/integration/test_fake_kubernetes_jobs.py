@@ -153,24 +153,38 @@ def test_pod_logs_honour_tail_lines(fake: FakeKubernetesServer, kubeconfig: Path
     assert tail.splitlines() == ["output line 3 of 4", "output line 4 of 4"]
 
 
-def test_kubectl_creates_a_job_from_a_cronjob_lists_it_and_reads_its_logs(
-    fake: FakeKubernetesServer, kubeconfig: Path, kubectl_binary: Path
+def test_kubectl_creates_a_job_from_a_cronjobs_template_lists_it_and_reads_its_logs(
+    fake: FakeKubernetesServer, kubeconfig: Path, kubectl_binary: Path, tmp_path: Path
 ) -> None:
-    def kubectl(*args: str) -> str:
+    """What a person does by hand: read the CronJob, create a Job from its template, watch it, read its logs.
+
+    ``kubectl create -f`` sends JSON, which the fake speaks; ``kubectl create job --from=cronjob``
+    (kubectl 1.36+) sends protobuf, which it does not: it answers 415 as an API server does
+    for a media type it cannot decode.
+    """
+
+    def kubectl(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [str(kubectl_binary), "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, timeout=60, check=False
         )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        assert (done.returncode == 0) == ok, done.stderr
+        return done
 
-    created = kubectl("create", "job", "--from=cronjob/migrate", "migrate-by-hand")
+    cronjob = json.loads(kubectl("get", "cronjob", "migrate", "-o", "json").stdout)
+    manifest = tmp_path / "job.json"
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate-by-hand"}, "spec": cronjob["spec"]["jobTemplate"]["spec"]}
+    manifest.write_text(json.dumps(job))
+    # --validate=false: kubectl would first fetch /openapi/v3 to validate client-side, which the fake does not serve.
+    created = kubectl("create", "--validate=false", "-f", str(manifest)).stdout
     fake.tick(4)
-    listed = kubectl("get", "jobs")
-    logs = kubectl("logs", "job/migrate-by-hand")
+    listed = kubectl("get", "jobs").stdout
+    logs = kubectl("logs", "job/migrate-by-hand").stdout
+    protobuf = kubectl("create", "job", "--from=cronjob/migrate", "other", ok=False)
 
     assert created.strip() == "job.batch/migrate-by-hand created"
     assert "migrate-by-hand" in listed
     assert logs.splitlines() == ["$ migrate up", "output line 1 of 4", "output line 2 of 4", "output line 3 of 4", "output line 4 of 4"]
+    assert "accepted media types include: application/json" in protobuf.stderr
 
 
 def _cronjob_job_spec(fake: FakeKubernetesServer) -> dict[str, Any]:
