@@ -1,12 +1,15 @@
 """Ack benchmark: signed /ops slash commands over real HTTP, opsbot vs a bare Bolt app.
 
-Run: .venv/bin/python benchmarks/ack.py [--seconds 10] [--workers 2] [--postgres URL]
+Run: .venv/bin/python benchmarks/ack.py [--seconds 10] [--workers 2] [--postgres URL] [--servers bare,bolt-reply,ack-only,opsbot,opsbot-1p]
 
 Both servers run under uvicorn (uvloop, httptools) with the same number of worker processes
 and ``process_before_response=True``; the load comes from ``wrk`` (Debian package ``wrk``) in
 another process, replaying pre-signed, unique requests (unique, because opsbot drops replays).
 Commands measured: ``help`` (the reply goes out after the ack, through response_url) and a
-misspelt command (answered in the ack, audited in the database after it). Prints req/s, p50,
+misspelt command (answered in the ack, audited in the database after it); then the form
+payloads: a ``view_submission`` of the deploy form (checked and parsed in the ack, a request
+after it), a ``block_suggestion`` for its version (options answered in the ack) and the
+``run_runbook`` shortcut (the picker opened after the ack). Prints req/s, p50,
 p99 and errors per concurrency for both servers and the opsbot/bare ratio. Not a test.
 
 A third server, ``ack-only``, separates the ack path from the work after it: opsbot's own HTTP
@@ -15,6 +18,12 @@ reads and drops the jobs in place of the executor processes. ``opsbot`` minus ``
 what the post-ack work (executors, the fake Slack they reply to) costs the acks by sharing
 the machine's cores. The fake Slack runs in its own niced process: Slack's servers are not
 on opsbot's machine.
+
+A fourth server, ``bolt-reply``, is bare Bolt doing the same job as opsbot for ``help``: it acks
+with the same text and then sends the same reply through response_url (a lazy listener, see
+benchmarks/bare_bolt.py; the reply's JSON is taken from opsbot's own answer to one ``help`` at
+the start of the run). ``opsbot`` is the multi-process model (``--workers`` HTTP workers and as
+many executors); ``opsbot-1p`` is ``opsbot serve`` with default settings, one process.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -42,9 +52,9 @@ from urllib.parse import urlencode
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.fake_services import SECRET  # noqa: E402
 from tests.integration.slack_support import signed_headers  # noqa: E402
 
-SECRET = "bench-signing-secret"
 USER, CHANNEL = "U0ALICE", "C0OPS"
 LUA = """
 local requests = {}
@@ -111,6 +121,12 @@ class RemoteSlack:
         self._commands.flush()
         return [self._answers.readline().strip() for _ in range(count)]
 
+    def last_reply(self) -> dict[str, object] | None:
+        self._commands.write("last-reply\n")
+        self._commands.flush()
+        answer: dict[str, object] | None = json.loads(self._answers.readline())
+        return answer
+
     def call_count(self) -> int:
         self._commands.write("calls\n")
         self._commands.flush()
@@ -135,32 +151,73 @@ def wait_ready(url: str, timeout: float = 60) -> None:
 
 
 def write_requests(slack: RemoteSlack, directory: Path, text: str, count: int, threads: int) -> Path:
-    """``count`` unique signed bodies, split into one file per wrk thread."""
+    """``count`` unique signed bodies, split into one file per wrk thread.
+
+    ``text`` is the ``/ops`` text, or one of ``PAYLOADS`` (an interactivity payload: a form
+    submitted, a version suggestion asked, a global shortcut), acked within the same bounds.
+    """
     base = directory / f"requests-{uuid.uuid4().hex[:6]}"
     stamp = int(time.time())
     per_thread = count // threads + 1
     for thread in range(1, threads + 1):
         with open(f"{base}.{thread}", "w", encoding="utf-8") as handle:
             for response_url in slack.response_urls(CHANNEL, USER, per_thread):
-                body = urlencode(
-                    {
-                        "token": "x",
-                        "team_id": "T0FAKE",
-                        "team_domain": "fake",
-                        "channel_id": CHANNEL,
-                        "channel_name": "ops",
-                        "user_id": USER,
-                        "user_name": "alice",
-                        "command": "/ops",
-                        "text": text,
-                        "api_app_id": "A0FAKE",
-                        "response_url": response_url,
-                        "trigger_id": uuid.uuid4().hex,
-                    }
-                ).encode()
+                body = PAYLOADS[text](response_url) if text in PAYLOADS else command_body(text, response_url)
                 headers = signed_headers(SECRET, body, timestamp=stamp)
                 handle.write(f"{headers['X-Slack-Signature']} {headers['X-Slack-Request-Timestamp']} {body.decode()}\n")
     return base
+
+
+def command_body(text: str, response_url: str) -> bytes:
+    return urlencode(
+        {
+            "token": "x", "team_id": "T0FAKE", "team_domain": "fake", "channel_id": CHANNEL, "channel_name": "ops",
+            "user_id": USER, "user_name": "alice", "command": "/ops", "text": text, "api_app_id": "A0FAKE",
+            "response_url": response_url, "trigger_id": uuid.uuid4().hex,
+        }
+    ).encode()  # fmt: skip
+
+
+def _interaction(payload: dict[str, object]) -> bytes:
+    user = {"id": USER, "username": "alice", "name": "alice", "team_id": "T0FAKE"}
+    common = {"team": {"id": "T0FAKE", "domain": "fake"}, "user": user, "api_app_id": "A0FAKE", "trigger_id": uuid.uuid4().hex}
+    return urlencode({"payload": json.dumps({**common, **payload})}).encode()
+
+
+def _deploy_view(version: str) -> dict[str, object]:
+    values = {
+        "service": {"opsbot_form:service": {"type": "static_select", "selected_option": {"value": "checkout"}}},
+        "version~checkout": {"opsbot_form:version": {"type": "external_select", "selected_option": {"value": version}}},
+        "env~checkout": {"opsbot_form:env": {"type": "static_select", "selected_option": {"value": "staging"}}},
+        "channel": {"opsbot_form:channel": {"type": "conversations_select", "selected_conversation": CHANNEL}},
+    }
+    metadata = json.dumps({"runbook": "deploy", "channel": CHANNEL, "versions": [f"1.4.{n}" for n in range(30)]})
+    return {
+        "id": "V0BENCH",
+        "hash": "1.a",
+        "type": "modal",
+        "callback_id": "opsbot_form",
+        "private_metadata": metadata,
+        "state": {"values": values},
+    }
+
+
+PAYLOADS: dict[str, Callable[[str], bytes]] = {
+    "view_submission": lambda url: _interaction(
+        {"type": "view_submission", "view": _deploy_view("1.4.2"), "response_urls": [{"channel_id": CHANNEL, "response_url": url}]}
+    ),
+    "block_suggestion": lambda _url: _interaction(
+        {
+            "type": "block_suggestion",
+            "action_id": "opsbot_form:version",
+            "block_id": "version~checkout",
+            "value": "1.4",
+            "view": _deploy_view(""),
+        }
+    ),
+    "shortcut": lambda _url: _interaction({"type": "shortcut", "callback_id": "run_runbook"}),
+}
+"""Interactivity payloads measured like commands: the form checked and parsed in the ack, options answered in it, a picker handed over."""
 
 
 def wait_drained(slack: RemoteSlack, database_url: str, quiet_seconds: float = 2.0, limit: float = 300.0) -> None:
@@ -231,10 +288,48 @@ def launch(command: list[str], env: dict[str, str], log: Path, ready_url: str) -
 
 
 def start_opsbot(port: int, workers: int, database_url: str, slack: RemoteSlack, workdir: Path) -> subprocess.Popen[bytes]:
-    env = opsbot_environment(slack, database_url, workdir / "prometheus")
+    """The multi-process model: ``workers`` HTTP workers and as many executors."""
+    env = opsbot_environment(slack, database_url, workdir / "prometheus", OPSBOT_EXECUTORS=str(workers))
     subprocess.run([sys.executable, "-m", "bot.cli.main", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
     command = [sys.executable, "-m", "bot.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     return launch(command, env, workdir / "opsbot.log", f"http://127.0.0.1:{port}/healthz")
+
+
+def start_opsbot_one_process(port: int, database_url: str, slack: RemoteSlack, workdir: Path) -> subprocess.Popen[bytes]:
+    """``opsbot serve`` with default process settings: HTTP and the core in one process."""
+    env = {
+        key: value
+        for key, value in opsbot_environment(slack, database_url, workdir / "unused").items()
+        if key != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    subprocess.run([sys.executable, "-m", "bot.cli.main", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
+    command = [sys.executable, "-m", "bot.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return launch(command, env, workdir / "opsbot-1p.log", f"http://127.0.0.1:{port}/healthz")
+
+
+def opsbot_help_reply(slack: RemoteSlack, port: int, workdir: Path) -> Path:
+    """Ask opsbot for ``help`` once and keep the reply it sent to response_url: bolt-reply sends the same."""
+    base = write_requests(slack, workdir, "help", 1, 1)
+    signature, stamp, body = Path(f"{base}.1").read_text().split("\n")[0].split(" ", 2)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/slack/events", data=body.encode(), method="POST",
+        headers={"X-Slack-Signature": signature, "X-Slack-Request-Timestamp": stamp, "Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    urllib.request.urlopen(request, timeout=10).close()
+    deadline = time.monotonic() + 60
+    while (reply := slack.last_reply()) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("opsbot sent no help reply within 60 s")
+        time.sleep(0.1)
+    path = workdir / "help-reply.json"
+    path.write_text(json.dumps(reply))
+    return path
+
+
+def start_bolt_reply(port: int, workers: int, workdir: Path, reply: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SLACK_SIGNING_SECRET": SECRET, "BARE_REPLY_FILE": str(reply)}
+    command = uvicorn_command("benchmarks.bare_bolt:create_replying_app", port, workers)
+    return launch(command, env, workdir / "bolt-reply.log", f"http://127.0.0.1:{port}/slack/events")
 
 
 def uvicorn_command(factory: str, port: int, workers: int) -> list[str]:
@@ -298,6 +393,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--postgres", default=None, help="SQLAlchemy URL of an empty PostgreSQL schema (default: SQLite file)")
+    parser.add_argument("--servers", default="bare,bolt-reply,ack-only,opsbot,opsbot-1p", help="which servers, in this order")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -309,18 +405,32 @@ def main() -> None:
         lua = workdir / "signed.lua"
         lua.write_text(LUA)
         database_url = args.postgres or f"sqlite:///{workdir / 'opsbot.db'}"
-        ports = {"bare": free_port(), "ack-only": free_port(), "opsbot": free_port()}
+        ports = {name: free_port() for name in args.servers.split(",")}
         servers: list[subprocess.Popen[bytes]] = []
         try:
-            servers.append(start_opsbot(ports["opsbot"], args.workers, database_url, slack, workdir))
-            servers.append(start_bare(ports["bare"], args.workers, workdir))
-            servers.append(start_ack_only(ports["ack-only"], args.workers, database_url, slack, workdir, JobSink(workdir)))
+            if "opsbot" in ports or "bolt-reply" in ports:
+                opsbot_port = ports.get("opsbot") or free_port()
+                servers.append(start_opsbot(opsbot_port, args.workers, database_url, slack, workdir))
+                reply = opsbot_help_reply(slack, opsbot_port, workdir)
+            if "opsbot-1p" in ports:
+                servers.append(start_opsbot_one_process(ports["opsbot-1p"], database_url, slack, workdir))
+            if "bare" in ports:
+                servers.append(start_bare(ports["bare"], args.workers, workdir))
+            if "bolt-reply" in ports:
+                servers.append(start_bolt_reply(ports["bolt-reply"], args.workers, workdir, reply))
+            if "ack-only" in ports:
+                servers.append(start_ack_only(ports["ack-only"], args.workers, database_url, slack, workdir, JobSink(workdir)))
             print(
                 f"ack benchmark: {os.cpu_count()} cores, {args.workers} server workers each, {args.seconds}s per run, wrk, signed requests"
             )
-            print(f"{'command':<10} {'c':>3} {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   p50 / bare p50")
+            print(
+                f"ack benchmark: load average {os.getloadavg()[0]:.1f} at the start"
+                f"{' (opsbot-1p: one process, no executors)' if 'opsbot-1p' in ports else ''}"
+            )
+            print(f"{'command':<16} {'c':>3} {'server':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   p50 / bare p50")
             summary: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-            for label, text in (("help", "help"), ("typo", "deploi checkout 1.4.2")):
+            rows = [("help", "help"), ("typo", "deploi checkout 1.4.2"), *((kind, kind) for kind in PAYLOADS)]
+            for label, text in rows:
                 for concurrency in levels:
                     results = {}
                     for name, port in ports.items():
@@ -333,15 +443,15 @@ def main() -> None:
                         for name, figures in results.items()
                     }
                     for name, figures in results.items():
-                        ratio = f"{figures.p50_ms / results['bare'].p50_ms:.2f}" if name != "bare" else ""
+                        ratio = f"{figures.p50_ms / results['bare'].p50_ms:.2f}" if name != "bare" and "bare" in results else ""
                         print(
-                            f"{label:<10} {concurrency:>3} {name:<8} {figures.rps:>9,.0f} {figures.p50_ms:>8.2f} {figures.p99_ms:>8.2f} "
+                            f"{label:<16} {concurrency:>3} {name:<10} {figures.rps:>9,.0f} {figures.p50_ms:>8.2f} {figures.p99_ms:>8.2f} "
                             f"{figures.errors:>7}   {ratio}"
                         )
         finally:
             for server in servers:
                 stop(server)
-    print("RESULT " + json.dumps(summary))
+    print("RESULT " + json.dumps({**summary, "load_average_end": round(os.getloadavg()[0], 1)}))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Footprint: memory of `opsbot serve` with default settings, per process and in total, at rest and after load.
 
 Run: .venv/bin/python benchmarks/footprint.py [--load-seconds 30] [--rate 100] [--postgres URL]
+     [--settings OPSBOT_WORKERS=2 OPSBOT_EXECUTORS=2]   (the multi-process model, for comparison)
 
 Starts the fakes (benchmarks/fake_services.py, their own process) and `opsbot serve` with its
 default process settings on PostgreSQL (a fresh schema), and reports:
@@ -23,22 +24,18 @@ import asyncio
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
-
-import psycopg
-import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.ack import SECRET, free_port, stop  # noqa: E402
+from benchmarks.ack import free_port, stop  # noqa: E402
+from benchmarks.fake_services import DEFAULT_POSTGRES, opsbot_pod, postgres_schema  # noqa: E402
 from benchmarks.load import Load, drained_counts  # noqa: E402
 
 SETTLE_SECONDS = 5.0
@@ -56,79 +53,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--load-seconds", type=float, default=30.0)
     parser.add_argument("--rate", type=int, default=100)
-    parser.add_argument("--postgres", default=os.environ.get("OPSBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--postgres", default=os.environ.get("OPSBOT_TEST_POSTGRES_URL", DEFAULT_POSTGRES))
+    parser.add_argument(
+        "--settings", nargs="*", default=[], metavar="NAME=VALUE", help="settings besides the defaults, e.g. OPSBOT_EXECUTORS=2"
+    )
     args = parser.parse_args()
-    schema = f"footprint_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.postgres, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        with tempfile.TemporaryDirectory(prefix="opsbot-footprint-") as directory:
-            base = args.postgres.replace("postgresql://", "postgresql+psycopg://", 1)
-            url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
-            measure(Path(directory), args, schema, url)
-    finally:
-        with psycopg.connect(args.postgres, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_schema(args.postgres, "footprint") as (schema, url), tempfile.TemporaryDirectory(prefix="opsbot-footprint-") as directory:
+        measure(Path(directory), args, schema, url)
 
 
 def measure(workdir: Path, args: argparse.Namespace, schema: str, database_url: str) -> None:
-    fakes = subprocess.Popen(
-        [sys.executable, str(REPO / "benchmarks" / "fake_services.py"), str(workdir)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert fakes.stdin is not None and fakes.stdout is not None
-    endpoints = json.loads(fakes.stdout.readline())
-    config = yaml.safe_load((REPO / "opsbot.example.yaml").read_text())
-    config["kubernetes"]["kubeconfig"] = endpoints["kubeconfig"]
-    (workdir / "opsbot.yaml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    # Default process settings: nothing about workers, executors or pools is set here.
-    env = {
-        **{key: value for key, value in os.environ.items() if not key.startswith(("OPSBOT_", "SLACK_", "PROMETHEUS_"))},
-        "SLACK_BOT_TOKEN": endpoints["token"],
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": endpoints["slack_api_url"],
-        "OPSBOT_CONFIG": str(workdir / "opsbot.yaml"),
-        "OPSBOT_RUNBOOKS_DIR": str(REPO / "runbooks"),
-        "OPSBOT_DATABASE_URL": database_url,
-        "OPSBOT_SCHEDULER": "0",
-        "OPSBOT_LOG_LEVEL": "WARNING",
-        # The load mix's four users stand for a whole workspace: without this the per-person rate limit refuses most of it.
-        "OPSBOT_RATE_BURST": "1000000",
-        "OPSBOT_RATE_PER_MINUTE": "1000000",
-    }
-    subprocess.run([sys.executable, "-m", "bot.cli.main", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
-    started = time.perf_counter()
-    with (workdir / "opsbot.log").open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
-    try:
-        wait_until_ready(f"http://127.0.0.1:{port}/readyz")
-        ready_seconds = time.perf_counter() - started
-        print(f"footprint: opsbot serve ready (/readyz 200) {ready_seconds:.2f} s after start")
-        time.sleep(SETTLE_SECONDS)
-        at_rest = pod_memory(server.pid)
-        report("at rest", at_rest)
-        after: list[ProcessMemory] = []
-        if args.load_seconds > 0:
-            load = Load("127.0.0.1", port, args.postgres, schema)
-            asyncio.run(load.run(args.load_seconds, args.rate))
-            drained_counts(load, schema)
-            after = pod_memory(server.pid)
-            report(f"after {args.load_seconds:.0f} s of the load mix at {args.rate}/s", after)
-        print("RESULT " + json.dumps({"ready_seconds": round(ready_seconds, 2), "rest": summary(at_rest), "after_load": summary(after)}))
-    finally:
-        stop(server)
-        fakes.stdin.close()
-        fakes.wait(timeout=30)
+    # Default process settings unless --settings says otherwise: nothing about workers, executors or pools is set here.
+    with opsbot_pod(workdir, database_url, settings=dict(setting.split("=", 1) for setting in args.settings)) as pod:
+        port = free_port()
+        started = time.perf_counter()
+        server = pod.serve(port)
+        try:
+            wait_until_ready(f"http://127.0.0.1:{port}/readyz")
+            ready_seconds = time.perf_counter() - started
+            print(f"footprint: opsbot serve ready (/readyz 200) {ready_seconds:.2f} s after start (load average {os.getloadavg()[0]:.1f})")
+            time.sleep(SETTLE_SECONDS)
+            at_rest = pod_memory(server.pid)
+            report("at rest", at_rest)
+            after: list[ProcessMemory] = []
+            if args.load_seconds > 0:
+                load = Load("127.0.0.1", port, args.postgres, schema)
+                asyncio.run(load.run(args.load_seconds, args.rate))
+                drained_counts(load, schema)
+                after = pod_memory(server.pid)
+                report(f"after {args.load_seconds:.0f} s of the load mix at {args.rate}/s", after)
+            result = {
+                "settings": args.settings, "load_average": round(os.getloadavg()[0], 1), "ready_seconds": round(ready_seconds, 2),
+                "rest": summary(at_rest), "after_load": summary(after),
+            }  # fmt: skip
+            print("RESULT " + json.dumps(result))
+        finally:
+            stop(server)
 
 
 def wait_until_ready(url: str, timeout: float = 120.0) -> float:
@@ -148,21 +108,24 @@ def pod_memory(root: int) -> list[ProcessMemory]:
     """Every process of the tree under ``root``, with its role and its PSS/RSS."""
     executors = _pids_holding_socket_named("executor.sock")
     found: list[ProcessMemory] = []
-    for pid in [root, *_descendants(root)]:
+    pids = [root, *_descendants(root)]
+    for pid in pids:
         try:
             rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
             command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         values = {match.group(1): int(match.group(2)) for match in re.finditer(r"^(\w+):\s+(\d+) kB", rollup, re.MULTILINE)}
-        found.append(ProcessMemory(pid, _role(pid, root, command, executors), values.get("Pss", 0), values.get("Rss", 0)))
+        found.append(
+            ProcessMemory(pid, _role(pid, root, command, executors, alone=len(pids) == 1), values.get("Pss", 0), values.get("Rss", 0))
+        )
     return found
 
 
 def report(when: str, processes: list[ProcessMemory]) -> None:
     print(f"footprint {when}:")
     for process in processes:
-        print(f"  {process.role:<12} pid {process.pid:<7} PSS {process.pss_kib / 1024:6.1f} MiB  RSS {process.rss_kib / 1024:6.1f} MiB")
+        print(f"  {process.role:<18} pid {process.pid:<7} PSS {process.pss_kib / 1024:6.1f} MiB  RSS {process.rss_kib / 1024:6.1f} MiB")
     total = summary(processes)
     print(f"  total: {total['processes']} processes, PSS {total['pss_mib']} MiB, RSS {total['rss_mib']} MiB")
 
@@ -214,9 +177,9 @@ def _pids_holding_socket_named(suffix: str) -> set[int]:
     return holders
 
 
-def _role(pid: int, root: int, command: str, executors: set[int]) -> str:
+def _role(pid: int, root: int, command: str, executors: set[int], alone: bool) -> str:
     if pid == root:
-        return "supervisor"
+        return "serve (all roles)" if alone else "supervisor"
     if "resource_tracker" in command:
         return "helper"
     if pid in executors:

@@ -2,8 +2,9 @@
 
 Run: .venv/bin/python benchmarks/load.py [--seconds 60] [--rate 200] [--postgres URL]
 
-Starts the fakes (benchmarks/fake_services.py, its own process), and `opsbot serve --workers 2`
-on PostgreSQL (a fresh schema), then sends `--rate` requests/s for `--seconds`: 40 % `help`,
+Starts the fakes (benchmarks/fake_services.py, its own process), and `opsbot serve` in its
+multi-process form (2 HTTP workers, 2 executors; `--workers`/`--executors`) on PostgreSQL (a
+fresh schema), then sends `--rate` requests/s for `--seconds`: 40 % `help`,
 30 % `status`, 20 % production `deploy` requests (they need an approval) and 10 % Approve clicks
 by on-call on pending requests. Afterwards it checks and prints: HTTP errors (non-200 or no
 answer), ack latency percentiles, that every runbook command has its `command_received` audit
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -30,13 +30,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import psycopg
-import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.ack import SECRET, free_port, stop, wait_ready  # noqa: E402
-from benchmarks.fake_services import USERS  # noqa: E402
+from benchmarks.ack import free_port, stop, wait_ready  # noqa: E402
+from benchmarks.fake_services import DEFAULT_POSTGRES, SECRET, USERS, opsbot_pod, postgres_schema  # noqa: E402
 from tests.integration.slack_support import block_actions_payload, form_payload, signed_headers  # noqa: E402
 
 CHANNEL = "C0OPS"
@@ -123,7 +122,7 @@ class Load:
         if b"busy" in text:
             self.busy[kind] += 1
 
-    async def run(self, seconds: int, rate: int) -> None:
+    async def run(self, seconds: float, rate: int) -> None:
         """Open loop: requests are due at ``rate``/s whatever the answers; IN_FLIGHT connections send them."""
         due_requests: asyncio.Queue[tuple[float, str, bytes] | None] = asyncio.Queue()
 
@@ -135,7 +134,7 @@ class Load:
 
         senders = [asyncio.create_task(sender()) for _ in range(IN_FLIGHT)]
         started = time.perf_counter()
-        for index in range(seconds * rate):
+        for index in range(int(seconds * rate)):
             due = started + index / rate
             delay = due - time.perf_counter()
             if delay > 0:
@@ -187,70 +186,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--rate", type=int, default=200)
-    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--workers", type=int, default=2, help="HTTP worker processes (OPSBOT_WORKERS)")
+    parser.add_argument("--executors", type=int, default=2, help="executor processes (OPSBOT_EXECUTORS; 0 = the core in each HTTP process)")
+    parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
     args = parser.parse_args()
     random.seed(7)
-    schema = f"load_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.postgres, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    database_url = args.postgres.replace("postgresql://", "postgresql+psycopg://", 1) + f"?options=-csearch_path%3D{schema}"
-    try:
-        with tempfile.TemporaryDirectory() as directory:
-            run(Path(directory), args, schema, database_url)
-    finally:
-        with psycopg.connect(args.postgres, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_schema(args.postgres, "load") as (schema, database_url), tempfile.TemporaryDirectory() as directory:
+        run(Path(directory), args, schema, database_url)
 
 
 def run(workdir: Path, args: argparse.Namespace, schema: str, database_url: str) -> None:
-    fakes = subprocess.Popen(
-        [sys.executable, str(REPO / "benchmarks" / "fake_services.py"), str(workdir)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert fakes.stdin is not None and fakes.stdout is not None
-    endpoints = json.loads(fakes.stdout.readline())
-    config = yaml.safe_load((REPO / "opsbot.example.yaml").read_text())
-    config["kubernetes"]["kubeconfig"] = endpoints["kubeconfig"]
-    (workdir / "opsbot.yaml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": endpoints["token"],
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": endpoints["slack_api_url"],
-        "OPSBOT_CONFIG": str(workdir / "opsbot.yaml"),
-        "OPSBOT_RUNBOOKS_DIR": str(REPO / "runbooks"),
-        "OPSBOT_DATABASE_URL": database_url,
-        "OPSBOT_SCHEDULER": "0",
-        "OPSBOT_LOG_LEVEL": "WARNING",
-        "PROMETHEUS_MULTIPROC_DIR": str(workdir),
-        # Four simulated users stand for a whole workspace here: the per-person rate limit would refuse most commands.
-        "OPSBOT_RATE_BURST": "1000000",
-        "OPSBOT_RATE_PER_MINUTE": "1000000",
-    }
-    subprocess.run([sys.executable, "-m", "bot.cli.main", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
-    with (workdir / "opsbot.log").open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/healthz")
-        load = Load("127.0.0.1", port, args.postgres, schema)
-        started = time.perf_counter()
-        asyncio.run(load.run(args.seconds, args.rate))
-        report(load, time.perf_counter() - started, args, schema, env, workdir)
-    finally:
-        stop(server)
-        fakes.stdin.close()
-        print(f"load: fakes answered {fakes.stdout.readline().strip()}")
-        fakes.wait(timeout=30)
+    settings = {"PROMETHEUS_MULTIPROC_DIR": str(workdir), "OPSBOT_WORKERS": str(args.workers), "OPSBOT_EXECUTORS": str(args.executors)}
+    with opsbot_pod(workdir, database_url, settings=settings) as pod:
+        port = free_port()
+        server = pod.serve(port)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/healthz")
+            load = Load("127.0.0.1", port, args.postgres, schema)
+            started = time.perf_counter()
+            asyncio.run(load.run(args.seconds, args.rate))
+            report(load, time.perf_counter() - started, args, schema, pod.env, workdir)
+        finally:
+            stop(server)
+            print(f"load: fakes answered {pod.fakes_counts()}")
 
 
 def report(load: Load, elapsed: float, args: argparse.Namespace, schema: str, env: dict[str, str], workdir: Path) -> None:

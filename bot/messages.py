@@ -102,7 +102,20 @@ def code(value: object) -> str:
     return "`" + escape(value).replace("`", "ˋ") + "`"
 
 
+API_CLIENT_PREFIX = "client:"
+"""How an inbound-API client is stored where a Slack user id would be (requester, actor): Slack ids never hold a colon."""
+
+
+def api_client_of(user_id: str) -> str | None:
+    """The API client's name if ``user_id`` names one (``client:ci-release``), else None (a person, or opsbot)."""
+    return user_id[len(API_CLIENT_PREFIX) :] if user_id.startswith(API_CLIENT_PREFIX) else None
+
+
 def mention(user_id: str) -> str:
+    """A person as a Slack mention; an API client by name (a mention of ``client:…`` would show as a broken user)."""
+    client = api_client_of(user_id)
+    if client is not None:
+        return f"API client {code(client)}"
     return f"<@{escape(user_id)}>" if user_id else "someone"
 
 

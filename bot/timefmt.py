@@ -19,19 +19,24 @@ def use_zone(name: str) -> None:
     _zone = ZoneInfo(name)
 
 
-def clock_time(at: datetime, now: datetime | None = None) -> str:
-    """``14:05 CET``, or ``Sat 7 Dec 14:05 CET`` when ``at`` falls on another day than ``now``."""
-    local = at.astimezone(_zone)
-    same_day = now is not None and now.astimezone(_zone).date() == local.date()
+def clock_time(at: datetime, now: datetime | None = None, *, zone: tzinfo | None = None) -> str:
+    """``14:05 CET``, or ``Sat 7 Dec 14:05 CET`` when ``at`` falls on another day than ``now``.
+
+    ``zone`` replaces the deployment's zone for one reader (the App Home shows each person's own).
+    """
+    shown_in = zone or _zone
+    local = at.astimezone(shown_in)
+    same_day = now is not None and now.astimezone(shown_in).date() == local.date()
     shown = local.strftime("%H:%M") if same_day else f"{local.strftime('%a')} {local.day} {local.strftime('%b %H:%M')}"
-    return f"{shown} {_name(local)}"
+    return f"{shown} {_name(local, shown_in)}"
 
 
-def date_time(at: datetime) -> str:
+def date_time(at: datetime, *, zone: tzinfo | None = None) -> str:
     """``2026-12-05 14:05 CET``."""
-    local = at.astimezone(_zone)
-    return f"{local.strftime('%Y-%m-%d %H:%M')} {_name(local)}"
+    shown_in = zone or _zone
+    local = at.astimezone(shown_in)
+    return f"{local.strftime('%Y-%m-%d %H:%M')} {_name(local, shown_in)}"
 
 
-def _name(local: datetime) -> str:
-    return local.tzname() or str(_zone)
+def _name(local: datetime, zone: tzinfo) -> str:
+    return local.tzname() or str(zone)

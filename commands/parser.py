@@ -71,8 +71,8 @@ def _wrapping(spec: CommandSpec, tokens: list[Token], specs: Mapping[str, Comman
 def parse_arguments(spec: CommandSpec, tokens: list[Token], vocabulary: Vocabulary) -> CommandRequest:
     """Bind ``key=value``/``--key value`` and positional words, then type-check every value."""
     elements = compile_usage(spec.usage)
-    named, positional = _split_named(spec, tokens)
-    positional = _env_preposition(spec, elements, positional)
+    named, positional = split_named(spec, tokens)
+    positional = bind_env_preposition(spec, elements, positional)
     bound, mismatch = match_usage(elements, positional, frozenset(named))
     if bound is None:
         error = _mismatch_error(spec, positional, mismatch, frozenset(named))
@@ -93,7 +93,7 @@ ENV_PREPOSITIONS = ("in", "to")
 """People say ``deploy … in staging`` and ``restart … to staging`` whatever the usage line wrote."""
 
 
-def _env_preposition(spec: CommandSpec, elements: tuple[Element, ...], tokens: list[Token]) -> list[Token]:
+def bind_env_preposition(spec: CommandSpec, elements: tuple[Element, ...], tokens: list[Token]) -> list[Token]:
     """Read ``in``/``to`` as the usage's own word before ``{env}``, when the usage does not use it elsewhere."""
     written = _word_before_env(spec, elements)
     if written is None:
@@ -127,7 +127,7 @@ def _flatten(elements: tuple[Element, ...]) -> list[Word | Slot]:
     return flat
 
 
-def _split_named(spec: CommandSpec, tokens: list[Token]) -> tuple[dict[str, str], list[Token]]:
+def split_named(spec: CommandSpec, tokens: list[Token]) -> tuple[dict[str, str], list[Token]]:
     """Separate ``key=value`` and ``--key value`` (for declared keys) from positional words."""
     named: dict[str, str] = {}
     positional: list[Token] = []

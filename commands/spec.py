@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-ParameterType = Literal["service", "env", "string", "int", "duration", "choice"]
+ParameterType = Literal["service", "env", "string", "int", "duration", "choice", "version"]
+"""``version`` reads like ``string`` (with its ``pattern``); forms offer it with suggestions from the target's history."""
 
 
 class ParameterLike(Protocol):

@@ -22,10 +22,14 @@ DEMO_REPLICAS = 3
 DEMO_PROGRESS_DEADLINE_SECONDS = 60
 _READ = ("get", "list", "watch")
 _WORKLOADS = ("deployments", "deployments/scale", "replicasets", "pods")
+_BATCH = ("cronjobs", "jobs", "pods/log")
 DEMO_RBAC = (
     # What a team writes (docs/operations.md): everyone reads; developers change staging and
-    # production's shop namespace; on-call changes everything.
-    Grant("developers-read", _READ, _WORKLOADS, groups=("opsbot:developers",)),
+    # production's shop namespace; on-call changes everything. Migrations (runbooks/migrate.yaml)
+    # are Jobs: developers run them in staging, on-call anywhere.
+    Grant("developers-read", _READ, _WORKLOADS + _BATCH, groups=("opsbot:developers",)),
+    Grant("developers-jobs-staging", ("create", "delete"), ("jobs",), groups=("opsbot:developers",), clusters=("demo-staging",)),
+    Grant("oncall-jobs", (*_READ, "create", "delete"), _BATCH, groups=("opsbot:platform-oncall",)),
     Grant("developers-staging", ("patch",), _WORKLOADS, groups=("opsbot:developers",), clusters=("demo-staging",)),
     Grant("developers-shop", ("patch",), _WORKLOADS, groups=("opsbot:developers",), namespaces=("shop",), clusters=("demo-production",)),
     Grant("oncall-operate", (*_READ, "patch"), _WORKLOADS, groups=("opsbot:platform-oncall",)),
@@ -70,6 +74,12 @@ class DemoEnvironment:
                 container=target.container,
                 progress_deadline_seconds=DEMO_PROGRESS_DEADLINE_SECONDS,
             )
+        for cluster, namespace in sorted({(target.context or "demo", target.namespace) for target in kube}):
+            # The CronJob runbooks/migrate.yaml copies; its pods print a few lines and succeed (fakes/kubernetes/jobs.py).
+            self.kubernetes.add_cronjob(
+                cluster=cluster, namespace=namespace, name="db-migrate", image=f"registry.example.com/{namespace}/migrate:{DEMO_VERSION}",
+                command=["migrate"], env={"FAKE_JOB_LINES": "4"},
+            )  # fmt: skip
         for grant in DEMO_RBAC:
             self.kubernetes.rbac.grant(grant)
         update: dict[str, object] = {

@@ -83,6 +83,9 @@ class JsonHttpServer:
             def do_DELETE(self) -> None:
                 server._answer(self)
 
+            def do_HEAD(self) -> None:
+                server._answer(self)
+
             def log_message(self, format: str, *args: Any) -> None:
                 logger.debug("fake %s: " + format, server._name, *args)
 
@@ -125,11 +128,13 @@ class JsonHttpServer:
         except Exception:  # a bug in the fake answers like a broken server, and is kept for the test to see
             self.server_errors.append(traceback.format_exc())
             reply = JsonReply(500, {"message": "fake server error"})
-        payload = json.dumps(reply.body).encode()
+        payload = b"" if reply.status == 204 else json.dumps(reply.body).encode()  # a 204 carries no body at all
         raw.send_response(reply.status)
-        raw.send_header("Content-Type", "application/json")
-        raw.send_header("Content-Length", str(len(payload)))
-        for name, value in reply.headers.items():
+        headers = {"Content-Length": str(len(payload)), **reply.headers}
+        if payload:
+            headers = {"Content-Type": "application/json", **headers}
+        for name, value in headers.items():
             raw.send_header(name, value)
         raw.end_headers()
-        raw.wfile.write(payload)
+        if raw.command != "HEAD":  # HEAD answers the headers GET would, without the body (RFC 9110 9.3.2)
+            raw.wfile.write(payload)

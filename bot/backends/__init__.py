@@ -8,10 +8,11 @@ only manages ECS never loads a kubeconfig (and an HTTP worker that only parses n
 
 from __future__ import annotations
 
+import threading
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from bot.catalog.config import EksCluster, OpsbotConfig
+from bot.catalog.config import EksCluster, ImageRegistry, OpsbotConfig, ServiceSource
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from bot.backends.aws import AwsBackend
     from bot.backends.gitops import GitopsBackend
     from bot.backends.kubernetes import KubernetesBackend
+    from bot.backends.registry import RegistryClient
+    from bot.backends.source import SourceClient
+    from bot.backends.versions import VersionSuggestions
 
 
 class Backends:
@@ -28,6 +32,8 @@ class Backends:
     def __init__(self, config: OpsbotConfig, settings: Settings | None = None) -> None:
         self._config = config
         self._settings = settings
+        self._lock = threading.Lock()
+        self._registries: dict[ImageRegistry, RegistryClient] = {}
 
     @property
     def config(self) -> OpsbotConfig:
@@ -57,6 +63,39 @@ class Backends:
         from bot.backends.gitops import GitopsBackend
 
         return GitopsBackend(self._settings or Settings(), lambda: self.kubernetes)
+
+    def registry(self, registry: ImageRegistry) -> RegistryClient:
+        """The client of one image registry, kept so its bearer tokens are reused."""
+        from bot.backends.registry import RegistryClient
+
+        with self._lock:
+            client = self._registries.get(registry)
+            if client is None:
+                client = self._registries[registry] = RegistryClient(registry)
+            return client
+
+    def source(self, source: ServiceSource) -> SourceClient:
+        """A read client of a service's GitHub repository (the token from ``OPSBOT_GITHUB_TOKEN_FILE``, if set)."""
+        from bot.backends.source import SourceClient
+
+        token = (self._settings or Settings()).github_token
+        return SourceClient(source.api_url, source.github, token.get_secret_value() if token else None)
+
+    @cached_property
+    def versions(self) -> VersionSuggestions:
+        """Where a form's version suggestions come from; ``register`` adds a source (an OCI registry's tags)."""
+        from bot.backends.versions import EcsTaskDefinitionImages, GitopsFileHistory, KubernetesImages, VersionSuggestions
+
+        suggestions = VersionSuggestions()
+        suggestions.register("kubernetes", KubernetesImages(lambda: self.kubernetes))
+        suggestions.register("ecs", EcsTaskDefinitionImages(lambda: self.aws))
+        suggestions.register("gitops", GitopsFileHistory(lambda: self.gitops))
+        # After the target's own history: the tags its registry holds (a service or config ``registry``).
+        from bot.backends.registry.versions import RegistryTags
+
+        for kind in ("kubernetes", "ecs", "gitops"):
+            suggestions.register(kind, RegistryTags(self._config, self.registry))
+        return suggestions
 
 
 def eks_targets(config: OpsbotConfig) -> dict[str, EksCluster]:

@@ -45,6 +45,11 @@ class Change:
     after: str | None
     detail: str | None = None
     """Longer text shown under the line (a gitops plan's unified diff); part of the plan's hash."""
+    context: bool = False
+    """A fact about the change rather than a change (the commits it ships, its checks): shown under
+    "What's changing", hashed with the plan, and taken from the approved plan when a run re-plans."""
+    lines: tuple[str, ...] = ()
+    """Lines shown under a context entry (one commit or pull request each, mrkdwn already escaped)."""
 
     def render(self) -> str:
         before = self.before if self.before is not None else "(none)"
@@ -53,10 +58,14 @@ class Change:
             return f"{self.field} {before} (unchanged)"
         return f"{self.field} {before} → {after}"
 
-    def as_dict(self) -> dict[str, str | None]:
-        plain: dict[str, str | None] = {"field": self.field, "before": self.before, "after": self.after}
+    def as_dict(self) -> dict[str, Any]:
+        plain: dict[str, Any] = {"field": self.field, "before": self.before, "after": self.after}
         if self.detail is not None:  # only when set, so plans without one hash as they always did
             plain["detail"] = self.detail
+        if self.context:
+            plain["context"] = True
+        if self.lines:
+            plain["lines"] = list(self.lines)
         return plain
 
 

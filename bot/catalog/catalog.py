@@ -55,6 +55,8 @@ class Commands:
 
     commands: dict[str, CommandSpec]
     vocabulary: Vocabulary
+    config: OpsbotConfig
+    """The config file itself: the inbound API authenticates its clients and pre-checks the policy in the worker."""
 
     def parse(self, text: str) -> CommandRequest:
         return parse(text, self.commands, self.vocabulary)
@@ -80,7 +82,11 @@ def load_catalog(
 ) -> Catalog:
     """The catalog, or ``ConfigError`` listing every problem (the bot refuses to start on any)."""
     actions = registry or build_registry()
-    result = check_files(config_path, runbooks_dir, builtins=builtins, registry=actions)
+    return catalog_of(check_files(config_path, runbooks_dir, builtins=builtins, registry=actions), actions, builtins=builtins)
+
+
+def catalog_of(result: LoadResult, actions: ActionRegistry, *, builtins: Mapping[str, CommandSpec]) -> Catalog:
+    """The catalog of files ``check_files`` already checked with ``actions`` (``opsbot serve`` checks once, then serves with it)."""
     result.raise_for_problems()
     assert result.config is not None  # no problems means the config loaded
     runbooks = {item.runbook.name: item.runbook for item in result.runbooks}
@@ -103,7 +109,7 @@ def load_commands(config_path: Path, runbooks_dir: Path, *, builtins: Mapping[st
     assert result.config is not None
     runbooks = {item.runbook.name: item.runbook for item in result.runbooks}
     vocabulary = vocabulary_of(result.config)
-    return Commands(commands=_commands(builtins, runbooks, vocabulary), vocabulary=vocabulary)
+    return Commands(commands=_commands(builtins, runbooks, vocabulary), vocabulary=vocabulary, config=result.config)
 
 
 def _commands(builtins: Mapping[str, CommandSpec], runbooks: Mapping[str, Runbook], vocabulary: Vocabulary) -> dict[str, CommandSpec]:

@@ -250,10 +250,57 @@ class Environment(Strict):
 
 
 class ServiceSource(Strict):
-    """Where a service's code lives, for lead time for changes: ``{github: owner/repo, tag_pattern: "v{version}"}``."""
+    """Where a service's code lives: ``{github: owner/repo, tag_pattern: "v{version}"}``.
+
+    A deploy's plan then lists the commits and pull requests between the running version's tag
+    and the requested one, and the target tag's checks (docs/runbooks.md, "What's changing");
+    insights use it for lead time for changes.
+    """
 
     github: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
-    tag_pattern: str = Field(default="v{version}", pattern=r"\{version\}")
+    tag_pattern: str = "v{version}"
+    """How a version (an image tag) names its git tag; must contain ``{version}``."""
+    api_url: str = Field(default="https://api.github.com", pattern=r"^https?://[^\s]+$")
+    """GitHub's REST API (GitHub Enterprise Server: ``https://github.example.com/api/v3``)."""
+
+    @field_validator("tag_pattern")
+    @classmethod
+    def _names_the_version(cls, value: str) -> str:
+        if value.count("{version}") != 1 or re.search(r"[\s~^:?*\[\\]", value):
+            raise ValueError(
+                f"{value!r} must contain {{version}} exactly once and no spaces or ~ ^ : ? * [ \\ "
+                '(git tag names), like "v{version}" or "checkout-{version}"'
+            )
+        return value
+
+    def tag_of(self, version: str) -> str:
+        """The git tag of ``version``: ``1.4.2`` → ``v1.4.2`` under ``v{version}``."""
+        return self.tag_pattern.replace("{version}", version)
+
+
+class ImageRegistry(Strict):
+    """An OCI (Docker) registry opsbot reads: are a deploy's images there, which tags exist.
+
+    ``url`` is the registry's API base (``https://registry.example.com``; the ``/v2/`` API
+    lives under it). Credentials come from files (mounted Secrets), read when used and never
+    logged: ``username_file`` + ``password_file`` (basic auth, also sent to the token service
+    of a ``Bearer`` challenge), or ``token_file`` (a bearer token sent as is). ``repository``
+    names the image's repository when it cannot be read from the image reference.
+    """
+
+    url: str = Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    repository: str | None = Field(default=None, pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+    username_file: str | None = None
+    password_file: str | None = None
+    token_file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind_of_credentials(self) -> ImageRegistry:
+        if (self.username_file is None) != (self.password_file is None):
+            raise ValueError("give username_file and password_file together (basic auth), or token_file alone")
+        if self.token_file is not None and self.username_file is not None:
+            raise ValueError("give either username_file + password_file or token_file, not both")
+        return self
 
 
 class Service(Strict):
@@ -266,6 +313,8 @@ class Service(Strict):
     default_env: str | None = None
     environments: dict[Name, Environment] = Field(min_length=1)
     source: ServiceSource | None = None
+    registry: ImageRegistry | None = None
+    """The registry of this service's images; the config's top-level ``registry`` when left out."""
 
     @model_validator(mode="after")
     def _default_env_exists(self) -> Service:
@@ -317,10 +366,15 @@ class ApprovalRule(Strict):
 
 
 class Allow(Strict):
-    """Who may ask. ``"*"`` in users means anyone; empty channels means any channel."""
+    """Who may ask. ``"*"`` in users means any person; empty channels means any channel.
+
+    ``clients`` names inbound-API clients (``api.clients``); a client is allowed only where a
+    rule names it, never by ``users: ["*"]`` or a group (a program is not a person).
+    """
 
     users: list[str] = Field(default_factory=list)
     groups: list[str] = Field(default_factory=list)
+    clients: list[str] = Field(default_factory=list)
     channels: list[str] = Field(default_factory=list)
 
 
@@ -342,6 +396,14 @@ class AccessRule(Strict):
     allow: Allow
     approvals: ApprovalRule | None = None
     limits: dict[str, ParameterLimit] = Field(default_factory=dict)
+    require_checks: bool = False
+    """One more approval when the target version's checks on GitHub are not green (needs the service's ``source``)."""
+
+    @model_validator(mode="after")
+    def _checks_need_approvers(self) -> AccessRule:
+        if self.require_checks and (self.approvals is None or not self.approvals.approvers):
+            raise ValueError("require_checks adds an approval, so approvals.approvers must name who may give it")
+        return self
 
     def matches(self, runbook: str, service: str, env: str) -> bool:
         return _listed(runbook, self.runbooks) and _listed(service, self.services) and _listed(env, self.envs)
@@ -441,6 +503,70 @@ class HttpAccess(Strict):
         return bases
 
 
+class GitHubAccess(Strict):
+    """Where ``github.workflow_dispatch`` steps reach GitHub's REST API (GitHub Enterprise Server: ``https://HOST/api/v3``).
+
+    Set here, never in a runbook: opsbot's GitHub credentials go to this URL and nowhere else.
+    """
+
+    api_url: str = Field(default="https://api.github.com", pattern=r"^https?://[^\s]+$")
+
+
+ApiEndpoint = Literal["requests", "alertmanager"]
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _requests_only() -> list[ApiEndpoint]:
+    return ["requests"]
+
+
+class ApiClient(Strict):
+    """A program calling the inbound API (CI, Alertmanager), by name; a principal policy rules can name.
+
+    Exactly one credential: ``token_sha256``, the hex SHA-256 of a bearer token (the token itself
+    lives only in the caller's secret, so neither this file nor a database dump can be replayed);
+    ``token_file``, a file (a mounted Secret) holding the token, of which opsbot keeps only the
+    SHA-256 once it has read it; or ``hmac_key_file``, a file holding the key the caller signs each body with.
+    """
+
+    token_sha256: str | None = None
+    token_file: str | None = None
+    hmac_key_file: str | None = None
+    endpoints: list[ApiEndpoint] = Field(default_factory=_requests_only, min_length=1)
+    """What the client may call: ``requests`` (ask for a runbook), ``alertmanager`` (the webhook)."""
+    rate_per_minute: float = Field(default=60.0, gt=0, le=100_000)
+    rate_burst: int = Field(default=10, ge=1, le=10_000)
+
+    @field_validator("token_sha256")
+    @classmethod
+    def _hex_digest(cls, value: str | None) -> str | None:
+        if value is not None and not _SHA256_HEX.match(value):
+            raise ValueError('token_sha256 must be 64 lower-case hex digits: `printf %s "$TOKEN" | sha256sum`')
+        return value
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> ApiClient:
+        given = [value for value in (self.token_sha256, self.token_file, self.hmac_key_file) if value is not None]
+        if len(given) != 1:
+            raise ValueError("a client needs exactly one of token_sha256 or token_file (a bearer token) or hmac_key_file (a signing key)")
+        return self
+
+
+class AlertmanagerHook(Strict):
+    """Which alert labels name the catalog's service and environment (``POST /api/v1/hooks/alertmanager``)."""
+
+    service_label: str = "service"
+    env_label: str = "env"
+
+
+class InboundApi(Strict):
+    """The inbound API under ``/api/v1`` (docs/api.md): its clients and the Alertmanager webhook."""
+
+    clients: dict[Name, ApiClient] = Field(default_factory=dict)
+    alertmanager: AlertmanagerHook = Field(default_factory=AlertmanagerHook)
+    max_body_bytes: int = Field(default=262_144, ge=1_024, le=10_000_000)
+
+
 class Insights(Strict):
     """Delivery insights (docs/insights.md): which runbooks are deploys and rollbacks, and the defaults."""
 
@@ -478,7 +604,11 @@ class OpsbotConfig(Strict):
     aws: AwsAccess = Field(default_factory=AwsAccess)
     identity: IdentityConfig | None = None
     http: HttpAccess = Field(default_factory=HttpAccess)
+    github: GitHubAccess = Field(default_factory=GitHubAccess)
     insights: Insights = Field(default_factory=Insights)
+    registry: ImageRegistry | None = None
+    """The image registry of every service that names none of its own."""
+    api: InboundApi = Field(default_factory=InboundApi)
 
     @model_validator(mode="before")
     @classmethod
@@ -495,6 +625,11 @@ class OpsbotConfig(Strict):
 
     def service(self, name: str) -> Service | None:
         return self.services.get(name)
+
+    def registry_of(self, service: str) -> ImageRegistry | None:
+        """The registry a service's images live in: its own, else the config's."""
+        entry = self.services.get(service)
+        return (entry.registry if entry is not None else None) or self.registry
 
     def display_name(self, user_id: str) -> str:
         return self.users.get(user_id, user_id)

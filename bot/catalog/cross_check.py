@@ -18,7 +18,7 @@ from bot.catalog.config import OpsbotConfig
 from bot.catalog.examples import example_problem
 from bot.catalog.grammar import command_spec_of, vocabulary_of
 from bot.catalog.loading import LoadedRunbook, LoadResult, problem_at
-from bot.catalog.policy_checks import check_limits, check_reach
+from bot.catalog.policy_checks import check_clients, check_limits, check_reach
 from bot.catalog.registry import ActionRegistry
 from bot.catalog.runbooks import TEMPLATE_REFERENCE, StepSpec
 from bot.catalog.schedules import cron_trigger
@@ -45,6 +45,7 @@ def cross_check(result: LoadResult, registry: ActionRegistry, builtins: Mapping[
         config, document = result.config, result.config_document
         check_limits(config, document, named, builtins, result.broken_runbook_names, result.problems)
         check_reach(config, named, registry, result.warnings)
+        check_clients(config, document, result.problems)
 
 
 def _check_runbook(loaded: LoadedRunbook, registry: ActionRegistry, builtins: Mapping[str, CommandSpec], result: LoadResult) -> None:
@@ -150,6 +151,14 @@ def _check_config(config: OpsbotConfig, document: YamlDocument, command_names: s
         for position, group in enumerate(rule.allow.groups):
             if group not in config.groups:
                 problems.append(problem_at(document, [*where, "allow", "groups", position], _unknown_group(group, config)))
+        if rule.require_checks:
+            unsourced = [name for name, entry in config.services.items() if entry.source is None and name in _expand(rule.services, config)]
+            if unsourced:
+                message = (
+                    f"{', '.join(unsourced)} name no source ({{github: owner/repo}}), so their checks cannot be read; "
+                    "add a source to each or leave them out of this rule's services"
+                )
+                problems.append(problem_at(document, [*where, "require_checks"], message))
         if rule.approvals is not None:
             for position, group in enumerate(rule.approvals.approvers):
                 if group not in config.groups:
@@ -206,6 +215,10 @@ def _unknown_group(group: str, config: OpsbotConfig) -> str:
     suggestion = did_you_mean(group, config.groups)
     hint = f"; did you mean {suggestion}?" if suggestion else f"; declared groups: {known_list(config.groups) or 'none'}"
     return f"group {group!r} is not declared under groups{hint}"
+
+
+def _expand(names: list[str], config: OpsbotConfig) -> set[str]:
+    return set(config.services) if "*" in names else set(names)
 
 
 def _all_envs(config: OpsbotConfig) -> set[str]:

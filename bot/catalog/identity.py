@@ -19,6 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bot.messages import api_client_of
+
 IdentityMode = Literal["impersonate", "service"]
 """Per target: act as the requester (``impersonate``) or as opsbot itself (``service``)."""
 
@@ -147,7 +149,9 @@ class IdentityMap:
         """The requester's identity now (groups are read at each call: membership changes count)."""
         config = self.config or IdentityConfig()
         override = config.overrides.get(user_id)
-        email = (override.email if override else None) or (self._email_of(user_id) if self._email_of else None)
+        # An inbound-API client (``client:<name>``) has no Slack profile to ask for an email.
+        lookup = self._email_of if api_client_of(user_id) is None else None
+        email = (override.email if override else None) or (lookup(user_id) if lookup else None)
         template = config.kubernetes.user
         if "{email}" in template and email is None:
             raise IdentityUnavailable(

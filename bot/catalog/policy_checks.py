@@ -46,6 +46,19 @@ def check_limits(
                 problems.append(problem_at(document, where, message))
 
 
+def check_clients(config: OpsbotConfig, document: YamlDocument, problems: list[str]) -> None:
+    """Each ``allow.clients`` entry names a client under ``api.clients`` (a typo would silently allow nobody)."""
+    declared = config.api.clients
+    for index, rule in enumerate(config.policy.rules):
+        for position, name in enumerate(rule.allow.clients):
+            if name in declared:
+                continue
+            suggestion = did_you_mean(name, declared)
+            hint = f"did you mean {suggestion}?" if suggestion else f"declared clients: {known_list(declared) if declared else 'none'}"
+            where: list[str | int] = ["policy", "rules", index, "allow", "clients", position]
+            problems.append(problem_at(document, where, f"unknown API client {name!r} (declare it under api.clients); {hint}"))
+
+
 def check_reach(config: OpsbotConfig, runbooks: list[LoadedRunbook], registry: ActionRegistry, warnings: list[str]) -> None:
     """Warn when a rule lets a runbook reach a service whose kind of target none of its backend steps handles."""
     for loaded in runbooks:

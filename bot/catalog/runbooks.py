@@ -52,8 +52,8 @@ class ParameterSpec(RunbookModel):
             raise ValueError("min/max apply only to type: int")
         if self.type == "choice" and not self.choices:
             raise ValueError("type: choice needs a non-empty choices list")
-        if self.pattern is not None and self.type != "string":
-            raise ValueError("pattern applies only to type: string")
+        if self.pattern is not None and self.type not in ("string", "version"):
+            raise ValueError("pattern applies only to type: string or version")
         return self
 
 

@@ -34,3 +34,26 @@ def fail_on_database(error: BaseException) -> None:
         return
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
+
+
+def fail_on_settings(error: BaseException) -> None:
+    """If ``error`` is a setting from the environment that does not validate, name each one and exit 2.
+
+    pydantic's ``ValidationError`` for ``Settings`` carries the variable and why; a traceback
+    for a typo in a Deployment's env would hide both.
+    """
+    from pydantic import ValidationError
+
+    if not isinstance(error, ValidationError) or error.title != "Settings":
+        return
+    for problem in error.errors():
+        name = ".".join(str(part) for part in problem["loc"]) or "settings"
+        given = problem.get("input")
+        shown = (
+            f"={given!r}"
+            if isinstance(given, str | int | float) and "SECRET" not in name and "TOKEN" not in name and "KEY" not in name
+            else ""
+        )
+        click.echo(f"error: setting {name}{shown}: {problem['msg']}", err=True)
+    click.echo("See the README's configuration reference for each setting's allowed values.", err=True)
+    sys.exit(2)

@@ -14,7 +14,7 @@ from bot.settings import Settings
 )
 @click.option("--host", default=None, help="Interface to listen on [env OPSBOT_HOST, default 0.0.0.0].")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port [env OPSBOT_PORT, default 3000].")
-@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes [env OPSBOT_WORKERS, default 2].")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="HTTP worker processes [env OPSBOT_WORKERS, default 1].")
 def serve(socket_mode: bool, host: str | None, port: int | None, workers: int | None) -> None:
     """Serve Slack (HTTP at /slack/events, or Socket Mode) plus /healthz, /readyz and /metrics.
 

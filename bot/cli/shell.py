@@ -81,7 +81,7 @@ def demo(config_path: Path, runbooks_dir: Path, user: str | None, channel: str, 
     """The shell against in-process fakes: embedded SQLite, fake Kubernetes, moto for AWS."""
     from bot.catalog.catalog import load_catalog
     from bot.cli.fail import fail
-    from bot.requests.builtins import BUILTIN_SPECS
+    from bot.requests.builtin_specs import BUILTIN_SPECS
     from bot.serve.wiring import build_core
     from bot.shell.session import ShellNotifier, ShellSession, UnknownUser
     from bot.store.migrate import upgrade

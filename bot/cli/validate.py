@@ -17,7 +17,7 @@ from bot.settings import Settings
 def validate(config_path: Path | None, runbooks_dir: Path | None) -> None:
     """Check the config and every runbook; print each problem as file:line: field: message."""
     from bot.catalog.catalog import check_files
-    from bot.requests.builtins import BUILTIN_SPECS
+    from bot.requests.builtin_specs import BUILTIN_SPECS
 
     settings = Settings()
     config_file = config_path or settings.config_path

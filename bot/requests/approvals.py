@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.audit.events import SYSTEM, Actor, EventType
+from bot.audit.events import SYSTEM, Actor, ActorKind, EventType
 from bot.audit.factories import actor_event, request_event
 from bot.errors import (
     AlreadyDecided,
@@ -32,6 +32,7 @@ from bot.messages import MessageRef
 from bot.requests.groups import GroupDirectory
 from bot.requests.views import STATE_WORDS, button_value
 from bot.store import audit as audit_store
+from bot.store import home as home_store
 from bot.store import requests as request_store
 from bot.store.database import Database
 from bot.store.models import ApprovalRow, RequestRow
@@ -45,10 +46,11 @@ Recheck = Callable[[RequestRow, Sequence[str]], str | None]
 
 @dataclass(frozen=True)
 class ClickedAt:
-    """Where a decision came from: the clicked message, or None for a typed command (``/ops cancel 12``)."""
+    """Where a decision came from: the clicked message or App Home view; a typed command (``/ops cancel 12``) has none."""
 
     channel: str
     message: MessageRef | None
+    home_view: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def approve(
     try:
         with database.transaction() as session:
             row = _pending(session, request_id, actor, now)
-            _check_where(row, where)
+            _check_where(session, row, where, actor, shown)
             _check_approver(row, groups, actor, shown)
             if not request_store.record_vote(
                 session,
@@ -125,7 +127,7 @@ def reject(
     try:
         with database.transaction() as session:
             row = _pending(session, request_id, actor, now)
-            _check_where(row, where)
+            _check_where(session, row, where, actor, shown)
             if actor.user_id != row.requester_id:
                 _check_approver(row, groups, actor, shown)
             request_store.record_vote(
@@ -153,15 +155,26 @@ def reject(
 
 
 def cancel(
-    database: Database, groups: GroupDirectory, *, request_id: int, actor: Actor, now: datetime, where: ClickedAt | None = None
+    database: Database,
+    groups: GroupDirectory,
+    *,
+    request_id: int,
+    actor: Actor,
+    now: datetime,
+    where: ClickedAt | None = None,
+    shown: str | None = None,
 ) -> RequestRow:
-    """The requester withdraws a pending request, or the requester/an approver stops a running one."""
+    """The requester withdraws a pending request, or the requester/an approver stops a running one.
+
+    ``shown`` is the clicked button's value (None for a typed ``/ops cancel``); a click on the App
+    Home must carry the request's current one.
+    """
     try:
         with database.transaction() as session:
             row = request_store.get_request(session, request_id)
             if row is None:
                 raise RequestNotFound(f"There is no request #{request_id}.")
-            _check_where(row, where)
+            _check_where(session, row, where, actor, shown)
             may_stop = actor.user_id == row.requester_id or groups.is_member(actor.user_id, tuple(row.approver_groups))
             state = RequestState(row.state)
             if state == RequestState.PENDING_APPROVAL:
@@ -243,14 +256,23 @@ def _pending(session: Any, request_id: int, actor: Actor, now: datetime) -> Requ
     return row
 
 
-def _check_where(row: RequestRow, where: ClickedAt | None) -> None:
-    """A button counts only on the request's own message: that channel, that message.
+def _check_where(session: Any, row: RequestRow, where: ClickedAt | None, actor: Actor, shown: str | None) -> None:
+    """A button counts only on the request's own message (that channel, that message), or on the clicker's App Home.
 
     A copy of the buttons (another app's message, a forwarded payload, another channel) must not
     decide a request whose approvers are watching a different message. Before opsbot has stored the
     message's ts (a click can beat it), the request's channel is what must match.
+
+    The App Home is the other place opsbot draws these buttons, one view per person: a click from it
+    counts only from the home view opsbot last published for the person who clicked, and only with
+    the value that binds the request's current parameters and plan (a home redrawn a moment ago
+    may show an older plan; an edited payload any plan at all). Who may decide is checked after
+    this, the same way for both places.
     """
     if where is None:
+        return
+    if where.home_view is not None:
+        _check_home_click(session, row, where.home_view, actor, shown)
         return
     stored = MessageRef.from_dict(row.message_ref)
     if stored is not None and where.message == stored:
@@ -261,7 +283,19 @@ def _check_where(row: RequestRow, where: ClickedAt | None) -> None:
     raise WrongMessage(f"That button is not where #{row.id} was asked; decide it from {home}.", markup=True)
 
 
+def _check_home_click(session: Any, row: RequestRow, view_id: str, actor: Actor, shown: str | None) -> None:
+    published = home_store.published_view(session, actor.user_id)
+    if published is None or view_id != published:
+        where = f"your App Home or its message in <#{row.channel}>"
+        raise WrongMessage(f"That button is not on the App Home opsbot drew for you; decide #{row.id} from {where}.", markup=True)
+    if shown != button_value(row):
+        raise StaleApproval(f"#{row.id} changed since your App Home was drawn; look at it again (it has been refreshed).")
+
+
 def _check_approver(row: RequestRow, groups: GroupDirectory, actor: Actor, shown: str) -> None:
+    if actor.kind != ActorKind.PERSON:
+        # Approval is a person's judgement: a program (an API client) never approves, whatever a group lists.
+        raise NotAnApprover(f"Approvals for #{row.id} must come from a person in {_groups(row)}.")
     if actor.user_id == row.requester_id:
         raise SelfApproval(f"You asked for #{row.id}, so you cannot approve it: someone else from {_groups(row)} must.")
     if not groups.is_member(actor.user_id, tuple(row.approver_groups)):

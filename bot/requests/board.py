@@ -3,6 +3,10 @@
 A request has one message, posted when it is created and updated in place from ask to
 result; its thread carries step details; failures are announced in the incident channel.
 The run engine reports to the board through ``RunObserver`` and never writes text itself.
+
+Every time the board draws a request for a change of its state (created, decided, started,
+ended; not for a progress line), it also tells the App Home (``bot.requests.app_home``), which
+republishes the homes that request concerns: one observer point for both surfaces.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from datetime import datetime
 
 from bot.catalog.catalog import Catalog
 from bot.messages import Message, MessageRef, Notifier, escape, mention
+from bot.requests.app_home import AppHome
 from bot.requests.approvals import votes_of
 from bot.requests.views import STATE_WORDS, request_message
 from bot.runs.run_view import RunView
@@ -42,8 +47,10 @@ class RequestBoard:
         notifier: Notifier,
         clock: Callable[[], datetime],
         retry_seconds: float = 60.0,
+        home: AppHome | None = None,
     ) -> None:
         self._catalog = catalog
+        self._home = home
         self._database = database
         self._notifier = notifier
         self._clock = clock
@@ -56,10 +63,25 @@ class RequestBoard:
     def post(self, row: RequestRow, now: datetime) -> MessageRef | None:
         """The request's first message, in its channel, drawn as of ``now`` (its creation); None if it could not be posted."""
         target = self._catalog.describe_target(row.service, row.env)
-        return self._notifier.post(row.channel, request_message(row, target=target, now=now))
+        posted = self._notifier.post(row.channel, request_message(row, target=target, now=now))
+        self._tell_home(row)
+        return posted
 
     def redraw(self, row: RequestRow, run: RunView | None = None) -> None:
-        """Redraw a request's message from the database (and the live run, when one is going)."""
+        """Redraw a request's message from the database (and the live run, when one is going) after a change of state."""
+        self._tell_home(row)
+        self._draw(row, run)
+
+    def locks_changed(self) -> None:
+        """A person locked or unlocked a target: every App Home lists locks in force."""
+        if self._home is not None:
+            self._home.locks_changed()
+
+    def _tell_home(self, row: RequestRow) -> None:
+        if self._home is not None:
+            self._home.request_changed(row)
+
+    def _draw(self, row: RequestRow, run: RunView | None = None) -> None:
         ref = MessageRef.from_dict(row.message_ref)
         if ref is None:
             return
@@ -103,7 +125,7 @@ class RequestBoard:
             if not milestone and now - self._last_drawn.get(row.id, 0.0) < UPDATE_INTERVAL_SECONDS:
                 return
             self._last_drawn[row.id] = now
-        self.redraw(row, run)
+        self._draw(row, run)  # progress is not a change of state: the App Home shows none of it
 
     def step_details(self, row: RequestRow, title: str, lines: tuple[str, ...]) -> None:
         self.note(row, f"*{escape(title)}*\n" + "\n".join(escape(line) for line in lines))

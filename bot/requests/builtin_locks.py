@@ -41,6 +41,7 @@ def lock_target(desk: Desk, parsed: CommandRequest, invocation: Invocation, repl
             raise TargetLocked(lock_text(holder, now), markup=True)
         event = _lock_event(EventType.LOCKED, invocation.actor, invocation.channel, service, env, reason, int(duration.total_seconds()))
         audit_store.append_events(session, [event], now)
+    desk.board.locks_changed()
     until = clock_time(now + duration, now)
     who = mention(invocation.actor.user_id)
     text = f"🔒 {escape(service)}/{escape(env)} is locked by {who} for {format_duration(duration)} (until {until})"
@@ -76,6 +77,7 @@ def unlock_target(desk: Desk, parsed: CommandRequest, invocation: Invocation, re
         if removed.holder_id != actor.user_id:
             event = follow_up(event, EventType.UNLOCKED, "released_for_another", holder=removed.holder_id, holder_name=removed.holder_name)
         audit_store.append_events(session, [event], now)
+    desk.board.locks_changed()
     text = f"🔓 {escape(service)}/{escape(env)} was unlocked by {mention(actor.user_id)}."
     if removed.holder_id != actor.user_id:
         why = f" ({escape(removed.reason)})" if removed.reason else ""

@@ -88,7 +88,7 @@ class Clicks:
         try:
             row = cancel(
                 self._desk.database, self._desk.groups, request_id=request_id, actor=click.actor,
-                now=self._desk.clock(), where=_where(click),
+                now=self._desk.clock(), where=_where(click), shown=click.value,
             )  # fmt: skip
         except ApprovalRefused as refusal:
             self._redraw_if_expired(refusal, request_id)
@@ -119,7 +119,7 @@ class Clicks:
 
 
 def _where(click: Click) -> ClickedAt:
-    return ClickedAt(channel=click.channel, message=click.message)
+    return ClickedAt(channel=click.channel, message=click.message, home_view=click.home_view)
 
 
 def request_id_of(value: str) -> int | None:

@@ -18,13 +18,16 @@ from bot.audit.factories import actor_event
 from bot.errors import OpsbotError, UsageError, report_internal_error
 from bot.logs import log_context
 from bot.messages import Message, Replier, escape
+from bot.requests.app_home import AppHome
 from bot.requests.builtins import Builtin
 from bot.requests.clicks import Clicks, request_id_of
 from bot.requests.desk import Desk
+from bot.requests.form_desk import Forms
 from bot.requests.intake import Intake
 from bot.requests.invocation import Click, Invocation
 from bot.store import audit as audit_store
 from bot.store import replays as replay_store
+from bot.store.models import RequestRow
 from commands.parser import CommandRequest
 
 logger = logging.getLogger(__name__)
@@ -33,11 +36,14 @@ logger = logging.getLogger(__name__)
 class FrontDoor:
     """Turns invocations and clicks into built-in answers, requests, decisions and runs."""
 
-    def __init__(self, *, desk: Desk, builtins: Mapping[str, Builtin], intake: Intake, clicks: Clicks) -> None:
+    def __init__(self, *, desk: Desk, builtins: Mapping[str, Builtin], intake: Intake, clicks: Clicks, home: AppHome | None = None) -> None:
+        self.forms = Forms(desk=desk)
+        """Pickers and forms for a person (what they may choose), for the front ends that draw them."""
         self._desk = desk
         self._builtins = builtins
         self._intake = intake
         self._clicks = clicks
+        self._home = home
 
     def handle_command(self, invocation: Invocation, reply: Replier, parsed: CommandRequest | None = None) -> None:
         """Run a typed command to its end; never raises. A replayed delivery is dropped."""
@@ -59,14 +65,39 @@ class FrontDoor:
             else:
                 self._intake.request(command, invocation, reply)
 
+    def request_for_client(self, invocation: Invocation, parsed: CommandRequest, reply: Replier) -> RequestRow | None:
+        """A runbook asked for by an inbound-API client: the same intake as a typed command; refusals are raised, not replied.
+
+        The client's HTTP worker already checked its credentials, replays and parsing
+        (``bot.api``); what is left is exactly a typed command's path: gate, lock, plan, record,
+        the approval message in the channel. None: answered at once (read-only, nothing to do).
+        """
+        with log_context(user=invocation.actor.user_id, channel=invocation.channel, command=parsed.command):
+            if parsed.builtin:
+                raise UsageError(f"`{parsed.command}` is a built-in command; the API asks for runbooks.")
+            return self._intake.request(parsed, invocation, reply)
+
     def handle_click(self, click: Click, reply: Replier) -> None:
-        """Act on a button press; never raises. A replayed delivery is dropped."""
+        """Act on a button press; never raises. A replayed delivery is dropped.
+
+        A click on the App Home has no channel or response_url to answer in: its answer goes at
+        the top of the person's home, which is published again.
+        """
+        if click.home_view is not None and self._home is not None:
+            reply = self._home.replier(click.actor.user_id)
         with (
             log_context(user=click.actor.user_id, channel=click.channel, action=str(click.action), request_id=request_id_of(click.value)),
             answering_errors(reply),
         ):
             if not self._is_replay(click.delivery, click.actor.user_id, click.channel):
                 self._clicks.handle(click, reply)
+
+    def home_opened(self, user_id: str) -> None:
+        """A person opened opsbot's App Home tab: remember them and publish their home (never raises)."""
+        if self._home is None:
+            return
+        with log_context(user=user_id), answering_errors(NO_REPLY):
+            self._home.opened(user_id)
 
     def record_rejected(self, invocation: Invocation, error: UsageError) -> None:
         """Audit a command that failed to parse on the ack path (the reply already went out).

@@ -17,11 +17,12 @@ from typing import NoReturn
 
 from bot.audit.events import Actor, AuditEvent, EventType
 from bot.audit.factories import actor_event, follow_up
+from bot.backends.source.whats_changing import checks_state
 from bot.catalog.config import OpsbotConfig
 from bot.catalog.runbooks import Runbook
 from bot.errors import PolicyDenied
 from bot.requests.groups import GroupDirectory
-from bot.requests.policy import Decision, Subject, evaluate
+from bot.requests.policy import ChangeFacts, Decision, Subject, evaluate
 from bot.store.audit_writer import AuditWriter
 from bot.store.models import RequestRow
 from commands.values import ParamValue
@@ -47,15 +48,17 @@ class Gate:
         channel: str,
         runbook: Runbook | None = None,
         received: AuditEvent | None = None,
+        facts: ChangeFacts | None = None,
     ) -> Decision:
         """The policy's decision for ``actor`` doing ``command`` on service/env; raises ``PolicyDenied`` (audited) if not allowed.
 
         ``received`` (the ``command_received`` event of a runbook request) is written with the
         denial, so the audit log shows what was asked and why it was refused, in one batch.
+        ``facts`` are what the plan found (the new version's checks), when asked again after it.
         """
         decision = evaluate(
             self._config, self._groups, command=command, runbook=runbook, service=service, env=env,
-            params=dict(params), subject=Subject(actor.user_id, channel), now=self._clock(),
+            params=dict(params), subject=Subject(actor.user_id, channel), now=self._clock(), facts=facts,
         )  # fmt: skip
         if decision.allowed:
             return decision
@@ -89,10 +92,15 @@ class Gate:
         return any(command in rule.runbooks for rule in self._config.policy.rules)
 
     def recheck(self, row: RequestRow, runbook: Runbook | None, approvers: Sequence[str]) -> str | None:
-        """The policy now, for a stored request and the people who approved it: None if it may go on, else why not."""
+        """The policy now, for a stored request and the people who approved it: None if it may go on, else why not.
+
+        The facts are the approved plan's (its checks as shown), so a check that turned green or
+        red after the approval neither adds nor drops an approval: the approval was for what it saw.
+        """
         decision = evaluate(
             self._config, self._groups, command=row.runbook, runbook=runbook, service=row.service, env=row.env,
             params=dict(row.params), subject=Subject(row.requester_id, row.channel), now=self._clock(),
+            facts=ChangeFacts(checks=checks_state(row.plan or [])),
         )  # fmt: skip
         if not decision.allowed:
             return decision.reason

@@ -2,7 +2,8 @@
 
 Order matters and is the same for every source (typed text, an incident button): the gate
 first (a denied request never reaches a backend), then the target's lock, then the plan (a
-read-only dry run), then one transaction that stores the request and its audit events, then
+read-only dry run, with what's changing: commits, image, checks), the gate again with what the
+plan found when it found checks (``require_checks``), then one transaction that stores the request and its audit events, then
 the message. A request whose approval message could not be posted is withdrawn at once:
 without buttons nobody could approve it.
 
@@ -21,16 +22,17 @@ from bot.audit.binding import params_hash, plan_hash
 from bot.audit.events import SYSTEM, Actor, AuditEvent, EventType
 from bot.audit.factories import actor_event, follow_up, request_event
 from bot.backends import Backends
+from bot.backends.source.whats_changing import checks_state
 from bot.errors import OpsbotError, TargetLocked, UsageError
 from bot.logs import bind_log_fields
 from bot.messages import Message, Replier, escape
 from bot.requests import read_only
 from bot.requests.desk import Desk
 from bot.requests.invocation import Invocation
-from bot.requests.policy import ApprovalRequirement
+from bot.requests.policy import ApprovalRequirement, ChangeFacts
 from bot.requests.views import lock_text
 from bot.runs.engine import RunEngine
-from bot.runs.steps import build_plan, effective_identity, is_mutating, make_context, prepare_steps, requester_identity
+from bot.runs.steps import effective_identity, is_mutating, make_context, plan_for_approval, prepare_steps, requester_identity
 from bot.store import audit as audit_store
 from bot.store import locks as lock_store
 from bot.store import requests as request_store
@@ -61,7 +63,8 @@ class Intake:
             )
             raise
 
-    def request(self, parsed: CommandRequest, invocation: Invocation, reply: Replier) -> None:
+    def request(self, parsed: CommandRequest, invocation: Invocation, reply: Replier) -> RequestRow | None:
+        """The stored request (None: answered at once, read-only or nothing to do); raises ``OpsbotError`` for a refusal."""
         desk = self._desk
         runbook = desk.catalog.runbooks[parsed.command]
         service, env = parsed.service, parsed.env
@@ -88,12 +91,12 @@ class Intake:
             ctx.identity = requester_identity(desk.identities, invocation.actor.user_id, target)
             title = f"{runbook.name} {service} in {env}"
             read_only.answer(runbook, steps, ctx, title=title, received=received, audit_writer=desk.audit_writer, reply=reply)
-            return
+            return None
         self._refuse_if_locked(received, service, env, now)
         try:
             # The plan is made as the requester: a cluster whose RBAC refuses them says so now, before anyone is asked.
             ctx.identity = requester_identity(desk.identities, invocation.actor.user_id, target)
-            plan = [change.as_dict() for change in build_plan(steps, ctx)]
+            plan = [change.as_dict() for change in plan_for_approval(steps, ctx)]
         except OpsbotError as error:
             desk.audit_writer.append(
                 received,
@@ -104,7 +107,14 @@ class Intake:
             text = nothing_to_do_text(service, env, plan)
             desk.audit_writer.append(received, follow_up(received, EventType.NOTHING_TO_DO, "nothing_to_do", plan=plan))
             reply.private(Message.plain(escape(text)))
-            return
+            return None
+        checks = checks_state(plan)
+        if checks is not None:
+            # Asked again with what the plan found: require_checks may add an approval (never removes one).
+            decision = desk.gate.authorize(
+                command=runbook.name, runbook=runbook, service=service, env=env, params=parsed.params,
+                actor=invocation.actor, channel=invocation.channel, received=received, facts=ChangeFacts(checks=checks),
+            )  # fmt: skip
         needs_approval = decision.approval.count > 0
         runs_as = f"; approving lets it run as the requester ({ctx.identity.kube_user}), approvers are recorded" if ctx.identity else ""
         row = self._create(invocation, parsed, target.kind, plan, decision.approval, needs_approval, decision.rule, now, runs_as)
@@ -116,7 +126,7 @@ class Intake:
                 request_store.set_fields(session, row.id, desk.clock(), message_ref=ref.as_dict())
         elif needs_approval:
             self._withdraw_unposted(row, reply)
-            return
+            return row
         else:
             reply.private(
                 Message.plain(
@@ -126,6 +136,7 @@ class Intake:
             )
         if not needs_approval:
             self._engine.submit(row.id)
+        return row
 
     def _create(
         self, invocation: Invocation, parsed: CommandRequest, kind: str, plan: list[dict[str, Any]],

@@ -21,7 +21,7 @@ class Invocation:
 
 @dataclass(frozen=True)
 class Click:
-    """A button pressed by ``actor`` on the message at ``message``."""
+    """A button pressed by ``actor`` on the message at ``message``, or on their App Home (``home_view``)."""
 
     actor: Actor
     channel: str
@@ -29,3 +29,5 @@ class Click:
     value: str
     message: MessageRef | None = None
     delivery: str | None = None
+    home_view: str | None = None
+    """The id of the App Home view the button was on (Slack sends it); None for a button on a message."""

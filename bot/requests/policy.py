@@ -2,7 +2,9 @@
 
 Deny by default: with no rule matching (runbook, service, env) the answer is no. The first
 matching rule decides. A runbook's own ``approval`` is a minimum the config can raise but
-never lower. Freeze windows deny, or add approvals, with the reason shown to the user.
+never lower. Freeze windows deny, or add approvals, with the reason shown to the user. A rule
+with ``require_checks`` adds one approval when the facts of the plan say the target version's
+checks are not green (the caller reads them from the plan; nothing here calls GitHub).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import datetime, timedelta
 
 from bot.catalog.config import AccessRule, ApprovalRule, FreezeWindow, OpsbotConfig
 from bot.catalog.runbooks import Runbook
-from bot.messages import escape
+from bot.messages import api_client_of, code, escape
 from bot.requests.groups import GroupDirectory
 from commands.durations import format_duration
 from commands.values import ParamValue
@@ -21,6 +23,13 @@ from commands.values import ParamValue
 WEEK_MINUTES = 7 * 24 * 60
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 NEVER_FROZEN = frozenset({"read", "digest", "acknowledge"})
+GREEN_CHECKS = "success"
+CHECKS_WORDS = {
+    "failure": "are failing",
+    "pending": "are still running",
+    "none": "reported nothing",
+    "unknown": "could not be read from GitHub",
+}
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,18 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class ChangeFacts:
+    """What a request's plan found out about the change, as the policy needs it.
+
+    ``checks`` is the target version's checks on GitHub: ``success`` (green), ``failure``,
+    ``pending``, ``none`` (nothing reported), ``unknown`` (GitHub could not be asked), or None
+    when the plan has no checks entry (no ``source``, or no version change).
+    """
+
+    checks: str | None = None
+
+
+@dataclass(frozen=True)
 class Subject:
     """Who is asking, from where."""
 
@@ -70,8 +91,9 @@ def evaluate(
     params: dict[str, ParamValue],
     subject: Subject,
     now: datetime,
+    facts: ChangeFacts | None = None,
 ) -> Decision:
-    """The policy's answer for one request (``runbook`` is None for built-ins like lock)."""
+    """The policy's answer for one request (``runbook`` is None for built-ins like lock); ``facts`` once a plan exists."""
     found = _first_rule(config, command, service, env)
     if found is None:
         return Decision(False, f"No policy rule allows `{command}` on {service}/{env}; nobody may run it (deny by default).")
@@ -86,6 +108,8 @@ def evaluate(
         if isinstance(outcome, str):
             return Decision(False, outcome, rule=label)
         approval = outcome
+    if runbook is not None and rule.require_checks and facts is not None and facts.checks not in (None, GREEN_CHECKS):
+        approval = _checks_not_green(approval, rule, str(facts.checks))
     return Decision(True, f"allowed by {label}", rule=label, approval=approval)
 
 
@@ -114,6 +138,16 @@ def freeze_active(freeze: FreezeWindow, now: datetime) -> bool:
     return minute >= start or minute < end
 
 
+def freeze_ends_at(freeze: FreezeWindow, now: datetime) -> datetime:
+    """When the window next ends after ``now`` (for an active one: when it lifts)."""
+    return _next_wall_time(freeze.end, freeze.timezone, now)
+
+
+def freeze_starts_at(freeze: FreezeWindow, now: datetime) -> datetime:
+    """When the window next begins after ``now``."""
+    return _next_wall_time(freeze.start, freeze.timezone, now)
+
+
 def _first_rule(config: OpsbotConfig, command: str, service: str, env: str) -> tuple[int, AccessRule] | None:
     for index, rule in enumerate(config.policy.rules):
         if rule.matches(command, service, env):
@@ -123,7 +157,12 @@ def _first_rule(config: OpsbotConfig, command: str, service: str, env: str) -> t
 
 def _who_and_where(rule: AccessRule, groups: GroupDirectory, subject: Subject, command: str, env: str, label: str) -> str | None:
     allow = rule.allow
-    if not ("*" in allow.users or subject.user_id in allow.users or groups.is_member(subject.user_id, allow.groups)):
+    client = api_client_of(subject.user_id)
+    if client is not None:
+        # A program is allowed only where a rule names it: never by users "*" or a group.
+        if client not in allow.clients:
+            return f"API client {code(client)} may not run `{command}` in {env}: {label} does not list it under allow.clients."
+    elif not ("*" in allow.users or subject.user_id in allow.users or groups.is_member(subject.user_id, allow.groups)):
         who = ", ".join(f"@{group}" for group in allow.groups) or "the users listed in the rule"
         return f"Only members of {who} may run `{command}` in {env} ({label})."
     if allow.channels and subject.channel not in allow.channels:
@@ -176,6 +215,34 @@ def _apply_freeze(freeze: FreezeWindow, approval: ApprovalRequirement, command: 
         expires_in=approval.expires_in,
         notes=(*approval.notes, note),
     )
+
+
+def _checks_not_green(approval: ApprovalRequirement, rule: AccessRule, checks: str) -> ApprovalRequirement:
+    """One more approval; from the rule's approvers when nothing else asked for any (``AccessRule`` insists they exist)."""
+    why = CHECKS_WORDS.get(checks, f"are {checks}")
+    configured = rule.approvals
+    approvers = approval.approvers or (tuple(configured.approvers) if configured is not None else ())
+    expires_in = approval.expires_in if approval.count or configured is None else configured.expires_in
+    return ApprovalRequirement(
+        count=approval.count + 1,
+        approvers=approvers,
+        expires_in=expires_in,
+        notes=(*approval.notes, f"require_checks adds 1: the new version's checks {why}"),
+    )
+
+
+def _next_wall_time(day_time: str, timezone: str, now: datetime) -> datetime:
+    """The next ``fri 16:00`` after ``now`` on the wall clock of ``timezone``.
+
+    Counted in local minutes, as ``freeze_active`` reads the window, so a DST change moves the
+    moment with the clock.
+    """
+    zone = zoneinfo.ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    minute = local.weekday() * 1440 + local.hour * 60 + local.minute
+    ahead = (_week_minute(day_time) - minute) % WEEK_MINUTES or WEEK_MINUTES
+    moment = local.replace(second=0, microsecond=0, tzinfo=None) + timedelta(minutes=ahead)
+    return moment.replace(tzinfo=zone)
 
 
 def _week_minute(day_time: str) -> int:

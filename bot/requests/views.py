@@ -83,6 +83,9 @@ def request_message(
     if rejections:
         fields.append(("Rejected by", ", ".join(mention(vote.user_id) for vote in rejections)))
     sections = [_plan_section(row.plan)]
+    changing = whats_changing_section(row.plan)
+    if changing:
+        sections.append(changing)
     if state == RequestState.PENDING_APPROVAL:
         sections.append(_approval_section(row, now))
     if run is not None and run.steps:
@@ -107,6 +110,8 @@ def _plan_section(plan: list[dict[str, Any]]) -> str:
         return "*Plan:* read-only, nothing changes"
     lines = []
     for change in plan:
+        if change.get("context"):
+            continue
         before = change.get("before") if change.get("before") is not None else "(none)"
         after = change.get("after") if change.get("after") is not None else "(none)"
         arrow = f"{code(before)} → {code(after)}" if before != after else f"{code(before)} (unchanged)"
@@ -114,6 +119,26 @@ def _plan_section(plan: list[dict[str, Any]]) -> str:
         if change.get("detail"):  # a gitops diff: shown whole, as the approver must see every changed line
             lines.append("```\n" + escape(str(change["detail"])).replace("```", "ˋˋˋ") + "\n```")
     return "*Plan:*\n" + "\n".join(lines)
+
+
+def whats_changing_section(plan: list[dict[str, Any]]) -> str:
+    """The plan's context entries: commits, pull requests, the image in its registry, checks (``bot.backends.source``).
+
+    Their ``lines`` are mrkdwn the backend made safe (titles as plain text, the compare link as a link).
+    """
+    entries = [change for change in plan if change.get("context")]
+    if not entries:
+        return ""
+    lines = []
+    for entry in entries:
+        field, before, after = escape(entry.get("field", "")), entry.get("before"), entry.get("after")
+        head = f"• *{field}* {code(before)}...{code(after)}" if before is not None else f"• *{field}:* {escape(after)}"
+        details = [str(line) for line in entry.get("lines") or []]
+        if before is not None and details:  # the summary ("3 commits") reads on the heading's line
+            head, details = f"{head}: {details[0]}", details[1:]
+        lines.append(head)
+        lines.extend(f"    {line}" for line in details)
+    return "*What's changing:*\n" + "\n".join(lines)
 
 
 def _approval_section(row: RequestRow, now: datetime) -> str:

@@ -24,6 +24,7 @@ from bot.audit.binding import plan_hash
 from bot.audit.events import SYSTEM, EventType
 from bot.audit.factories import request_event
 from bot.backends import Backends
+from bot.backends.source.whats_changing import image_moved
 from bot.catalog.actions import StepContext, StepResult
 from bot.catalog.catalog import Catalog
 from bot.catalog.identity import IdentityMap
@@ -36,6 +37,7 @@ from bot.runs.recovery import interrupt_abandoned
 from bot.runs.run_view import RunObserver, RunView, StepView
 from bot.runs.steps import (
     PreparedStep,
+    approved_context,
     build_plan,
     effective_identity,
     is_mutating,
@@ -322,14 +324,24 @@ class RunEngine:
         return row.result if row.result and row.result.startswith("cancelled by ") else "cancelled"
 
     def _check_plan(self, row: RequestRow, steps: list[PreparedStep], ctx: StepContext) -> None:
-        """Refuse to run when the target changed since the plan that was approved."""
-        current = [change.as_dict() for change in build_plan(steps, ctx)]
+        """Refuse to run when the target changed since the plan that was approved.
+
+        What's changing (commits, image, checks) is kept as approved, not asked again: a GitHub
+        outage or a check turning green after the approval must not stop the run it approved.
+        """
+        planned = build_plan(steps, ctx)
+        steps_now = [change.as_dict() for change in planned]
+        current = steps_now + approved_context(row.plan or [])
         if plan_hash(current) != row.plan_hash:
-            before = "; ".join(f"{item['field']} {item['before']} → {item['after']}" for item in row.plan) or "(empty)"
-            now = "; ".join(f"{item['field']} {item['before']} → {item['after']}" for item in current) or "(empty)"
+            before = "; ".join(f"{item['field']} {item['before']} → {item['after']}" for item in row.plan if not item.get("context"))
+            now = "; ".join(f"{item['field']} {item['before']} → {item['after']}" for item in steps_now) or "(empty)"
+            before = before or "(empty)"
             raise PlanChanged(
                 f"the target changed since the plan was approved (approved: {before}; now: {now}). Nothing was changed; request it again."
             )
+        moved = image_moved(ctx, planned, row.plan or [])
+        if moved is not None:
+            raise PlanChanged(f"{moved}. Nothing was changed; request it again.")
 
     def _run_step(
         self, row: RequestRow, step: PreparedStep, view: StepView, base: StepContext, run_deadline: float, progress: _ProgressLog

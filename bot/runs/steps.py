@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.backends import Backends
+from bot.backends.source.whats_changing import whats_changing
 from bot.catalog.actions import Action, ActionArgs, Change, StepContext
 from bot.catalog.catalog import Catalog
 from bot.catalog.config import KIND_NAMES, GitopsTarget, KubernetesTarget, Target
@@ -160,6 +161,21 @@ def build_plan(steps: list[PreparedStep], ctx: StepContext) -> list[Change]:
         if step.action.mutating:
             changes.extend(step.action.plan(ctx, step.args))
     return changes
+
+
+def plan_for_approval(steps: list[PreparedStep], ctx: StepContext) -> list[Change]:
+    """The plan an approver sees: what the steps change, then what's changing with them (commits, image, checks).
+
+    Only the request's first plan asks GitHub and the registry; a run compares the steps' plan
+    again and keeps these context entries as they were approved (``approved_context``).
+    """
+    changes = build_plan(steps, ctx)
+    return [*changes, *whats_changing(ctx, changes)]
+
+
+def approved_context(plan: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The context entries of a stored plan, as shown when it was approved."""
+    return [item for item in plan if item.get("context")]
 
 
 def is_mutating(steps: list[PreparedStep]) -> bool:

@@ -1,4 +1,4 @@
-"""The ASGI app ``opsbot serve`` runs: Slack at ``POST /slack/events``, probes, and metrics.
+"""The ASGI app ``opsbot serve`` runs: Slack at ``POST /slack/events``, the inbound API at ``/api/v1``, probes, and metrics.
 
 Why Starlette under uvicorn (uvloop + httptools) with Bolt's ``AsyncApp``: of the stacks
 measured on these machines it answered the most signed requests per second with the lowest
@@ -22,8 +22,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
+from bot.api.app import PREFIX as API_PREFIX
 from bot.logs import ThrottledWarning, configure_logging
 from bot.metrics import exposition, record_ack
 from bot.serve.bodies import BodyAbandoned, BodyRefused, read_limited_body
@@ -68,7 +69,7 @@ def build_server(settings: Settings, *, core_factory: CoreFactory = default_core
     if socket_mode:
         assert settings.slack_app_token is not None
         socket = build_socket_mode_handler(serving.slack.bolt, settings.slack_app_token.get_secret_value())
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", Readiness(serving, socket).endpoint, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -77,6 +78,8 @@ def build_server(settings: Settings, *, core_factory: CoreFactory = default_core
         routes.append(
             Route(SLACK_EVENTS_PATH, slack_events_endpoint(serving, body_timeout=settings.body_timeout_seconds), methods=["POST"])
         )
+    if serving.api is not None:
+        routes.append(Mount(API_PREFIX, app=serving.api.app()))  # the inbound API (docs/api.md), in either mode
     server = Starlette(routes=routes, lifespan=_lifespan(serving, socket))
     server.state.serving = serving
     return server

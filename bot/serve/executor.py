@@ -19,10 +19,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from bot.api.jobs import ApiJob
 from bot.logs import configure_logging
 from bot.serve.pool import PostAckPool, submit_job
 from bot.serve.process import settle_garbage_collector
-from bot.serve.wiring import build_core
+from bot.serve.wiring import CoreJobRunner, build_core
 from bot.serve.worker_handoff import FRAME_HEADER, MAX_FRAME_BYTES
 from bot.settings import Settings
 from bot.slack.jobs import CommandJob, HandoffBusy, HandoffUnavailable, Job, JobRunner
@@ -60,7 +61,7 @@ class _JobReader(socketserver.StreamRequestHandler):
             job = pickle.loads(self.rfile.read(size))  # noqa: S301 - a peer of our own, over a 0700 socket
             self._dispatch(job)
 
-    def _dispatch(self, job: Job) -> None:
+    def _dispatch(self, job: Job | ApiJob) -> None:
         try:
             submit_job(self.server.pool, self.server.jobs, job, urgent=self.server.urgent)
         except HandoffBusy:
@@ -84,7 +85,7 @@ def run_executor(socket_path: str) -> None:
     groups.share(core.database)
     if core.identities is not None:
         core.identities.use_emails(SlackEmails(web))
-    server = ExecutorServer(socket_path, core.pool, JobRunner(core.front_door, web), urgent=settings.urgent_command_names())
+    server = ExecutorServer(socket_path, core.pool, CoreJobRunner(core, web), urgent=settings.urgent_command_names())
     stop = threading.Event()
 
     def request_stop(*_args: Any) -> None:

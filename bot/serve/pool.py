@@ -22,6 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.api.jobs import ApiJob
 from bot.serve.fair_queue import FairQueue, QueueFull
 from bot.slack.jobs import CommandJob, HandoffBusy, HandoffUnavailable, Job, JobRunner
 
@@ -176,14 +177,14 @@ class LocalHandoff:
     async def close(self) -> None:
         """The core's ``close`` drains the pool; nothing to hand over."""
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job | ApiJob) -> None:
         submit_job(self._pool, self._jobs, job, urgent=self._urgent)
 
     def is_available(self) -> bool:
         return True
 
 
-def submit_job(pool: PostAckPool, jobs: JobRunner, job: Job, *, urgent: Collection[str] = ()) -> None:
+def submit_job(pool: PostAckPool, jobs: JobRunner, job: Job | ApiJob, *, urgent: Collection[str] = ()) -> None:
     """Queue a job: commands in the fair bulk lane (shed past the backlog), urgent commands and everything else first."""
     try:
         if isinstance(job, CommandJob) and job.parsed.command not in urgent:

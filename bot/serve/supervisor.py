@@ -5,11 +5,16 @@ process, and a missing secret or an old schema would show up as N crash loops wi
 tracebacks. Checked here, it is one sentence saying what to do. Never Bolt's dev server (see
 docs/benchmarks.md).
 
-This process supervises ``OPSBOT_EXECUTORS`` executor processes (each a core: post-ack pool,
-run engine, scheduler, housekeeping; see ``bot.serve.executor``) and uvicorn's HTTP workers,
-which only verify, parse, ack and hand jobs to the executors over private Unix sockets. If an
-executor dies, serve stops (non-zero) so the orchestrator restarts the pod rather than ack
-work nobody does.
+By default (``OPSBOT_WORKERS=1``, ``OPSBOT_EXECUTORS=0``) everything runs in this one process:
+uvicorn serves here and the core (post-ack pool, run engine, scheduler, housekeeping) lives
+beside the event loop, as ``build_inline_bot`` wires it. A process per role costs its own copy
+of the interpreter and the libraries (~90 MiB each, measured with benchmarks/footprint.py), and
+a team's bot is rarely busy enough to need it.
+
+Past the load docs/operations.md names, ``OPSBOT_EXECUTORS`` > 0 starts that many executor
+processes (each a core; see ``bot.serve.executor``) and uvicorn's HTTP workers only verify,
+parse, ack and hand jobs to them over private Unix sockets. If an executor dies, serve stops
+(non-zero) so the orchestrator restarts the pod rather than ack work nobody does.
 """
 
 from __future__ import annotations
@@ -24,15 +29,22 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.catalog.catalog import Catalog
+    from bot.catalog.config import ApiClient
+    from bot.messages import Notifier
+    from bot.requests.groups import ExternalGroupResolver
+    from bot.serve.wiring import OpsbotCore
 
 logger = logging.getLogger(__name__)
 
@@ -48,23 +60,65 @@ def serve(settings: Settings, *, socket_mode: bool, host: str, port: int, worker
     with contextlib.ExitStack() as stack:
         stack.enter_context(_private_metrics_directory(workers))
         prepare_metrics_directory(workers)
-        refuse_unless_ready(settings, socket_mode=socket_mode)
+        catalog = refuse_unless_ready(settings, socket_mode=socket_mode)
         import uvicorn
 
         executors = [stack.enter_context(executor_process(index)) for index in range(settings.executors)]
-        os.environ[EXECUTOR_SOCKET_ENV] = ",".join(executor.socket_path for executor in executors)  # read by each HTTP worker
-        _run_uvicorn(uvicorn, settings, socket_mode, host, port, workers)
+        if executors:
+            os.environ[EXECUTOR_SOCKET_ENV] = ",".join(executor.socket_path for executor in executors)  # read by each HTTP worker
+        else:
+            os.environ.pop(EXECUTOR_SOCKET_ENV, None)  # no executor: each HTTP process runs its own core (one process by default)
+        with _signals_end_serving_cleanly():
+            if workers == 1 and not executors:
+                _run_uvicorn(uvicorn, settings, socket_mode, host, port, workers, app=_one_process_app(settings, catalog, socket_mode))
+            else:
+                _run_uvicorn(uvicorn, settings, socket_mode, host, port, workers)
     if any(executor.died for executor in executors):
         click.echo("error: the executor process stopped unexpectedly, so opsbot serve stopped too (see the log above).", err=True)
         sys.exit(1)
 
 
-def _run_uvicorn(uvicorn: Any, settings: Settings, socket_mode: bool, host: str, port: int, workers: int) -> None:
+@contextlib.contextmanager
+def _signals_end_serving_cleanly() -> Iterator[None]:
+    """A SIGTERM or Ctrl-C that uvicorn already answered with a graceful shutdown ends serve with code 0.
+
+    uvicorn serving in this very process (one worker) restores the previous handlers after its
+    shutdown and raises the signal again; with Python's default for SIGTERM that would kill the
+    process by the signal after a clean stop. Here both signals raise ``KeyboardInterrupt``, which
+    ``uvicorn.run`` takes as the end of a server that had started (code 0); one that arrives
+    before uvicorn took the signals over still stops the start.
+    """
+    previous = {number: signal.signal(number, _interrupt) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _interrupt(_number: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _one_process_app(settings: Settings, catalog: Catalog, socket_mode: bool) -> Any:
+    """The app served in this very process, around the catalog checked before the start (loaded once, not twice)."""
+    from bot.serve.asgi import build_server
+    from bot.serve.wiring import build_core
+
+    def core_with_checked_catalog(core_settings: Settings, notifier: Notifier, groups: ExternalGroupResolver) -> OpsbotCore:
+        return build_core(core_settings, notifier=notifier, catalog=catalog, external_groups=groups)
+
+    inline = settings.model_copy(update={"executor_socket": None})
+    return build_server(inline, core_factory=core_with_checked_catalog, socket_mode=socket_mode)
+
+
+def _run_uvicorn(uvicorn: Any, settings: Settings, socket_mode: bool, host: str, port: int, workers: int, app: Any = None) -> None:
+    """uvicorn with ``app`` in this process, or (several workers) each worker building its own from the factory."""
     from bot.serve.connections import uvicorn_options
 
     uvicorn.run(
-        SOCKET_MODE_FACTORY if socket_mode else HTTP_FACTORY,
-        factory=True,
+        app or (SOCKET_MODE_FACTORY if socket_mode else HTTP_FACTORY),
+        factory=app is None,
         host=host,
         port=port,
         workers=workers,
@@ -141,25 +195,37 @@ def _stop_serving_if_executor_dies(handle: ExecutorHandle) -> None:
 _CLEAN_EXITS = (0, -signal.SIGTERM, -signal.SIGINT)
 
 
-def refuse_unless_ready(settings: Settings, *, socket_mode: bool) -> None:
+def refuse_unless_ready(settings: Settings, *, socket_mode: bool) -> Catalog:
+    """Exit (code 2) naming every problem, or the checked catalog."""
+    from bot.catalog.catalog import catalog_of, check_files
+    from bot.catalog.registry import build_registry
+    from bot.requests.builtin_specs import BUILTIN_SPECS
     from bot.serve.readiness import missing_slack_settings
 
+    registry = build_registry()
+    checked = check_files(settings.config_path, settings.runbooks_dir, builtins=BUILTIN_SPECS, registry=registry)
     problems = missing_slack_settings(settings, socket_mode=socket_mode)
-    problems += _config_problems(settings)
+    problems += [f"config: {problem}" for problem in checked.problems]
+    if checked.config is not None:
+        problems += [f"config: {problem}" for problem in unreadable_keys(checked.config.api.clients)]
     problems += _schema_problems(settings)
     if problems:
         for problem in problems:
             click.echo(f"error: {problem}", err=True)
         click.echo("opsbot serve did not start.", err=True)
         sys.exit(2)
+    return catalog_of(checked, registry, builtins=BUILTIN_SPECS)
 
 
-def _config_problems(settings: Settings) -> list[str]:
-    from bot.catalog.catalog import check_files
-    from bot.requests.builtins import BUILTIN_SPECS
+def unreadable_keys(clients: Mapping[str, ApiClient]) -> list[str]:
+    """API clients whose token or key file cannot be read: said before any worker starts, not as a crash of each."""
+    from bot.api.credentials import ClientDirectory
 
-    result = check_files(settings.config_path, settings.runbooks_dir, builtins=BUILTIN_SPECS)
-    return [f"config: {problem}" for problem in result.problems]
+    try:
+        ClientDirectory(clients)
+    except ValueError as error:
+        return [str(error)]
+    return []
 
 
 def _schema_problems(settings: Settings) -> list[str]:

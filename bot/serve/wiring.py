@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
+from starlette.requests import Request
+
+from bot.api.app import InboundApi
+from bot.api.jobs import ApiJob, ApiJobRunner
+from bot.api.problems import ApiProblem
 from bot.backends import Backends
 from bot.catalog.catalog import Catalog, load_catalog, load_commands
 from bot.catalog.identity import IdentityMap
 from bot.catalog.schedules import interval_trigger
 from bot.messages import Notifier
+from bot.requests.app_home import AppHome
 from bot.requests.approvals import expire_due
 from bot.requests.board import RequestBoard
 from bot.requests.builtins import BUILTIN_SPECS, BUILTINS_BY_NAME
@@ -28,15 +35,17 @@ from bot.requests.desk import Desk
 from bot.requests.front_door import FrontDoor
 from bot.requests.gate import Gate
 from bot.requests.groups import ExternalGroupResolver, GroupDirectory
+from bot.requests.home_surface import HomeSurface
 from bot.requests.intake import Intake
 from bot.runs.engine import RunEngine, RunnerTiming
 from bot.runs.maintenance import Maintenance
+from bot.serve.bodies import BodyAbandoned, BodyRefused, read_limited_body
 from bot.serve.pool import LocalHandoff, PostAckPool
 from bot.serve.worker_handoff import SpreadHandoff
 from bot.service_health import ServiceHealth
 from bot.settings import Settings
 from bot.slack.bolt_app import SlackBot
-from bot.slack.jobs import Handoff, JobRunner
+from bot.slack.jobs import Handoff, Job, JobRunner
 from bot.slack.notifier import SlackNotifier, make_web_client
 from bot.slack.user_emails import SlackEmails
 from bot.slack.usergroups import SlackUserGroups
@@ -50,6 +59,9 @@ from bot.watch.digests import Digests, gather_health
 from bot.watch.incidents import IncidentWatch
 from bot.watch.insights_service import Insights
 from bot.watch.scheduler import SlotJob, SlotScheduler, build_scheduler
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
 
 logger = logging.getLogger(__name__)
 ANCHOR_JOB = "audit-anchor"
@@ -68,6 +80,7 @@ class OpsbotCore:
     engine: RunEngine
     board: RequestBoard
     front_door: FrontDoor
+    home: AppHome
     digests: Digests
     incidents: IncidentWatch
     pool: PostAckPool
@@ -98,6 +111,7 @@ class OpsbotCore:
         self.maintenance.stop()
         self.pool.shutdown(wait=True)
         self.engine.shutdown(wait=True)
+        self.home.close()
         self.audit_writer.close()
         if self.scheduler is not None:
             # After the last append: the head as this replica leaves it. Only replicas that run the
@@ -138,7 +152,9 @@ def build_core(
     run_timing = timing or RunnerTiming.for_lease(settings.run_lease_seconds)
     lease_seconds = run_timing.lease.total_seconds()
     audit_writer = AuditWriter(database, clock, retry_seconds=lease_seconds)
-    board = RequestBoard(catalog=loaded, database=database, notifier=notifier, clock=clock, retry_seconds=lease_seconds)
+    surface = notifier if isinstance(notifier, HomeSurface) else None  # Slack publishes homes; the shell has none
+    home = AppHome(database=database, catalog=loaded, groups=groups, surface=surface, clock=clock)
+    board = RequestBoard(catalog=loaded, database=database, notifier=notifier, clock=clock, retry_seconds=lease_seconds, home=home)
     gate = Gate(config=loaded.config, groups=groups, audit_writer=audit_writer, clock=clock)
     engine = RunEngine(
         database=database, catalog=loaded, backends=backends, observer=board, audit_writer=audit_writer,
@@ -158,7 +174,8 @@ def build_core(
         backends=backends,
     )  # fmt: skip
     intake = Intake(desk=desk, backends=backends, engine=engine)
-    front_door = FrontDoor(desk=desk, builtins=BUILTINS_BY_NAME, intake=intake, clicks=Clicks(desk=desk, intake=intake, engine=engine))
+    clicks = Clicks(desk=desk, intake=intake, engine=engine)
+    front_door = FrontDoor(desk=desk, builtins=BUILTINS_BY_NAME, intake=intake, clicks=clicks, home=home)
     scheduler = (
         build_scheduler(loaded.config, database=database, owner=settings.instance_id, digests=digests, watch=incidents, insights=insights)
         if settings.run_scheduler
@@ -175,7 +192,7 @@ def build_core(
     )  # fmt: skip
     return OpsbotCore(
         settings=settings, catalog=loaded, database=database, groups=groups, backends=backends, audit_writer=audit_writer,
-        engine=engine, board=board, front_door=front_door, digests=digests, incidents=incidents,
+        engine=engine, board=board, front_door=front_door, home=home, digests=digests, incidents=incidents,
         pool=PostAckPool(max_backlog=settings.max_backlog),
         maintenance=maintenance, anchoring=anchoring, scheduler=scheduler, identities=identities,
     )  # fmt: skip
@@ -201,14 +218,46 @@ def default_core(settings: Settings, notifier: Notifier, groups: ExternalGroupRe
     return build_core(settings, notifier=notifier, external_groups=groups)
 
 
+class CoreJobRunner(JobRunner):
+    """Slack's jobs and the inbound API's, done with one core (in an executor, or inline)."""
+
+    def __init__(self, core: OpsbotCore, client: WebClient) -> None:
+        super().__init__(core.front_door, client)
+        self._api = ApiJobRunner(
+            front_door=core.front_door, incidents=core.incidents, database=core.database, audit_writer=core.audit_writer, clock=utcnow
+        )
+
+    def run(self, job: Job | ApiJob) -> None:
+        if isinstance(job, Job):
+            super().run(job)
+        else:
+            self._api.run(job)
+
+
+def api_body_reader(timeout: float) -> Callable[[Request, int], Awaitable[bytes]]:
+    """The API reads bodies as ``POST /slack/events`` does (``bot.serve.bodies``); refusals become its problem answers."""
+
+    async def read(request: Request, max_bytes: int) -> bytes:
+        try:
+            return await read_limited_body(request, max_bytes=max_bytes, timeout=timeout)
+        except BodyAbandoned as gone:
+            raise ApiProblem(400, "abandoned", gone.reason) from None
+        except BodyRefused as refused:
+            kind = {413: "too-large", 408: "too-slow"}.get(refused.status, "bad-body")
+            raise ApiProblem(refused.status, kind, f"The body was refused: {refused.reason}.", headers={"Connection": "close"}) from None
+
+    return read
+
+
 @dataclass
 class ServingBot:
-    """What one serving process runs: the Slack front door, the handoff behind it, and (inline) the core."""
+    """What one serving process runs: the Slack front door, the inbound API, the handoff behind both, and (inline) the core."""
 
     slack: SlackBot
     handoff: Handoff
     database: Database
     core: OpsbotCore | None = None
+    api: InboundApi | None = None
 
     async def start(self) -> None:
         """On the serving loop: start the core's background work (in a thread), then the handoff."""
@@ -233,9 +282,17 @@ def build_inline_bot(settings: Settings, *, core_factory: CoreFactory = default_
     groups.share(core.database)
     if core.identities is not None:
         core.identities.use_emails(SlackEmails(web))
-    handoff = LocalHandoff(core.pool, JobRunner(core.front_door, web), urgent=settings.urgent_command_names())
-    slack = SlackBot(settings=settings, web=web, parse=core.catalog.parse, commands=core.catalog.commands, handoff=handoff)
-    return ServingBot(slack=slack, handoff=handoff, database=core.database, core=core)
+    handoff = LocalHandoff(core.pool, CoreJobRunner(core, web), urgent=settings.urgent_command_names())
+    slack = SlackBot(
+        settings=settings, web=web, parse=core.catalog.parse, commands=core.catalog.commands, handoff=handoff,
+        vocabulary=core.catalog.vocabulary,
+    )  # fmt: skip
+    catalog = core.catalog
+    api = InboundApi(
+        config=catalog.config, commands=catalog.commands, vocabulary=catalog.vocabulary, database=core.database, handoff=handoff,
+        read_body=api_body_reader(settings.body_timeout_seconds),
+    )  # fmt: skip
+    return ServingBot(slack=slack, handoff=handoff, database=core.database, core=core, api=api)
 
 
 def build_ack_only_bot(settings: Settings, executor_sockets: str) -> ServingBot:
@@ -245,5 +302,14 @@ def build_ack_only_bot(settings: Settings, executor_sockets: str) -> ServingBot:
     """
     commands = load_commands(settings.config_path, settings.runbooks_dir, builtins=BUILTIN_SPECS)
     handoff = SpreadHandoff(executor_sockets.split(","), urgent=settings.urgent_command_names())
-    slack = SlackBot(settings=settings, web=make_web_client(settings), parse=commands.parse, commands=commands.commands, handoff=handoff)
-    return ServingBot(slack=slack, handoff=handoff, database=Database(settings.database_url.get_secret_value()))
+    slack = SlackBot(
+        settings=settings, web=make_web_client(settings), parse=commands.parse, commands=commands.commands, handoff=handoff,
+        vocabulary=commands.vocabulary,
+    )  # fmt: skip
+    # With the audit key: the API audits its refusals from here, and they join the same (keyed) chain.
+    database = Database(settings.database_url.get_secret_value(), audit_key=settings.audit_key_bytes())
+    api = InboundApi(
+        config=commands.config, commands=commands.commands, vocabulary=commands.vocabulary, database=database, handoff=handoff,
+        read_body=api_body_reader(settings.body_timeout_seconds),
+    )  # fmt: skip
+    return ServingBot(slack=slack, handoff=handoff, database=database, api=api)

@@ -18,6 +18,7 @@ import struct
 import time
 from typing import cast
 
+from bot.api.jobs import ApiJob
 from bot.serve.fair_queue import FairQueue, QueueFull
 from bot.slack.jobs import CommandJob, HandoffBusy, HandoffUnavailable, Job, ShedJob
 
@@ -72,7 +73,7 @@ class SocketHandoff:
             logger.error("could not reach the executor at %s within %.0f s", self._path, wait_seconds)
             self._reconnect_in_background()
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job | ApiJob) -> None:
         if self._link is None:
             raise HandoffUnavailable("the executor process is not reachable")
         frame = _frame(job)
@@ -149,7 +150,7 @@ class SocketHandoff:
         return False
 
 
-def _frame(job: Job) -> bytes:
+def _frame(job: Job | ApiJob) -> bytes:
     payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
     return FRAME_HEADER.pack(len(payload)) + payload
 
@@ -202,7 +203,7 @@ class SpreadHandoff:
     async def start(self) -> None:
         await asyncio.gather(*(handoff.connect() for handoff in self._handoffs))
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job | ApiJob) -> None:
         first = next(self._next)
         refusal: Exception = HandoffUnavailable("no executor process is reachable")
         for offset in range(len(self._handoffs)):

@@ -10,6 +10,7 @@ from bot.messages import Message
 _MENTION = re.compile(r"<@([A-Z0-9]+)>")
 _CHANNEL = re.compile(r"<#([A-Za-z0-9_.-]+)(?:\|[^>]*)?>")
 _BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
+_LINK = re.compile(r"<(https?://[^|>\s]+)\|([^>]+)>")
 
 
 def to_text(mrkdwn: str, name_of: Callable[[str], str]) -> str:
@@ -17,6 +18,7 @@ def to_text(mrkdwn: str, name_of: Callable[[str], str]) -> str:
     text = _MENTION.sub(lambda found: "@" + name_of(found.group(1)), mrkdwn)
     text = _CHANNEL.sub(lambda found: "#" + found.group(1), text)
     text = _BOLD.sub(lambda found: found.group(1), text)
+    text = _LINK.sub(lambda found: f"{found.group(2)} ({found.group(1)})", text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 

@@ -14,11 +14,13 @@ from typing import Protocol, TextIO
 
 from bot.audit.events import Actor
 from bot.catalog.catalog import Catalog
-from bot.errors import OpsbotError
+from bot.errors import OpsbotError, UsageError
 from bot.messages import Button, Message, MessageRef
 from bot.requests.front_door import FrontDoor
 from bot.requests.invocation import Click, Invocation
+from bot.shell.prompts import Ask, fill_in, pick_runbook, read_answer
 from bot.shell.render import render_message
+from commands.partial import bind_partially
 
 SHELL_HELP = """\
 Shell commands:
@@ -150,6 +152,7 @@ class ShellSession:
         self.channel = channel
         self.actor = self._actor(user) if user else self._first_user()
         self.replier = ShellReplier(notifier)
+        self._ask: Ask | None = None
 
     def banner(self) -> str:
         """Who you are and what to try, with this config's own services and people."""
@@ -160,6 +163,7 @@ class ShellSession:
 
     def run(self, source: TextIO) -> None:
         interactive = source.isatty()
+        self._ask = read_answer(source, self.output, echo=not interactive)
         while True:
             if interactive:
                 self.notifier.show_prompt(f"{self.actor.name}@#{self.channel}> ")
@@ -204,8 +208,42 @@ class ShellSession:
             self._say("\n".join(f"{name} ({user_id})" for user_id, name in users.items()) or "No users in the config.")
         else:
             text = rest if word == "/ops" else line
-            self.core.front_door.handle_command(Invocation(self.actor, self.channel, text), self.replier)
+            completed = self._completed(text)
+            if completed is not None:
+                self.core.front_door.handle_command(Invocation(self.actor, self.channel, completed), self.replier)
         return True
+
+    def _completed(self, text: str) -> str | None:
+        """``ops`` alone or ``ops deploy checkout``: the form's questions, then the command they make (else ``text``).
+
+        Only while reading from a source (``run``); a usage error the form cannot finish goes to the front door as typed.
+        """
+        ask = self._ask
+        if ask is None:
+            return text
+        forms, catalog = self.core.front_door.forms, self.core.catalog
+        try:
+            if not text.strip():
+                return fill_in(
+                    forms,
+                    catalog,
+                    self.actor,
+                    self.channel,
+                    pick_runbook(forms, self.actor, self.channel, ask, self._say),
+                    {},
+                    ask,
+                    self._say,
+                )
+            try:
+                catalog.parse(text)
+            except UsageError:
+                partial = bind_partially(text, catalog.commands, catalog.vocabulary)
+                if partial is not None:
+                    return fill_in(forms, catalog, self.actor, self.channel, partial.command, partial.given, ask, self._say)
+        except OpsbotError as error:  # cancelled, or the policy leaves nothing to choose
+            self._say(error.user_message)
+            return None
+        return text
 
     def _click(self, number_text: str) -> None:
         if not number_text.isdigit() or int(number_text) not in self.notifier.buttons:

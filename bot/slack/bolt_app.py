@@ -15,8 +15,9 @@ Choices that keep the 3-second ack honest:
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,17 +32,24 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import Settings
+from bot.slack.form_jobs import AUDIT_SHORTCUT, ROLLBACK_SHORTCUT
+from bot.slack.form_listeners import RUNBOOK_SHORTCUT, FormListeners
 from bot.slack.jobs import Handoff
-from bot.slack.listeners import ANY_ACTION, OPS_COMMAND, BlockActionsGuard, SlackListeners, WorkspaceGuard
+from bot.slack.listeners import ANY_ACTION, OPS_COMMAND, BlockActionsGuard, SlackListeners, WorkspaceGuard, delivery_id
+from bot.slack.modals import FIELD_ACTION, FORM_CALLBACK
 from bot.slack.notifier import api_base_url
 from bot.slack.rate_limits import PersonRateLimits
 from bot.slack.signatures import RefusalLog, signature_refusal_reason
 from commands.parser import CommandRequest
+from commands.spec import CommandSpec
+from commands.vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
 
 GROUP_EVENTS = ("subteam_members_changed", "subteam_updated")
 """Slack user group events (the manifest subscribes to them): each forgets that group's cached members."""
+HOME_OPENED_EVENT = "app_home_opened"
+"""A person opened the app's Home (or Messages) tab: opsbot publishes their home (``views.publish``)."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,14 @@ class SlackBot:
     """
 
     def __init__(
-        self, *, settings: Settings, web: WebClient, parse: Callable[[str], CommandRequest], commands: Collection[str], handoff: Handoff
+        self,
+        *,
+        settings: Settings,
+        web: WebClient,
+        parse: Callable[[str], CommandRequest],
+        commands: Mapping[str, CommandSpec],
+        handoff: Handoff,
+        vocabulary: Vocabulary | None = None,
     ) -> None:
         self.settings = settings
         self.web = web
@@ -81,7 +96,10 @@ class SlackBot:
         self.token: TokenCheck | None = None
         rate_limits = PersonRateLimits(per_minute=settings.rate_per_minute, burst=settings.rate_burst)
         allowed = [team.strip() for team in settings.allowed_teams.split(",") if team.strip()]
-        self.listeners = SlackListeners(parse=parse, commands=commands, handoff=handoff, rate_limits=rate_limits, allowed_teams=allowed)
+        forms = FormListeners(parse=parse, specs=commands, vocabulary=vocabulary or Vocabulary(), handoff=handoff, rate_limits=rate_limits)
+        self.listeners = SlackListeners(
+            parse=parse, commands=commands, handoff=handoff, rate_limits=rate_limits, allowed_teams=allowed, forms=forms
+        )
         self.bolt = build_bolt_app(settings, self.listeners, self.authorization)
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self._signatures = SignatureVerifier(secret) if secret else None
@@ -214,6 +232,9 @@ def configure(app: AsyncApp, listeners: SlackListeners) -> None:
     async def group_changed(ack: AsyncAck, body: dict[str, Any]) -> None:
         await listeners.on_group_changed(ack, body)
 
+    async def home_opened(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await listeners.on_home_opened(ack, body)
+
     async def listener_failed(error: Exception, body: dict[str, Any]) -> None:
         await listeners.on_error(error, body)
 
@@ -223,7 +244,28 @@ def configure(app: AsyncApp, listeners: SlackListeners) -> None:
     app.block_action(ANY_ACTION)(button_clicked)
     for event in GROUP_EVENTS:  # approvals must not trust a membership Slack just said changed
         app.event(event)(group_changed)
+    app.event(HOME_OPENED_EVENT)(home_opened)
     app.error(listener_failed)
+    if listeners.forms is not None:
+        configure_forms(app, listeners.forms)
+
+
+def configure_forms(app: AsyncApp, forms: FormListeners) -> None:
+    """Forms and shortcuts: submissions, version suggestions (served at the same URL, ``app.options``), shortcuts."""
+
+    async def form_submitted(ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest) -> None:
+        await forms.on_submission(ack, body, delivery_id(request))
+
+    async def versions_asked(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await forms.on_suggestion(ack, body)
+
+    async def shortcut_used(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await forms.on_shortcut(ack, body)
+
+    app.view(FORM_CALLBACK)(form_submitted)
+    app.options(re.compile("^" + re.escape(FIELD_ACTION)))(versions_asked)
+    for callback_id in (RUNBOOK_SHORTCUT, ROLLBACK_SHORTCUT, AUDIT_SHORTCUT):
+        app.shortcut(callback_id)(shortcut_used)
 
 
 def _str_or_none(value: object) -> str | None:

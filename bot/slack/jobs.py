@@ -15,10 +15,12 @@ from typing import Protocol
 
 from slack_sdk import WebClient
 
+from bot.audit.events import Actor
 from bot.errors import UsageError
-from bot.messages import Message, escape
+from bot.messages import Message, MessageRef, escape
 from bot.requests.front_door import FrontDoor
 from bot.requests.invocation import Click, Invocation
+from bot.slack.form_jobs import FormOpener
 from bot.slack.replier import SlackReplier
 from commands.parser import CommandRequest
 
@@ -100,13 +102,63 @@ class RefusedJob:
 
 
 @dataclass(frozen=True)
+class FormJob:
+    """Open (with ``trigger_id``) or redraw (``view_id`` + ``view_hash``) the runbook picker or a runbook's form.
+
+    ``runbook`` None is the picker; ``given`` are the answers so far (typed words, or the form's
+    current values when a service or env changed). Queued with the clicks: a ``trigger_id`` is
+    only good for three seconds.
+    """
+
+    actor: Actor
+    channel: str | None
+    runbook: str | None
+    given: dict[str, str]
+    trigger_id: str | None = None
+    view_id: str | None = None
+    view_hash: str | None = None
+    reply: ReplyTarget | None = None
+
+
+@dataclass(frozen=True)
+class ShortcutJob:
+    """A message shortcut on a message: open the rollback form for its request's target, or show its audit trail."""
+
+    shortcut: str
+    actor: Actor
+    message: MessageRef
+    request_id: int | None
+    trigger_id: str
+    reply: ReplyTarget
+
+
+@dataclass(frozen=True)
 class GroupChangedJob:
     """Slack said a user group changed: forget its members everywhere (the shared cache), at once."""
 
     group_id: str | None
 
 
-Job = CommandJob | ClickJob | RejectedJob | NoticeJob | ShedJob | RateLimitedJob | RefusedJob | GroupChangedJob
+@dataclass(frozen=True)
+class HomeOpenedJob:
+    """Someone opened opsbot's App Home tab: publish their home (and remember them for later changes)."""
+
+    user_id: str
+
+
+Job = (
+    CommandJob
+    | ClickJob
+    | RejectedJob
+    | NoticeJob
+    | ShedJob
+    | RateLimitedJob
+    | RefusedJob
+    | GroupChangedJob
+    | HomeOpenedJob
+    | FormJob
+    | ShortcutJob
+)
 
 
 class HandoffBusy(Exception):
@@ -139,6 +191,7 @@ class JobRunner:
     def __init__(self, front_door: FrontDoor, client: WebClient) -> None:
         self._front_door = front_door
         self._client = client
+        self._forms = FormOpener(front_door, client)
 
     def run(self, job: Job) -> None:
         if isinstance(job, CommandJob):
@@ -151,8 +204,14 @@ class JobRunner:
             self.refuse_busy(job.command)
         elif isinstance(job, RateLimitedJob):
             self._front_door.record_rate_limited(job.invocation, job.command, retry_after=job.retry_after, refused=job.refused)
+        elif isinstance(job, FormJob):
+            self._forms.show(job, self.replier(job.reply) if job.reply is not None else None)
+        elif isinstance(job, ShortcutJob):
+            self._forms.on_message_shortcut(job, self.replier(job.reply))
         elif isinstance(job, GroupChangedJob):
             self._front_door.group_changed(job.group_id)
+        elif isinstance(job, HomeOpenedJob):
+            self._front_door.home_opened(job.user_id)
         elif isinstance(job, RefusedJob):
             self._front_door.record_refused(job.user_id, job.channel, job.outcome, job.detail)
             if job.notice is not None:

@@ -28,8 +28,10 @@ from bot.errors import UsageError, report_internal_error
 from bot.logs import ThrottledWarning
 from bot.messages import code, escape
 from bot.metrics import record_command
+from bot.requests.forms import CHANNEL_FIELD
 from bot.requests.front_door import error_message
 from bot.requests.invocation import Invocation
+from bot.slack.form_listeners import FormListeners
 from bot.slack.jobs import (
     BUSY_TEXT,
     ClickJob,
@@ -38,6 +40,7 @@ from bot.slack.jobs import (
     Handoff,
     HandoffBusy,
     HandoffUnavailable,
+    HomeOpenedJob,
     Job,
     NoticeJob,
     RateLimitedJob,
@@ -45,12 +48,15 @@ from bot.slack.jobs import (
     RejectedJob,
     ReplyTarget,
 )
+from bot.slack.modals import ACTION_PREFIX as FORM_ACTION_PREFIX
+from bot.slack.modals import MAX_ERROR_CHARS
 from bot.slack.payloads import (
     PayloadProblem,
     changed_user_group,
     first_action,
     foreign_user,
     foreign_workspace,
+    home_opened_by,
     is_block_actions,
     is_slash_command,
     parse_block_action,
@@ -81,7 +87,9 @@ class SlackListeners:
         handoff: Handoff,
         rate_limits: PersonRateLimits,
         allowed_teams: Collection[str] = (),
+        forms: FormListeners | None = None,
     ) -> None:
+        self.forms = forms
         self._parse = parse
         self._allowed = frozenset(allowed_teams)
         self._commands = commands
@@ -101,9 +109,20 @@ class SlackListeners:
         invocation = dataclasses.replace(parsed.invocation, delivery=delivery_id(request))
         if not await self._within_rate(ack, invocation):
             return
+        target = ReplyTarget(invocation.actor.user_id, invocation.channel, parsed.response_url)
+        if not invocation.text and self._open_form(invocation, body, target):
+            record_command("picker", "form")
+            await ack_privately(ack, "Opening the runbook picker…")
+            return
         try:
             command = self._parse(invocation.text)
         except UsageError as error:
+            if self._open_form(invocation, body, target):
+                # `/ops deploy checkout`: the values left out are asked in the runbook's form, not refused.
+                label = self._command_label(invocation.text)
+                record_command(label, "form")
+                await ack_privately(ack, f"Opening the {code(label)} form for the values left out…")
+                return
             record_command(self._command_label(invocation.text), "usage_error")
             # The person is answered in the ack itself; the audit row is written after it, off the event loop.
             self._hand_over(RejectedJob(invocation, error.user_message, error.usage))
@@ -113,7 +132,6 @@ class SlackListeners:
             record_command("unknown", "internal_error")
             await ack_privately(ack, escape(report_internal_error(logger, "could not parse a command")))
             return
-        target = ReplyTarget(invocation.actor.user_id, invocation.channel, parsed.response_url)
         try:
             self._handoff.submit(CommandJob(invocation, command, target))
         except HandoffBusy as busy:
@@ -130,6 +148,10 @@ class SlackListeners:
 
     async def on_block_action(self, ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest) -> None:
         """A button: ack at once (Slack shows nothing for a block_actions ack), then act in the pool."""
+        action = first_action(body)
+        if self.forms is not None and action is not None and str(action.get("action_id")).startswith(FORM_ACTION_PREFIX):
+            await self.forms.on_form_action(ack, body)
+            return
         await ack()
         parsed = parse_block_action(body)
         if isinstance(parsed, PayloadProblem):
@@ -144,6 +166,13 @@ class SlackListeners:
         await ack()
         if not self._hand_over(GroupChangedJob(changed_user_group(body))):
             logger.error("could not forget a changed Slack user group: nothing is taking work")
+
+    async def on_home_opened(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """``app_home_opened``: ack, then publish that person's home after the ack (the Messages tab needs nothing)."""
+        await ack()
+        user_id = home_opened_by(body)
+        if user_id is not None and not self._hand_over(HomeOpenedJob(user_id)):
+            logger.error("could not publish the App Home of %s: nothing is taking work", user_id)
 
     def answer_unreadable_click(self, body: dict[str, Any]) -> None:
         """A block_actions payload without a usable ``actions[0]``: tell the clicker, after the ack."""
@@ -184,7 +213,7 @@ class SlackListeners:
             return BoltResponse(status=200, body={"response_type": "ephemeral", "text": problem.user_message})
         if is_block_actions(body):
             self._answer_problem(problem)
-        return BoltResponse(status=200, body="")
+        return refusal_in_form(body, problem.user_message) or BoltResponse(status=200, body="")
 
     def refuse_foreign_user(self, body: dict[str, Any], team_id: str) -> BoltResponse:
         """Ack a command or click by a person of another organisation (Slack Connect) without acting; audited, told why."""
@@ -198,7 +227,7 @@ class SlackListeners:
             self._hand_over(RefusedJob(problem.user_id, problem.channel or "", "foreign_user", problem.detail, notice))
         if told:
             return BoltResponse(status=200, body={"response_type": "ephemeral", "text": problem.user_message})
-        return BoltResponse(status=200, body="")
+        return refusal_in_form(body, problem.user_message) or BoltResponse(status=200, body="")
 
     async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
         """Last resort: listeners do not raise, but if one does, the log has an id and the payload type."""
@@ -208,6 +237,9 @@ class SlackListeners:
         )
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _open_form(self, invocation: Invocation, body: dict[str, Any], target: ReplyTarget) -> bool:
+        return self.forms is not None and self.forms.form_for_text(invocation, body.get("trigger_id"), target)
 
     async def _within_rate(self, ack: AsyncAck, invocation: Invocation) -> bool:
         """Spend one of the person's tokens; if none is left, say when to try again (audited once per burst) and stop."""
@@ -298,6 +330,13 @@ class WorkspaceGuard(AsyncMiddleware):
         if user_team and self._listeners.is_foreign(team_id=user_team, enterprise_id=user_enterprise or enterprise_id):
             return self._listeners.refuse_foreign_user(req.body, user_team)
         return await next()
+
+
+def refusal_in_form(body: dict[str, Any], text: str) -> BoltResponse | None:
+    """A refused form submission says why beside its channel field (an empty answer would just close the form)."""
+    if body.get("type") != "view_submission":
+        return None
+    return BoltResponse(status=200, body={"response_action": "errors", "errors": {CHANNEL_FIELD: text[:MAX_ERROR_CHARS]}})
 
 
 def delivery_id(request: AsyncBoltRequest) -> str | None:

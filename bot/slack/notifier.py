@@ -26,8 +26,11 @@ from slack_sdk.web import SlackResponse
 
 from bot.messages import Message, MessageRef
 from bot.metrics import record_slack_error, record_slack_ratelimited
+from bot.requests.home import HomeView
+from bot.requests.home_surface import PublishOutcome
 from bot.settings import Settings
 from bot.slack.blocks import SlackMessage, fallback_text, render, render_parts
+from bot.slack.home import SlackHomeSurface
 
 logger = logging.getLogger(__name__)
 
@@ -99,12 +102,23 @@ def deliver(method: str, call: Callable[[], SlackResponse]) -> SlackResponse | N
 
 
 class SlackNotifier:
-    """Posts, updates and threads the bot's channel messages; implements ``bot.notifier.Notifier``."""
+    """Posts, updates and threads the bot's channel messages; implements ``bot.notifier.Notifier``.
+
+    It also publishes people's App Homes (``bot.requests.app_home.HomeSurface``), so the core gets
+    its whole Slack output from the one object every front end already hands it.
+    """
 
     def __init__(self, client: WebClient) -> None:
         self._client = client
         self._lock = threading.Lock()
         self._overflows: OrderedDict[MessageRef, str] = OrderedDict()
+        self._home = SlackHomeSurface(client)
+
+    def publish_home(self, view: HomeView) -> PublishOutcome:
+        return self._home.publish_home(view)
+
+    def time_zone_of(self, user_id: str) -> str | None:
+        return self._home.time_zone_of(user_id)
 
     def post(self, channel: str, message: Message, *, thread: MessageRef | None = None) -> MessageRef | None:
         rendered = _render(message)

@@ -1,7 +1,8 @@
 """The only module that knows what Slack's payloads look like.
 
 A slash command (a form, flattened to a dict by Bolt) becomes an ``Invocation``; a
-``block_actions`` payload becomes a ``Click``. Parsing is defensive: a signed request can
+``block_actions`` payload (on a message, or on the App Home) becomes a ``Click``; an
+``app_home_opened`` event names whose home to publish. Parsing is defensive: a signed request can
 still carry a shape we do not expect (a field missing, a list where a string should be,
 a button from another app, a value too long to be ours). Each of those becomes a
 ``PayloadProblem`` with a sentence for the person who acted, never an exception that
@@ -29,8 +30,12 @@ MAX_NAME_CHARS = 80
 ACTION_ID_SUFFIX = "#"
 """``opsbot_approve#2``: blocks.py suffixes repeated action ids so they stay unique in a block."""
 
+HOME_ACTIONS = frozenset({ButtonAction.APPROVE, ButtonAction.REJECT, ButtonAction.CANCEL})
+"""The buttons the App Home draws (``bot.requests.home``); the incident buttons live only in channels."""
+
 _SLACK_ID = re.compile(r"^[A-Z0-9]{2,32}$")
 _MESSAGE_TS = re.compile(r"^\d{1,12}\.\d{1,8}$")
+_VIEW_ID = re.compile(r"^V[A-Z0-9]{1,63}$")
 
 
 @dataclass(frozen=True)
@@ -97,14 +102,17 @@ def parse_block_action(body: Mapping[str, Any]) -> ButtonClick | PayloadProblem:
     container = _mapping(body.get("container"))
     channel = _slack_id(_mapping(body.get("channel")).get("id")) or _slack_id(container.get("channel_id"))
     response_url = _url(body.get("response_url"))
+    home_view = home_view_of(body)
 
     def problem(message: str, detail: str) -> PayloadProblem:
         return PayloadProblem(message, detail=detail, user_id=user_id, channel=channel, response_url=response_url)
 
     if user_id is None:
         return problem("Slack sent this click without saying who clicked, so opsbot ignored it.", "block_actions without user.id")
-    if channel is None:
-        return problem("opsbot buttons only work in channels; this one was clicked elsewhere.", "block_actions without a channel")
+    if channel is None and home_view is None:
+        return problem(
+            "opsbot buttons only work in channels and on its App Home; this one was clicked elsewhere.", "block_actions without a channel"
+        )
     action = first_action(body)
     if action is None:
         return problem("opsbot could not read that click; try the button again.", "block_actions without a usable actions[0]")
@@ -119,8 +127,30 @@ def parse_block_action(body: Mapping[str, Any]) -> ButtonClick | PayloadProblem:
         size = len(value) if isinstance(value, str) else type(value).__name__
         return problem("That button's value is not one opsbot draws; nothing was done.", f"button value of {size}")
     actor = Actor(user_id=user_id, name=_name(user.get("username") or user.get("name"), user_id))
+    if channel is None:  # on the App Home: no channel, no message, no response_url; the view says where
+        if button not in HOME_ACTIONS:
+            return problem("That button is not one opsbot draws on its App Home; nothing was done.", f"{button} clicked on a home view")
+        return ButtonClick(Click(actor=actor, channel="", action=button, value=value, home_view=home_view), None)
     click = Click(actor=actor, channel=channel, action=button, value=value, message=_message_ref(body, container, channel))
     return ButtonClick(click, response_url)
+
+
+def home_view_of(body: Mapping[str, Any]) -> str | None:
+    """The App Home view a ``block_actions`` payload came from (``view.type == "home"``), if it did."""
+    container = _mapping(body.get("container"))
+    view = _mapping(body.get("view"))
+    if container.get("type") != "view" or view.get("type") != "home":
+        return None
+    view_id = view.get("id")
+    return view_id if isinstance(view_id, str) and _VIEW_ID.match(view_id) and container.get("view_id") in (None, view_id) else None
+
+
+def home_opened_by(body: Mapping[str, Any]) -> str | None:
+    """Who opened the *Home* tab in an ``app_home_opened`` event (None for the Messages tab, or if unreadable)."""
+    event = _mapping(body.get("event"))
+    if event.get("type") != "app_home_opened" or event.get("tab") != "home":
+        return None
+    return _slack_id(event.get("user"))
 
 
 def undecodable_click(body: bytes) -> PayloadProblem | None:
@@ -140,7 +170,7 @@ def undecodable_click(body: bytes) -> PayloadProblem | None:
         "opsbot could not read that click, so nothing was done; try the button again.",
         detail="a block_actions payload Bolt could not decode",
         user_id=parsed.click.actor.user_id,
-        channel=parsed.click.channel,
+        channel=parsed.click.channel or None,
         response_url=parsed.response_url,
     )
 

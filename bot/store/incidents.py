@@ -33,7 +33,14 @@ def get_incident(session: Session, incident_id: int) -> IncidentRow | None:
     return session.get(IncidentRow, incident_id, populate_existing=True)
 
 
-def insert(session: Session, *, service: str, env: str, state: str, reasons: list[str], now: datetime, opened: bool) -> IncidentRow | None:
+def live_for(session: Session, *, service: str, env: str) -> IncidentRow | None:
+    """The live incident of service/env, if any."""
+    return session.scalars(select(IncidentRow).where(IncidentRow.open_key == open_key(service, env))).first()
+
+
+def insert(
+    session: Session, *, service: str, env: str, state: str, reasons: list[str], now: datetime, opened: bool, source: str = "health"
+) -> IncidentRow | None:
     """A new live incident for service/env; None if one is live already (another check got there first)."""
     try:
         with session.begin_nested():
@@ -45,6 +52,7 @@ def insert(session: Session, *, service: str, env: str, state: str, reasons: lis
                 reasons=reasons,
                 first_seen_at=now,
                 opened_at=now if opened else None,
+                source=source,
             )
             session.add(row)
             session.flush()

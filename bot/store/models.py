@@ -189,6 +189,8 @@ class IncidentRow(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     message_ref: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    source: Mapped[str] = mapped_column(String(32), default="health", server_default="health")
+    """Who opened it: ``health`` (the watch, which also resolves it) or ``alertmanager`` (resolved by the alert)."""
 
 
 class DigestStateRow(Base):
@@ -222,3 +224,57 @@ class GroupMembersRow(Base):
     group_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     members: Mapped[list[str]] = mapped_column(JSON, default=list)
     fetched_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class HomeViewerRow(Base):
+    """A person who has opened opsbot's App Home: only they get it republished when something of theirs changes.
+
+    ``view_id`` is the home view opsbot last published for them (``views.publish`` answers it): a
+    click from the App Home counts only when it comes from that view (``bot.requests.approvals``).
+    """
+
+    __tablename__ = "home_viewers"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    view_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class ApiRequestRow(Base):
+    """A request an inbound-API client made (``POST /api/v1/requests``), before and after it became an opsbot request.
+
+    The HTTP worker writes it (the id the client is given, its Idempotency-Key); the executor
+    settles it: ``created`` with the request it became, or ``denied``/``refused``/``answered``/``failed`` with why.
+    """
+
+    __tablename__ = "api_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    client: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("client", "idempotency_key"),)
+
+
+class AlertRow(Base):
+    """An Alertmanager alert by fingerprint: the first replica to insert or flip it acts, every copy after is a repeat."""
+
+    __tablename__ = "alerts"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service: Mapped[str] = mapped_column(String(64))
+    env: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_alerts_service_env_state", "service", "env", "state"),)

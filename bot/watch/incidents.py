@@ -32,6 +32,7 @@ from bot.catalog.config import OpsbotConfig
 from bot.errors import AlreadyDecided, RequestNotFound
 from bot.messages import Button, ButtonAction, Message, MessageRef, Notifier, escape, mention
 from bot.service_health import ServiceHealth
+from bot.store import alerts as alert_store
 from bot.store import audit as audit_store
 from bot.store import incidents as incident_store
 from bot.store.database import Database
@@ -55,6 +56,10 @@ class IncidentState(StrEnum):
 
 
 LIVE_STATES = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED)
+HEALTH_SOURCE = "health"
+ALERT_SOURCE = "alertmanager"
+"""An incident an alert opened or joined is resolved by the alert, not by the health watch (it sees what the cluster
+says, the alert what users feel: a healthy Deployment can still serve errors)."""
 
 
 class Step(StrEnum):
@@ -155,7 +160,8 @@ def incident_message(row: IncidentRow) -> Message:
         return Message(text=f"{title} (incident #{row.id})", title=title, sections=(why,), fields=fields, context=(_resolved_note(row),))
     title = f"🔥 {target} is degraded"
     buttons: tuple[Button, ...] = (Button(ButtonAction.INCIDENT_ROLLBACK, "Roll back", str(row.id), "danger"),)
-    context = [f"Incident #{row.id} · opened by the opsbot health watch"]
+    opener = "Alertmanager" if row.source == ALERT_SOURCE else "the opsbot health watch"
+    context = [f"Incident #{row.id} · opened by {opener}"]
     if state == IncidentState.OPEN:
         buttons += (Button(ButtonAction.INCIDENT_ACK, "Acknowledge", str(row.id)),)
     elif state == IncidentState.ACKNOWLEDGED:
@@ -217,7 +223,7 @@ class IncidentWatch:
             elif step == Step.FORGET and row is not None:
                 with self._database.transaction() as session:
                     incident_store.forget(session, row.id, state=IncidentState.WATCHING)
-            elif step == Step.RESOLVE and row is not None:
+            elif step == Step.RESOLVE and row is not None and row.source == HEALTH_SOURCE:
                 if self._resolve(row, health, now):
                     report.resolved.append(target)
             elif row is not None and state in LIVE_STATES and row.message_ref is None:
@@ -225,6 +231,76 @@ class IncidentWatch:
         if report.opened or report.resolved:
             logger.info("health watch: %s (opened %s, resolved %s)", report.outcome, report.opened, report.resolved)
         return report
+
+    def alert_firing(
+        self, *, fingerprint: str, service: str, env: str, reason: str, starts_at: datetime, actor: Actor
+    ) -> IncidentRow | None:
+        """An alert fired for service/env: open its incident (with Roll back and Acknowledge), or add its reason to the live one.
+
+        Which copy of a notification acts is decided in the same transaction (``bot.store.alerts``,
+        by fingerprint): a repeat, a retry or the other HA instance's copy changes nothing (None).
+        """
+        now = self._clock()
+        with self._database.transaction() as session:
+            if not alert_store.record_firing(
+                session, fingerprint=fingerprint, service=service, env=env, starts_at=starts_at, summary=reason, now=now
+            ):
+                return None
+            created = incident_store.insert(
+                session, service=service, env=env, state=IncidentState.OPEN, reasons=[reason], now=now, opened=True, source=ALERT_SOURCE
+            )  # fmt: skip
+            row = created or incident_store.live_for(session, service=service, env=env)
+            if row is None:
+                return None  # resolved between the insert and the read (a race of a moment): the alert's next change counts
+            if created is None:
+                reasons = list(dict.fromkeys([*(row.reasons or []), reason]))[-MAX_REASONS:]
+                incident_store.set_fields(session, row.id, reasons=reasons, source=ALERT_SOURCE)
+                if row.state == IncidentState.WATCHING:
+                    incident_store.transition(session, row.id, expected=[IncidentState.WATCHING], new=IncidentState.OPEN, opened_at=now)
+            fresh = incident_store.get_incident(session, row.id)
+            assert fresh is not None
+            opened_now = created is not None or row.state == IncidentState.WATCHING
+            kind, outcome = (EventType.INCIDENT_OPENED, "open") if opened_now else (EventType.INCIDENT_UPDATED, "updated")
+            event = _event(kind, fresh, actor, outcome, self._message_channel(fresh), reasons=[reason], fingerprint=fingerprint)
+            audit_store.append_events(session, [event], now)
+        # After the commit, as in _open: a crash before the post leaves a live incident without a message, which check() posts.
+        if fresh.message_ref is None:
+            self._post(fresh)
+        else:
+            self._redraw(fresh)
+        return fresh
+
+    def alert_resolved(self, *, fingerprint: str, service: str, env: str, summary: str, actor: Actor) -> bool:
+        """An alert resolved; when it was the target's last one firing, the incident it opened recovers (said in its thread).
+
+        False for a copy that changes nothing (already resolved, unknown), or while another alert still fires there.
+        """
+        now = self._clock()
+        with self._database.transaction() as session:
+            if alert_store.record_resolved(session, fingerprint=fingerprint, now=now) is None:
+                return False
+            if alert_store.firing_count(session, service=service, env=env) > 0:
+                return False
+            row = incident_store.live_for(session, service=service, env=env)
+            if row is None or row.source != ALERT_SOURCE or row.state not in LIVE_STATES:
+                return False
+            if not incident_store.transition(
+                session, row.id, expected=list(LIVE_STATES), new=IncidentState.RESOLVED, open_key=None, resolved_at=now
+            ):
+                return False
+            fresh = incident_store.get_incident(session, row.id)
+            assert fresh is not None
+            event = _event(
+                EventType.INCIDENT_RESOLVED, fresh, actor, "resolved", self._message_channel(fresh), minutes=_minutes(fresh),
+                fingerprint=fingerprint,
+            )  # fmt: skip
+            audit_store.append_events(session, [event], now)
+        ref = MessageRef.from_dict(fresh.message_ref)
+        if ref is not None:
+            text = f"✅ {escape(service)}/{escape(env)} has recovered: Alertmanager resolved {escape(summary)}. {_resolved_note(fresh)}"
+            self._notifier.post(ref.channel, Message.plain(text), thread=ref)
+            self._notifier.update(ref, incident_message(fresh))
+        return True
 
     def incident(self, incident_id: int) -> IncidentRow | None:
         with self._database.reading() as session:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fakes.github import pulls
+from fakes.github import actions, checks, compare, pulls
 from fakes.github.core import FakeRepo, GitHubState
 from fakes.json_http import JsonHttpServer, JsonReply, JsonRequest
 
-AREAS = (pulls,)
+AREAS = (pulls, actions, compare, checks)
 """Each area module has ``register(state)``; add workflow dispatch, compare, statuses here."""
 
 

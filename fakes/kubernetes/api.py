@@ -18,6 +18,7 @@ from fakes.kubernetes.access_review import is_access_review, review
 from fakes.kubernetes.deployment_writes import DeploymentWrites, Mode
 from fakes.kubernetes.exchange import ApiRequest, ApiResponse
 from fakes.kubernetes.faults import AccessPolicy
+from fakes.kubernetes.jobs import BatchApi
 from fakes.kubernetes.json_values import JsonObject
 from fakes.kubernetes.object_store import PODS, ObjectStore, format_time
 from fakes.kubernetes.rbac import Caller, RbacModel
@@ -59,6 +60,7 @@ class KubeApi:
         self.token = token
         self.server_address = server_address
         self.writes = DeploymentWrites(store)
+        self.batch = BatchApi(store)
         self.extensions: list[Callable[[ApiRequest], ApiResponse | None]] = []
         """Extra API groups served by other fake modules (Flux's, in fakes/kubernetes/flux.py); None = not theirs."""
 
@@ -134,6 +136,12 @@ class KubeApi:
             return self._list(request, cluster, route)
         if route.info.resource == "deployments":
             return self._deployment(request, cluster, route, verb)
+        if route.subresource == "log":
+            return self.batch.pod_log(cluster, str(route.namespace), str(route.name), request)
+        if route.info.group == "batch" and verb == "create":
+            return self.batch.create(cluster, str(route.namespace), route.info.resource, request)
+        if route.info.group == "batch" and verb == "delete":
+            return self.batch.delete(cluster, str(route.namespace), route.info.resource, str(route.name), request)
         if verb == "delete":
             return self._delete_pod(cluster, route)
         return ApiResponse(200, self._get(cluster, route))

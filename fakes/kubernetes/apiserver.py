@@ -27,6 +27,7 @@ from fakes.kubernetes.api import DEFAULT_USER, KubeApi
 from fakes.kubernetes.controller import ControllerManager
 from fakes.kubernetes.exchange import ApiRequest, ApiResponse
 from fakes.kubernetes.faults import AccessPolicy, Fault, FaultPlan, ForbidRule, validate_fault_kind
+from fakes.kubernetes.jobs import CRONJOBS, JOBS, pod_log_lines
 from fakes.kubernetes.json_values import JsonObject, deep_copy, dig
 from fakes.kubernetes.kubeconfig import DEFAULT_TOKEN, build_kubeconfig, cluster_url, write_kubeconfig
 from fakes.kubernetes.object_store import DEPLOYMENTS, PODS, REPLICASETS, ObjectStore, SimulatedClock
@@ -128,9 +129,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
 
     def _send(self, response: ApiResponse) -> None:
-        payload = json.dumps(response.body).encode()
+        plain = response.text is not None
+        payload = response.text.encode() if response.text is not None else json.dumps(response.body).encode()
         self.send_response(response.status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/plain" if plain else "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Audit-Id", str(uuid.uuid4()))
         for name, value in response.headers.items():
@@ -317,7 +319,56 @@ class FakeKubernetesServer:
             self.controllers.materialize(cluster, namespace, name)
         return self.deployment(cluster, namespace, name)
 
+    def add_cronjob(
+        self,
+        *,
+        cluster: str,
+        namespace: str,
+        name: str,
+        image: str,
+        command: Sequence[str] = (),
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        schedule: str = "0 3 * * *",
+    ) -> JsonObject:
+        """Create a CronJob through the API (so it is defaulted and validated as a client's would be); ``ValueError`` on a 4xx.
+
+        ``env`` may carry the ``FAKE_JOB_*`` variables that decide what its Jobs' pods do (fakes/kubernetes/jobs.py).
+        """
+        self.add_namespace(cluster, namespace)
+        container: JsonObject = {"name": name, "image": image}
+        if command:
+            container["command"] = list(command)
+        if args:
+            container["args"] = list(args)
+        if env:
+            container["env"] = [{"name": key, "value": value} for key, value in env.items()]
+        template = {"spec": {"restartPolicy": "Never", "containers": [container]}}
+        body = {
+            "metadata": {"name": name},
+            "spec": {"schedule": schedule, "jobTemplate": {"spec": {"backoffLimit": 0, "template": template}}},
+        }
+        request = ApiRequest(
+            "POST", f"/apis/batch/v1/namespaces/{namespace}/cronjobs", cluster=cluster,
+            headers={"content-type": "application/json"}, body=json.dumps(body).encode(),
+        )  # fmt: skip
+        answer = self.api.handle(request)
+        if answer.status >= 400:
+            raise ValueError(answer.body.get("message"))
+        return answer.body
+
     # -- inspection ----------------------------------------------------------------
+
+    def jobs(self, cluster: str, namespace: str | None = None) -> list[JsonObject]:
+        """Stored Jobs of a cluster (one namespace or all)."""
+        return self.store.list(cluster, JOBS, namespace)
+
+    def cronjobs(self, cluster: str, namespace: str | None = None) -> list[JsonObject]:
+        return self.store.list(cluster, CRONJOBS, namespace)
+
+    def pod_log(self, cluster: str, namespace: str, pod: str) -> list[str]:
+        """The lines a pod's container has printed so far."""
+        return pod_log_lines(self.store, cluster, namespace, pod)
 
     def deployment(self, cluster: str, namespace: str, name: str) -> JsonObject:
         """The stored Deployment (a copy); ``KeyError`` if missing."""

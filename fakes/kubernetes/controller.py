@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from fakes.kubernetes import deployutil as du
+from fakes.kubernetes.jobs import JOBS, JobController
 from fakes.kubernetes.json_values import JsonObject, child, deep_copy, dig, json_equal
 from fakes.kubernetes.object_store import DEPLOYMENTS, PODS, REPLICASETS, ObjectStore
 from fakes.kubernetes.pod_simulator import ImageHealth, PodSimulator, default_image_health
@@ -492,6 +493,7 @@ class ControllerManager:
         self.seconds_per_tick = seconds_per_tick
         self.pods = PodSimulator(store, image_health=image_health, crash_interval_ticks=crash_interval_ticks)
         self.deployments = DeploymentController(store)
+        self.jobs = JobController(store)
         self.ticks = 0
         self.after_tick: list[Callable[[], None]] = []
         """Other simulated controllers (fakes/kubernetes/flux.py) that run after each tick, outside the lock."""
@@ -513,6 +515,7 @@ class ControllerManager:
             self.pods.reconcile(cluster, rs, self.ticks)
         for deployment in self.store.list(cluster, DEPLOYMENTS):
             self._sync_deployment(cluster, deployment["metadata"]["namespace"], deployment["metadata"]["name"])
+        self.jobs.step(cluster)
 
     def _sync_deployment(self, cluster: str, namespace: str, name: str) -> None:
         for _ in range(_MAX_PASSES):
@@ -549,9 +552,9 @@ class ControllerManager:
                     return
 
     def _collect_garbage(self, cluster: str) -> None:
-        """Delete ReplicaSets and Pods whose controller owner is gone."""
-        for resource, owner_resource in ((REPLICASETS, DEPLOYMENTS), (PODS, REPLICASETS)):
-            owners = {o["metadata"]["uid"] for o in self.store.list(cluster, owner_resource)}
+        """Delete ReplicaSets and Pods whose controller owner (a Deployment, a ReplicaSet or a Job) is gone."""
+        for resource, owner_resources in ((REPLICASETS, (DEPLOYMENTS,)), (PODS, (REPLICASETS, JOBS))):
+            owners = {o["metadata"]["uid"] for owner in owner_resources for o in self.store.list(cluster, owner)}
             for obj in self.store.list(cluster, resource):
                 refs = [r for r in dig(obj, "metadata", "ownerReferences") or [] if r.get("controller")]
                 if refs and all(r.get("uid") not in owners for r in refs):

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fakes.kubernetes.json_values import JsonObject
-from fakes.kubernetes.statuses import ApiError, FieldError, GoRepr, bad_request, invalid_object
+from fakes.kubernetes.statuses import ApiError, FieldError, GoRepr, bad_request, invalid_object, unsupported_media_type
+
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+JSON_MEDIA_TYPES = ("application/json", "application/yaml")
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,13 @@ class ApiRequest:
         return decode_json(self.body)
 
     def object_body(self, kind: str) -> JsonObject:
-        """A JSON object body for create/update, with the apiserver's 400s."""
+        """A JSON object body for create/update, with the apiserver's 400s.
+
+        The fake speaks JSON only. Newer kubectl sends built-in objects as protobuf; an API
+        server that cannot decode a media type answers 415, and client-go then sends JSON.
+        """
+        if self.content_type == PROTOBUF:
+            raise unsupported_media_type(JSON_MEDIA_TYPES)
         try:
             value = decode_json(self.body)
         except ApiError as error:
@@ -74,11 +83,12 @@ class ApiRequest:
 
 @dataclass(frozen=True)
 class ApiResponse:
-    """A JSON response: status code, body and any extra headers."""
+    """A JSON response: status code, body and any extra headers; ``text`` replaces the body (a pod's log is plain text)."""
 
     status: int
     body: JsonObject
     headers: Mapping[str, str] = field(default_factory=dict)
+    text: str | None = None
 
 
 def decode_json(raw: bytes) -> Any:

@@ -2,13 +2,16 @@
 
 The request log is how tests assert on the wire ("every PATCH of that request carried the
 impersonation headers"): method, path, cluster, query, body, and the headers, with every value
-of a repeated header (``Impersonate-Group`` comes once per group) in ``header_lists``.
+of a repeated header (``Impersonate-Group`` comes once per group) in ``header_lists``. Each
+entry carries the wall-clock time it arrived (``received_at``), so a benchmark in another
+process can time a click to the PATCH it caused (benchmarks/click_latency.py).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +37,7 @@ class RecordedRequest:
     headers: dict[str, str] = field(default_factory=dict)
     raw_path: str = ""
     header_lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    received_at: float = field(default_factory=time.time)
 
 
 def split_cluster(path: str) -> tuple[str | None, str]:

@@ -44,7 +44,7 @@ class ResourceInfo:
 
 RESOURCES: dict[tuple[str, str], ResourceInfo] = {
     ("", "namespaces"): ResourceInfo("", "namespaces", "Namespace", False, _READ, short_names=("ns",)),
-    ("", "pods"): ResourceInfo("", "pods", "Pod", True, _READ | {"delete"}, short_names=("po",)),
+    ("", "pods"): ResourceInfo("", "pods", "Pod", True, _READ | {"delete"}, {"log": frozenset({"get"})}, ("po",)),
     ("apps", "deployments"): ResourceInfo(
         "apps",
         "deployments",
@@ -55,8 +55,11 @@ RESOURCES: dict[tuple[str, str], ResourceInfo] = {
         ("deploy",),
     ),
     ("apps", "replicasets"): ResourceInfo("apps", "replicasets", "ReplicaSet", True, _READ, short_names=("rs",)),
+    # Jobs and CronJobs (fakes/kubernetes/jobs.py): created and deleted through the API, run by the simulated job controller.
+    ("batch", "jobs"): ResourceInfo("batch", "jobs", "Job", True, _READ | {"create", "delete"}),
+    ("batch", "cronjobs"): ResourceInfo("batch", "cronjobs", "CronJob", True, _READ | {"create", "delete"}, short_names=("cj",)),
 }
-_GROUPS = {"": "v1", "apps": "v1"}
+_GROUPS = {"": "v1", "apps": "v1", "batch": "v1"}
 
 
 @dataclass(frozen=True)

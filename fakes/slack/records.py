@@ -7,6 +7,7 @@ server keeps mutating its own state on other threads.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,8 @@ class RecordedCall:
     path: str = ""
     status: int | None = None
     response: JsonDict | None = None
+    received_at: float = field(default_factory=time.time)
+    """Wall-clock arrival (``at`` follows the fake's own clock, which tests may move): benchmarks time across processes with it."""
 
     @property
     def ok(self) -> bool:

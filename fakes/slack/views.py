@@ -347,23 +347,36 @@ def submission_state(view: View, values: Mapping[str, object]) -> JsonDict:
     """``view.state`` as Slack sends it in a ``view_submission``, from what a person entered.
 
     ``values`` maps an element's ``action_id`` (or its block's ``block_id``) to what was
-    entered: text for text and number inputs, an option ``value`` for selects. Slack's UI can
-    only pick a static select's listed options, so naming any other value is a test bug
-    (``ValueError``), not something opsbot must survive.
+    entered: text for text and number inputs, an option ``value`` for selects. Every input the
+    person did not touch is sent too, as Slack does, holding its initial value (or none).
+    Slack's UI can only pick a static select's listed options, so naming any other value is a
+    test bug (``ValueError``), not something opsbot must survive.
     """
     state: dict[str, dict[str, JsonDict]] = {}
     for index, block in enumerate(view.blocks):
         if block.get("type") not in ("input", "actions", "section"):
             continue
-        elements = [block["element"]] if block.get("type") == "input" else list(block.get("elements") or [block.get("accessory") or {}])
+        is_input = block.get("type") == "input"
+        elements = [block["element"]] if is_input else list(block.get("elements") or [block.get("accessory") or {}])
         block_id = str(block.get("block_id") or f"b{index}")
         for element in elements:
             action_id = str(element.get("action_id") or "")
             key = action_id if action_id in values else block_id if block_id in values else None
-            if key is None or not element.get("type"):
+            if not element.get("type"):
                 continue
-            state.setdefault(block_id, {})[action_id] = _entered(element, values[key])
+            if key is not None:
+                state.setdefault(block_id, {})[action_id] = _entered(element, values[key])
+            elif is_input:
+                state.setdefault(block_id, {})[action_id] = _untouched(element)
     return {"values": state}
+
+
+def _untouched(element: JsonDict) -> JsonDict:
+    """An input left as drawn: its initial value or option, or nothing."""
+    kind = str(element["type"])
+    if kind.endswith("_select"):
+        return {"type": kind, "selected_option": element.get("initial_option")}
+    return {"type": kind, "value": element.get("initial_value")}
 
 
 def _entered(element: JsonDict, value: object) -> JsonDict:

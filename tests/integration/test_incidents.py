@@ -292,3 +292,42 @@ def test_a_failed_deploy_is_announced_in_the_incident_channel(fleet: Fleet) -> N
         f"↩️ deploy checkout in staging (#{request.id}, asked by <@U0ALICE>) failed and was rolled back"
     )
     assert fleet.health_of("checkout", "staging").version == f"{REGISTRY}/checkout:1.4.0"
+
+
+# -- incidents Alertmanager opened (bot.api) ------------------------------------------------
+
+
+ALERTS = Actor.client("alertmanager")
+
+
+def fire(watch: IncidentWatch, fingerprint: str, reason: str) -> IncidentRow | None:
+    return watch.alert_firing(fingerprint=fingerprint, service="search", env="production", reason=reason, starts_at=NOW, actor=ALERTS)
+
+
+def resolve(watch: IncidentWatch, fingerprint: str, summary: str) -> bool:
+    return watch.alert_resolved(fingerprint=fingerprint, service="search", env="production", summary=summary, actor=ALERTS)
+
+
+def test_an_incident_an_alert_opened_is_left_to_the_alert_by_the_health_watch(
+    watch_parts: tuple[IncidentWatch, Snapshots, RecordingNotifier, FakeClock], database: Database
+) -> None:
+    """The cluster can look healthy while users see errors: only the alerts' own resolution recovers it."""
+    watch, snapshots, notifier, _clock = watch_parts
+    opened = fire(watch, "f1", "HighErrorRate: 5xx above 5%")
+    repeat = fire(watch, "f1", "HighErrorRate: 5xx above 5%")
+    fire(watch, "f2", "HighLatency: p99 above 2 s")
+    snapshots.current = snapshot("healthy")
+    watch.check()
+
+    assert opened is not None and repeat is None
+    [posted] = notifier.posts
+    assert notifier.current[posted.ref].sections[0] == "*Why:*\n• HighErrorRate: 5xx above 5%\n• HighLatency: p99 above 2 s"
+    assert notifier.current[posted.ref].context[0] == f"Incident #{opened.id} · opened by Alertmanager"
+    assert [row.state for row in incidents(database)] == [IncidentState.OPEN]
+
+    assert not resolve(watch, "f1", "HighErrorRate"), "HighLatency still fires"
+    assert resolve(watch, "f2", "HighLatency")
+    assert not resolve(watch, "f2", "HighLatency"), "once"
+    assert notifier.posts[-1].thread == posted.ref
+    assert notifier.posts[-1].message.text.startswith("✅ search/production has recovered: Alertmanager resolved HighLatency.")
+    assert audit_events(database) == ["incident_opened", "incident_updated", "incident_resolved"]

@@ -141,7 +141,7 @@ def test_registry_lists_every_kubernetes_action() -> None:
     registry = build_registry(["bot.backends.kubernetes.actions"], plugins=False)
 
     assert registry.names() == [
-        "kubernetes.restart", "kubernetes.rollback", "kubernetes.scale",
+        "kubernetes.job", "kubernetes.restart", "kubernetes.rollback", "kubernetes.scale",
         "kubernetes.set_image", "kubernetes.status", "kubernetes.wait_rollout",
     ]  # fmt: skip
     assert registry.rollback_for("kubernetes") is ROLLBACKS[0]

@@ -88,7 +88,7 @@ def test_serve_logs_json_with_request_fields_and_never_a_secret(tmp_path: Path, 
     try:
         with opsbot_serve("logs", pod.env, tmp_path, workers=2) as server:
             assert server.command(slack, DEVELOPER, "help", secret=SIGNING_SECRET).status_code == 200
-            assert "Usage" in server.command(slack, DEVELOPER, "deploy checkout", secret=SIGNING_SECRET).json()["text"]
+            assert "Usage" in server.command(slack, DEVELOPER, "deploy chekout 1.4.2", secret=SIGNING_SECRET).json()["text"]
             server.command(slack, DEVELOPER, "deploy checkout 1.4.2 to staging", secret=SIGNING_SECRET)
             first = db.wait_for_request()
             db.wait_for_state(first.id, RequestState.SUCCEEDED, timeout=60)

@@ -1,9 +1,12 @@
-"""What each process of ``opsbot serve`` loads: HTTP workers parse and ack, nothing more.
+"""What each process of ``opsbot serve`` loads.
 
-An HTTP worker that imported the Kubernetes client or boto3 would pay their memory and import
-time in every worker for nothing (only executors call the clusters); a process that imported
-the fakes would be running test code in production. Each check runs in a fresh interpreter,
-built exactly the way uvicorn's worker (``create_app``) or the executor builds itself.
+By default ``opsbot serve`` is one process holding both the HTTP front and the core, so it
+loads what the core needs (the executor check below is its core). In the multi-process model
+(``OPSBOT_EXECUTORS`` > 0) an HTTP worker that imported the Kubernetes client or boto3 would pay
+their memory and import time in every worker for nothing (only executors call the clusters);
+a process that imported the fakes would be running test code in production. Each check runs in
+a fresh interpreter, built exactly the way uvicorn's worker (``create_app``) or the executor
+builds itself.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``opsbot serve``: refuses clearly when it could not serve safely, and serves for real when it can.
 
-The last test runs the production entry point as a subprocess (``uvicorn --factory`` with two
-worker processes, uvloop, httptools, multiprocess metrics) against the fake Slack Web API.
+The last test runs the production entry point as a subprocess in its multi-process form
+(``uvicorn --factory`` with two HTTP worker processes and an executor, uvloop, httptools,
+multiprocess metrics) against the fake Slack Web API.
 """
 
 from __future__ import annotations
@@ -88,6 +89,20 @@ def test_serve_refuses_an_invalid_config(environment: pytest.MonkeyPatch, tmp_pa
     assert "config:" in output
 
 
+def test_serve_refuses_an_api_client_whose_signing_key_cannot_be_read(environment: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    environment.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    environment.setenv("SLACK_SIGNING_SECRET", "secret")
+    config = tmp_path / "opsbot.yaml"
+    missing = tmp_path / "nowhere.key"
+    config.write_text(EXAMPLE_CONFIG.read_text() + f"api:\n  clients:\n    ci-signed: {{hmac_key_file: {missing}}}\n")
+    environment.setenv("OPSBOT_CONFIG", str(config))
+
+    code, output = serve()
+
+    assert code == 2
+    assert f"config: api.clients.ci-signed.hmac_key_file={missing}: cannot read the file (No such file or directory)" in output
+
+
 # -- the real thing ------------------------------------------------------------------------------
 
 
@@ -116,6 +131,7 @@ def test_opsbot_serve_with_two_workers_answers_slack_and_aggregates_metrics(slac
         "OPSBOT_DATABASE_URL": migrated(sqlite_url),
         "OPSBOT_SCHEDULER": "false",
         "OPSBOT_LOG_FORMAT": "text",
+        "OPSBOT_EXECUTORS": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
     process = subprocess.Popen(

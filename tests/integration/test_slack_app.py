@@ -176,10 +176,10 @@ def test_help_is_answered_privately_with_every_command(server: RunningServer, sl
 
 
 def test_a_usage_error_is_answered_in_the_ack_and_audited_after_it(server: RunningServer, slack: FakeSlackApi) -> None:
-    response = server.slack_user(slack, REQUESTER).command("touch svc")
+    response = server.slack_user(slack, REQUESTER).command("touch svc v2 in")
 
     assert response.status_code == 200
-    assert response.json()["text"] == "Missing value.\nUsage: `/ops touch {service} {value} [in {env}]`"
+    assert response.json()["text"] == "The command ended early; expected &lt;env&gt;.\nUsage: `/ops touch {service} {value} [in {env}]`"
     server.wait_idle()
     assert audit_events(server) == [EventType.COMMAND_REJECTED]
     assert not slack.calls_to(RESPONSE_URL_CALL) and not slack.calls_to("chat.postEphemeral")

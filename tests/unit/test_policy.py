@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.catalog.catalog import Catalog
-from bot.catalog.config import AccessRule, FreezeWindow, OpsbotConfig
+from bot.catalog.config import AccessRule, Allow, ApprovalRule, FreezeWindow, OpsbotConfig
 from bot.requests.groups import GroupDirectory
-from bot.requests.policy import ApprovalRequirement, Decision, Subject, evaluate, freeze_active
+from bot.requests.policy import ApprovalRequirement, ChangeFacts, Decision, Subject, evaluate, freeze_active
 
 ALICE, BOB, DAVE, MALLORY = "U0ALICE", "U0BOB", "U0DAVE", "U0MALLORY"
 WEDNESDAY_NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -156,7 +156,7 @@ def test_dave_is_a_developer(example_catalog: Catalog) -> None:
     staging = decide(example_catalog, "restart", "checkout", "staging", DAVE)
     assert (staging.allowed, staging.rule, staging.approval.count) == (True, "staging is self-service", 0)
     production = decide(example_catalog, "restart", "checkout", "production", DAVE)
-    assert (production.allowed, production.rule) == (True, "production restarts need an on-call approval")
+    assert (production.allowed, production.rule) == (True, "production restarts and migrations need an on-call approval")
     assert (production.approval.count, production.approval.approvers) == (1, ("platform-oncall",))
 
 
@@ -334,3 +334,52 @@ def test_a_freeze_keeps_the_shorter_expiry_it_found(example_catalog: Catalog) ->
     freeze = FreezeWindow(name="quiet", start="wed 10:00", end="wed 14:00", action="require_approval", reason="Audit week.")
     decision = decide(example_catalog, "rollback", "checkout", "production", BOB, config=_with_policy(example_catalog, freezes=[freeze]))
     assert (decision.approval.count, decision.approval.expires_in) == (2, timedelta(minutes=15))
+
+
+def with_require_checks(catalog: Catalog, *, approvals: bool = True) -> OpsbotConfig:
+    rules = list(catalog.config.policy.rules)
+    index = next(i for i, rule in enumerate(rules) if rule.name == "production changes need an on-call approval")
+    rules[index] = rules[index].model_copy(update={"require_checks": True})
+    staging = next(i for i, rule in enumerate(rules) if rule.name == "staging is self-service")
+    if approvals:
+        checked = {"require_checks": True, "approvals": ApprovalRule(count=0, approvers=["platform-oncall"])}
+        rules[staging] = rules[staging].model_copy(update=checked)
+    return catalog.config.model_copy(update={"policy": catalog.config.policy.model_copy(update={"rules": rules})})
+
+
+def decide_with_checks(catalog: Catalog, env: str, checks: str | None) -> Decision:
+    config = with_require_checks(catalog)
+    return evaluate(
+        config, GroupDirectory(config, None), command="deploy", runbook=catalog.runbooks["deploy"], service="checkout", env=env,
+        params={}, subject=Subject(ALICE, "C0OPS"), now=WEDNESDAY_NOON, facts=ChangeFacts(checks=checks),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("checks", "count", "why"),
+    [
+        ("success", 1, None),
+        (None, 1, None),
+        ("failure", 2, "require_checks adds 1: the new version's checks are failing"),
+        ("pending", 2, "require_checks adds 1: the new version's checks are still running"),
+        ("none", 2, "require_checks adds 1: the new version's checks reported nothing"),
+        ("unknown", 2, "require_checks adds 1: the new version's checks could not be read from GitHub"),
+    ],
+)
+def test_checks_that_are_not_green_add_one_approval_under_require_checks(
+    example_catalog: Catalog, checks: str | None, count: int, why: str | None
+) -> None:
+    decision = decide_with_checks(example_catalog, "production", checks)
+    assert decision.allowed and decision.approval.count == count
+    assert decision.approval.notes == ((why,) if why else ())
+
+
+def test_require_checks_on_a_rule_without_approvals_asks_its_approvers_once(example_catalog: Catalog) -> None:
+    decision = decide_with_checks(example_catalog, "staging", "failure")
+    assert (decision.approval.count, decision.approval.approvers) == (1, ("platform-oncall",))
+    assert decide_with_checks(example_catalog, "staging", "success").approval.count == 0
+
+
+def test_require_checks_needs_approvers_to_give_the_extra_approval() -> None:
+    with pytest.raises(ValueError, match=r"require_checks adds an approval, so approvals\.approvers must name who may give it"):
+        AccessRule(runbooks=["deploy"], envs=["production"], allow=Allow(users=["*"]), require_checks=True)

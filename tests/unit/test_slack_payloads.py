@@ -11,6 +11,7 @@ from bot.slack.payloads import (
     ButtonClick,
     PayloadProblem,
     SlashCommand,
+    home_opened_by,
     parse_block_action,
     parse_slash_command,
     unescape,
@@ -116,3 +117,51 @@ def test_unusable_clicks_become_a_sentence_for_the_clicker(change: dict[str, Any
 
     assert isinstance(parsed, PayloadProblem)
     assert expected in parsed.user_message
+
+
+# -- the App Home --------------------------------------------------------------------------------
+
+
+def home_click_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": "U0A00", "username": "approver0", "team_id": "T0FAKE"},
+        "container": {"type": "view", "view_id": "V0000000001"},
+        "view": {"id": "V0000000001", "type": "home", "blocks": []},
+        "actions": [{"type": "button", "action_id": "opsbot_approve", "value": "1:abc:def"}],
+    }
+    body.update(overrides)
+    return body
+
+
+def test_a_click_on_the_app_home_names_the_view_and_no_channel() -> None:
+    parsed = parse_block_action(home_click_body())
+
+    assert isinstance(parsed, ButtonClick)
+    assert parsed.click.home_view == "V0000000001"
+    assert (parsed.click.channel, parsed.click.message, parsed.response_url) == ("", None, None)
+    assert parsed.click.action == ButtonAction.APPROVE and parsed.click.value == "1:abc:def"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"view": {"id": "V0000000001", "type": "modal"}},
+        {"view": {"id": "not a view id", "type": "home"}},
+        {"container": {"type": "view", "view_id": "V0000000002"}},
+        {"container": {"type": "message"}},
+    ],
+)
+def test_a_click_from_no_channel_and_no_home_view_is_refused_with_a_sentence(overrides: dict[str, Any]) -> None:
+    parsed = parse_block_action(home_click_body(**overrides))
+
+    assert isinstance(parsed, PayloadProblem)
+    assert "channels and on its App Home" in parsed.user_message
+
+
+def test_app_home_opened_names_who_opened_the_home_tab_only() -> None:
+    event = {"type": "app_home_opened", "user": "U0A00", "channel": "D0A00", "tab": "home"}
+
+    assert home_opened_by({"type": "event_callback", "event": event}) == "U0A00"
+    assert home_opened_by({"type": "event_callback", "event": {**event, "tab": "messages"}}) is None
+    assert home_opened_by({"type": "event_callback", "event": {**event, "user": ["U0A00"]}}) is None

@@ -40,7 +40,7 @@ def line_of(path: Path, needle: str) -> int:
 def test_shipped_config_and_runbooks_are_valid(workdir: Path) -> None:
     code, output = validate(workdir)
     assert code == 0, output
-    assert output.startswith("OK: ") and "5 runbooks" in output
+    assert output.startswith("OK: ") and "6 runbooks" in output
 
 
 def test_misspelt_step_action_names_file_line_and_field(workdir: Path) -> None:
@@ -204,3 +204,60 @@ def test_gitops_target_mistakes_are_named(workdir: Path, old: str, new: str, exp
     assert code == 1
     assert expected in output
     assert "ghp_secret" not in output
+
+
+def test_a_service_source_and_registry_are_valid(workdir: Path) -> None:
+    config = workdir / "opsbot.yaml"
+    source = '    source: {github: acme/checkout, tag_pattern: "checkout-{version}"}\n'
+    registry = "    registry: {url: https://registry.example.com, token_file: /var/run/secrets/registry/token}\n"
+    edit(config, "    channel: C0CHECKOUT\n", "    channel: C0CHECKOUT\n" + source + registry)
+    code, output = validate(workdir)
+    assert code == 0, output
+
+
+PATTERN_RULE = "must contain {version} exactly once and no spaces"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('    source: {github: acme/checkout, tag_pattern: "v{ver}"}', f"services.checkout.source.tag_pattern: 'v{{ver}}' {PATTERN_RULE}"),
+        (
+            '    source: {github: acme/checkout, tag_pattern: "release {version}"}',
+            f"services.checkout.source.tag_pattern: 'release {{version}}' {PATTERN_RULE}",
+        ),
+        ("    registry: {url: registry.example.com}", "services.checkout.registry.url: "),
+        (
+            "    registry: {url: https://registry.example.com, username_file: /secrets/user}",
+            "services.checkout.registry: give username_file and password_file together (basic auth), or token_file alone",
+        ),
+    ],
+)
+def test_source_and_registry_mistakes_are_named_at_their_line(workdir: Path, line: str, expected: str) -> None:
+    config = workdir / "opsbot.yaml"
+    edit(config, "    channel: C0CHECKOUT\n", f"    channel: C0CHECKOUT\n{line}\n")
+    code, output = validate(workdir)
+    assert code == 1
+    assert f"{config}:{line_of(config, line.strip())}: {expected}" in output, output
+
+
+def test_require_checks_without_approvers_is_named_at_its_rule(workdir: Path) -> None:
+    config = workdir / "opsbot.yaml"
+    edit(config, "    - name: staging is self-service\n", "    - name: staging is self-service\n      require_checks: true\n")
+    code, output = validate(workdir)
+    assert code == 1
+    assert "policy.rules[2]: require_checks adds an approval, so approvals.approvers must name who may give it" in output, output
+
+
+def test_require_checks_on_services_without_a_source_is_named(workdir: Path) -> None:
+    config = workdir / "opsbot.yaml"
+    rule = "      approvals: {count: 1, approvers: [platform-oncall], expires_in: 30m}\n    - name: production restarts"
+    edit(config, rule, rule.replace("30m}\n", "30m}\n      require_checks: true\n"))
+    edit(config, "    channel: C0CHECKOUT\n", "    channel: C0CHECKOUT\n    source: {github: acme/checkout}\n")
+    code, output = validate(workdir)
+    assert code == 1
+    expected = (
+        f"{config}:{line_of(config, 'require_checks: true')}: policy.rules[4].require_checks: payments, search, "
+        "storefront, billing name no source ({github: owner/repo}), so their checks cannot be read"
+    )
+    assert expected in output, output

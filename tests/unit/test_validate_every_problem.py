@@ -99,7 +99,8 @@ def test_a_runbook_with_many_problems_shows_them_all_in_opsbots_words(report: tu
         f"{at(four, 'name:')}: description: missing; this key is required here",
         f"{at(four, 'descripton')}: descripton: unknown key 'descripton'; did you mean description? "
         "Allowed keys: approval, description, examples, name, on_failure, parameters, steps, timeout, usage",
-        f"{at(four, 'strng')}: parameters.queue.type: 'strng' is not allowed; use one of: service, env, string, int, duration, choice",
+        f"{at(four, 'strng')}: parameters.queue.type: 'strng' is not allowed; "
+        "use one of: service, env, string, int, duration, choice, version",
         f"{at(four, 'restrat')}: steps[0].action: unknown action 'kubernetes.restrat'; did you mean kubernetes.restart?",
         f"{at(four, 'Kubernetes.Wait')}: steps[1].action: 'Kubernetes.Wait' is not allowed here; "
         "use backend.action in lower case, like kubernetes.set_image; did you mean kubernetes.wait_rollout?",
@@ -135,5 +136,5 @@ def test_shipped_runbook_with_other_env_and_group_names_says_which_file_to_edit(
 def test_unknown_config_key_lists_the_allowed_keys_and_other_checks_still_run(report: tuple[int, list[str]]) -> None:
     assert (
         f"{at(CONFIG, 'aprovals')}: policy.rules[3].aprovals: unknown key 'aprovals'; did you mean approvals? "
-        "Allowed keys: allow, approvals, envs, limits, name, runbooks, services"
+        "Allowed keys: allow, approvals, envs, limits, name, require_checks, runbooks, services"
     ) in report[1]

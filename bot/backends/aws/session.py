@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypedDict, TypeVar, cast
 
-import boto3
-from botocore.config import Config
-
 from bot.catalog.config import AsgTarget, AwsAccess, EcsTarget
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # boto3 itself is imported when a session is first made: `opsbot validate` never makes one
+    import boto3
+    from botocore.config import Config
     from mypy_boto3_autoscaling.client import AutoScalingClient
     from mypy_boto3_ecs.client import ECSClient
     from mypy_boto3_sts.client import STSClient
@@ -142,6 +141,8 @@ class AwsSessions:
         self._role_seconds = role_seconds
         # ``total_max_attempts`` counts the first call, as AwsAccess.max_attempts (and the
         # AWS config file's max_attempts) do; botocore's ``max_attempts`` key counts retries.
+        from botocore.config import Config
+
         self.config = Config(
             retries={"mode": access.retry_mode, "total_max_attempts": access.max_attempts},
             user_agent_extra="opsbot",
@@ -203,6 +204,8 @@ class AwsSessions:
             return self._key_locks.setdefault(key, threading.Lock())
 
     def _open(self, place: AwsPlace) -> _Entry:
+        import boto3
+
         return _Entry(session=boto3.Session(profile_name=place.profile, region_name=place.region))
 
     def _assume(self, place: AwsPlace, actor: Actor) -> _Entry:
@@ -222,6 +225,8 @@ class AwsSessions:
         else:
             response = sts.assume_role(RoleArn=place.role_arn, RoleSessionName=role_session_name(actor), DurationSeconds=self._role_seconds)
         credentials = response["Credentials"]
+        import boto3
+
         session = boto3.Session(
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from bot.backends.gitops.argocd import ArgoCdClient
 from bot.backends.gitops.github import GitHubClient
+from bot.backends.gitops.github_auth import GitHubApp, GitHubCredentials
 from bot.backends.gitops.repository import GitCredentials, GitRemote, Identity, private_key_file
 from bot.catalog.config import ArgoCdSync, FluxSync, GitopsTarget
 from bot.errors import ActionFailed
@@ -45,6 +46,7 @@ class GitopsBackend:
             token=settings.git_token.get_secret_value() if settings.git_token else None,
             ssh_key_file=private_key_file(ssh_key) if ssh_key else None,
         )
+        self.github_credentials = github_credentials(settings)
 
     def remote(self, target: GitopsTarget) -> GitRemote:
         """The cached remote of the target's repository (one cache per URL, shared by every service in it)."""
@@ -68,8 +70,11 @@ class GitopsBackend:
         slug = target.pull_request_slug()
         if slug is None:
             raise ActionFailed(f"{target.describe()} has no GitHub repository for pull_request mode")
-        token = self._settings.github_token
-        return GitHubClient(target.pull_request.api_url, slug, token.get_secret_value() if token else None)
+        return GitHubClient(target.pull_request.api_url, slug, self.github_credentials)
+
+    def github_repository(self, api_url: str, slug: str) -> GitHubClient:
+        """A repository's REST client (``github.workflow_dispatch``), with opsbot's GitHub token or App."""
+        return GitHubClient(api_url, slug, self.github_credentials)
 
     def health_of(self, items: list[tuple[TargetRef, GitopsTarget]]) -> list[ServiceHealth]:
         """Health of each gitops target: one fetch per repository (the cache is shared) and one controller read each."""
@@ -84,3 +89,13 @@ class GitopsBackend:
             self._remotes.clear()
         if self._credentials.ssh_key_file is not None:  # the key's private copy for dulwich's ssh
             Path(self._credentials.ssh_key_file).unlink(missing_ok=True)
+
+
+def github_credentials(settings: Settings) -> GitHubCredentials:
+    """The token when one is set, else the GitHub App when all three of its settings are, else none (a call then says what to set)."""
+    if settings.github_token is not None:
+        return GitHubCredentials(token=settings.github_token.get_secret_value())
+    key, app_id, installation = settings.github_app_private_key, settings.github_app_id, settings.github_app_installation_id
+    if key is not None and app_id and installation:
+        return GitHubCredentials(app=GitHubApp(app_id=app_id, installation_id=installation, private_key_pem=key.get_secret_value()))
+    return GitHubCredentials()

@@ -9,14 +9,14 @@ and the ``Ready`` condition is True; Ready=False at that revision is failure.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
+from typing import TYPE_CHECKING, Any
 
 from bot.backends.kubernetes.client import ClusterApi
 from bot.catalog.config import FluxSync
 from bot.errors import ActionFailed, TemporaryActionError
+
+if TYPE_CHECKING:  # the generated client is imported when Flux is first reached (see bot.backends.kubernetes.client)
+    from kubernetes.client.exceptions import ApiException
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 
@@ -62,6 +62,8 @@ class FluxClient:
     """Reads and annotates Flux objects in one cluster."""
 
     def __init__(self, cluster: ClusterApi, sync: FluxSync, timeout: float) -> None:
+        from kubernetes import client as k8s
+
         self._api = k8s.CustomObjectsApi(cluster.api_client)
         self._cluster = cluster.cluster
         self._sync = sync
@@ -83,6 +85,8 @@ class FluxClient:
         self._annotate(self._sync.kind, self._sync.name, self._sync.namespace, stamp)
 
     def _get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        from kubernetes.client.exceptions import ApiException
+
         group, version, plural = _API[kind]
         try:
             found = self._api.get_namespaced_custom_object(
@@ -95,6 +99,8 @@ class FluxClient:
     def _annotate(self, kind: str, name: str, namespace: str, stamp: str) -> None:
         group, version, plural = _API[kind]
         body = {"metadata": {"annotations": {REQUESTED_AT: stamp}}}
+        from kubernetes.client.exceptions import ApiException
+
         try:
             self._api.patch_namespaced_custom_object(group, version, namespace, plural, name, body, _request_timeout=self._timeout)
         except ApiException as error:

@@ -17,6 +17,9 @@ from bot.service_health import ServiceHealth, TargetRef
 
 __all__ = ["AccessAnswer", "ClusterApi", "KubernetesBackend"]
 
+API_GROUPS = {"pods": "", "namespaces": "", "jobs": "batch", "cronjobs": "batch"}
+"""The API group of each resource an action's ``cluster_access`` may name (anything else is ``apps``)."""
+
 
 class KubernetesBackend:
     """Entry point for everything opsbot does with Kubernetes."""
@@ -51,6 +54,6 @@ def access_check(need: str, target: KubernetesTarget) -> AccessCheck:
     """``patch deployments/scale`` on the target → the review's resource attributes (named object unless a list)."""
     verb, _, resource_path = need.partition(" ")
     resource, _, subresource = resource_path.partition("/")
-    group = "" if resource in ("pods", "namespaces") else "apps"
+    group = API_GROUPS.get(resource, "apps")
     name = target.deployment if resource == "deployments" and verb != "list" else ""
     return AccessCheck(verb=verb, resource=resource, namespace=target.namespace, group=group, subresource=subresource, name=name)

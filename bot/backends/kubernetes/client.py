@@ -20,18 +20,21 @@ import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import urllib3
 import yaml
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.config.config_exception import ConfigException
 
-from bot.backends.kubernetes.eks import eks_configuration
 from bot.backends.kubernetes.errors import KubeRef, config_error, kube_errors
 from bot.backends.kubernetes.impersonation import Impersonation, RepeatedHeaders, forbidden_text
 from bot.catalog.config import EksCluster, KubernetesAccess, KubernetesTarget
+from bot.errors import ActionFailed
+
+if TYPE_CHECKING:
+    # The generated client (and boto3, for EKS) are imported when a cluster is first reached,
+    # not when an action module is: `opsbot validate` loads every action's arguments and
+    # never calls a cluster (docs/benchmarks.md, start-up).
+    from kubernetes import client as k8s
 
 IN_CLUSTER = "in-cluster"
 """The cluster name used in messages for a target without a kubeconfig context."""
@@ -62,6 +65,8 @@ def _retries() -> urllib3.Retry:
 
 def _new_configuration() -> k8s.Configuration:
     """A fresh ``Configuration`` per cluster, never the process-wide default."""
+    from kubernetes import client as k8s
+
     configuration = k8s.Configuration()
     configuration.retries = _retries()
     # The default (5 × CPU count) is smaller than opsbot's thread count: extra connections were
@@ -86,8 +91,11 @@ class ClusterApi:
         self.cluster = cluster
         self.impersonation = impersonation
         self._api_client = api_client
+        from kubernetes import client as k8s
+
         self._apps = k8s.AppsV1Api(api_client)
         self._core = k8s.CoreV1Api(api_client)
+        self._batch = k8s.BatchV1Api(api_client)
         self._authorization = k8s.AuthorizationV1Api(api_client)
         self._timeout = request_timeout
 
@@ -161,6 +169,56 @@ class ClusterApi:
     def list_pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
         with self._calling("list", self.ref(namespace, kind="pod"), "list", "pods"):
             return self._list_pages(self._core.list_namespaced_pod, namespace, label_selector or None)
+
+    def read_cronjob(self, namespace: str, name: str) -> dict[str, Any]:
+        with self._calling("read", self.ref(namespace, name, kind="cronjob"), "get", "cronjobs"):
+            response = self._batch.read_namespaced_cron_job(name, namespace, **self._raw())
+        return self._json(response)
+
+    def create_job(self, namespace: str, body: Any, *, dry_run: bool = False) -> dict[str, Any]:
+        """POST a Job; ``dry_run`` asks the server to default and validate it without storing it.
+
+        A name already taken is a permanent failure (409 ``AlreadyExists``), not the temporary
+        conflict a 409 on an update is: sending the same create again cannot succeed.
+        """
+        name = str(body.get("metadata", {}).get("name") or body.get("metadata", {}).get("generateName") or "")
+        ref = self.ref(namespace, name, kind="job")
+        with self._calling("create", ref, "create", "jobs"):
+            from kubernetes.client.exceptions import ApiException
+
+            try:
+                response = self._batch.create_namespaced_job(namespace, body, dry_run="All" if dry_run else None, **self._raw())
+            except ApiException as exc:
+                if exc.status == 409:
+                    raise ActionFailed(f"a job named {name} already exists in namespace {namespace} of cluster {self.cluster}") from None
+                raise
+        return self._json(response)
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any]:
+        with self._calling("read", self.ref(namespace, name, kind="job"), "get", "jobs"):
+            response = self._batch.read_namespaced_job(name, namespace, **self._raw())
+        return self._json(response)
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job and its pods (``propagationPolicy: Background``; the API's default for Jobs would orphan the pods)."""
+        with self._calling("delete", self.ref(namespace, name, kind="job"), "delete", "jobs"):
+            self._batch.delete_namespaced_job(name, namespace, propagation_policy="Background", **self._raw())
+
+    def read_pod_log(self, namespace: str, name: str, *, tail_lines: int, container: str | None = None) -> str:
+        """The last ``tail_lines`` lines the pod's container printed (``kubectl logs --tail``)."""
+        with self._calling("read the log of", self.ref(namespace, name, kind="pod"), "get", "pods/log"):
+            response: Any = self._core.read_namespaced_pod_log(name, namespace, container=container, tail_lines=tail_lines, **self._raw())
+        data = response.data
+        return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else str(data)
+
+    def _raw(self) -> dict[str, Any]:
+        """Call options for a plain JSON answer (no generated models) with this view's timeout and headers."""
+        return {"_request_timeout": self._timeout, "_preload_content": False, "_headers": self._headers()}
+
+    @staticmethod
+    def _json(response: Any) -> dict[str, Any]:
+        parsed = json.loads(response.data or b"{}")
+        return parsed if isinstance(parsed, dict) else {}
 
     def _list_pages(self, call: Callable[..., Any], namespace: str, label_selector: str | None) -> list[dict[str, Any]]:
         """Every item of a list, read ``LIST_PAGE_SIZE`` at a time (``limit``/``continue``, as kubectl does).
@@ -294,6 +352,10 @@ class KubeClients:
     def _new_api_client(self, context: str | None) -> k8s.ApiClient:
         eks = self._eks.get(context) if context is not None else None
         if eks is not None:
+            from kubernetes import client as k8s
+
+            from bot.backends.kubernetes.eks import eks_configuration
+
             return _with_repeated_headers(k8s.ApiClient(eks_configuration(eks, _new_configuration())))
         if context is None and self._access.in_cluster:
             return _in_cluster_client()
@@ -308,6 +370,9 @@ class KubeClients:
 
 def _kubeconfig_client(path: str | None, context: str | None) -> k8s.ApiClient:
     """A client for one context; ``persist_config=False`` so refreshed tokens never rewrite the file."""
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
     source = path or "the default kubeconfig"
     try:
         api_client: k8s.ApiClient = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
@@ -320,6 +385,10 @@ def _kubeconfig_client(path: str | None, context: str | None) -> k8s.ApiClient:
 
 def _in_cluster_client() -> k8s.ApiClient:
     """The pod's service account, loaded into a fresh ``Configuration`` (never the default)."""
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
     configuration = _new_configuration()
     try:
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]

@@ -19,13 +19,16 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import urllib3.exceptions
 import yaml
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
 from bot.errors import ActionFailed, TemporaryActionError
+
+if TYPE_CHECKING:  # imported where an error is caught: importing the client costs ~0.5 s (bot.backends.kubernetes.client)
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
 
 MAX_MESSAGE_CHARS = 300
 MAX_DETAIL_CHARS = 500
@@ -79,6 +82,8 @@ def kube_errors(verb: str, ref: KubeRef, *, forbidden: Callable[[str | None], st
     ``forbidden`` words a 403 for an impersonated call (who was refused what), given the
     cluster's own message: the person asking must learn it is *their* RBAC that refused.
     """
+    from kubernetes.client.exceptions import ApiException  # already loaded: a call is being made
+
     try:
         yield
     except ApiException as exc:
