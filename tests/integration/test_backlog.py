@@ -32,21 +32,24 @@ def test_new_commands_are_shed_past_the_backlog_but_other_work_still_queues(tmp_
 def test_long_runs_do_not_hold_up_the_work_after_an_ack(tmp_path: Path, sqlite_url: str) -> None:
     from bot.audit.events import Actor
     from bot.requests.invocation import Invocation
+    from bot.settings import Settings
     from tests import doubles as core
     from tests.doubles import RecordingReplier
 
-    app, _ = make_touch_app(tmp_path, sqlite_url, FakeClock(), approvals=0, extra_services=12)
+    threads = Settings(OPSBOT_DATABASE_URL=sqlite_url).runner_threads  # what make_touch_app's core runs with
+    runs = threads + 4
+    app, _ = make_touch_app(tmp_path, sqlite_url, FakeClock(), approvals=0, extra_services=runs)
     upgrade(app.database)
     core.STATE.release.clear()  # every run blocks in its step, like a rollout being watched
     answered = threading.Event()
     try:
-        for index in range(12):  # more runs than run threads (8), each on its own service
+        for index in range(runs):  # more runs than run threads, each on its own service
             invocation = Invocation(Actor("U0REQ", "requester"), "C0OPS", f"touch svc{index} v{index} in production")
             app.front_door.handle_command(invocation, RecordingReplier())
         deadline = time.monotonic() + 20
-        while core.STATE.runs < 8 and time.monotonic() < deadline:
+        while core.STATE.runs < threads and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert core.STATE.runs == 8, "all eight run threads are busy with blocked runs"
+        assert core.STATE.runs == threads, f"all {threads} run threads are busy with blocked runs, the other 4 wait"
         app.pool.submit(answered.set)  # e.g. someone's `/ops help` arriving meanwhile
         assert answered.wait(timeout=10), "post-ack work waited behind long runs"
     finally:
