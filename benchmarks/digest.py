@@ -165,7 +165,7 @@ def measure(namespaces: int, per_namespace: int, replicas: int, runs: int, profi
             profiler = cProfile.Profile()
             profiler.runcall(digests.build, digest)
             out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
+            pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("DIGEST_PROFILE_SORT", "cumulative")).print_stats(25)
             print(out.getvalue())
         backends.kubernetes.close()
         database.dispose()
