@@ -185,12 +185,15 @@ def measure(namespaces: int, per_namespace: int, replicas: int, runs: int, profi
         "rendered_ms": round(rendered * 1000, 1), "seeded_s": fake.ready["seeded_seconds"],
         "load_avg_1m": round(os.getloadavg()[0], 2), "states": states,
     }  # fmt: skip
-    print(f"fleet: {deployments:,} Deployments in {namespaces} namespaces, {replicas} replicas each (seeded in {fake.ready['seeded_seconds']} s, own process)")
+    seeded = fake.ready["seeded_seconds"]
+    print(f"fleet: {deployments:,} Deployments in {namespaces} namespaces, {replicas} replicas each (seeded in {seeded} s, own process)")
     kinds = ", ".join(f"{n} list {kind}" for kind, n in per_kind.items())
     print(f"  API requests for one digest: {results[-1].requests} ({kinds}); one call per service would be {2 * deployments:,}")
-    print(f"  built, best/median of {runs}: wall {min(walls):.3f}/{statistics.median(walls):.3f} s, opsbot CPU {min(cpus):.3f}/{statistics.median(cpus):.3f} s")
+    wall_text, cpu_text = f"{min(walls):.3f}/{statistics.median(walls):.3f}", f"{min(cpus):.3f}/{statistics.median(cpus):.3f}"
+    print(f"  built, best/median of {runs}: wall {wall_text} s, opsbot CPU {cpu_text} s")
     print(f"  rendered in {rendered * 1000:.1f} ms: {message.text}")
-    print(f"  RSS {rss_before:.0f} MiB before the digests, peak {peak:.0f} MiB; load average {os.getloadavg()[0]:.2f}; states {states}")
+    load = os.getloadavg()[0]
+    print(f"  RSS {rss_before:.0f} MiB before the digests, peak {peak:.0f} MiB; load average {load:.2f}; states {states}")
     return figures
 
 

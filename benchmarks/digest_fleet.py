@@ -24,8 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fakes.kubernetes import FakeKubernetesServer  # noqa: E402
-from fakes.kubernetes.object_store import DEPLOYMENTS, PODS  # noqa: E402
+from fakes.kubernetes import FakeKubernetesServer
+from fakes.kubernetes.object_store import DEPLOYMENTS, PODS
 
 CLUSTER = "bench"
 TEMPLATE_CLUSTER = "template"
@@ -97,7 +97,14 @@ def main() -> None:
         started = time.perf_counter()
         populate(server, args.namespaces, args.per_namespace, args.replicas)
         seeded = time.perf_counter() - started
-        print(json.dumps({"url": server.url, "port": server.port, "kubeconfig": str(kubeconfig), "cluster": CLUSTER, "seeded_seconds": round(seeded, 2)}), flush=True)
+        ready = {
+            "url": server.url,
+            "port": server.port,
+            "kubeconfig": str(kubeconfig),
+            "cluster": CLUSTER,
+            "seeded_seconds": round(seeded, 2),
+        }
+        print(json.dumps(ready), flush=True)
         for line in sys.stdin:  # until the benchmark closes our stdin
             command = line.strip()
             if command == "requests":

@@ -17,23 +17,36 @@ import json
 import threading
 from typing import Any
 
-_lock = threading.Lock()
-_parsing = 0
-_resume = False
+
+class _CollectorPause:
+    """Counts the parses under way: the first one in pauses the collector, the last one out resumes it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parsing = 0
+        self._resume = False
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._parsing == 0:
+                self._resume = gc.isenabled()
+                gc.disable()
+            self._parsing += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._parsing -= 1
+            if self._parsing == 0 and self._resume:
+                gc.enable()
+
+
+_pause = _CollectorPause()
 
 
 def loads_paused(data: bytes | str) -> Any:
     """``json.loads(data)`` with the garbage collector paused for the duration (see the module docstring)."""
-    global _parsing, _resume
-    with _lock:
-        if _parsing == 0:
-            _resume = gc.isenabled()
-            gc.disable()
-        _parsing += 1
+    _pause.enter()
     try:
         return json.loads(data)
     finally:
-        with _lock:
-            _parsing -= 1
-            if _parsing == 0 and _resume:
-                gc.enable()
+        _pause.leave()
