@@ -4,8 +4,9 @@ Run by benchmarks/digest.py in its own process, so the benchmark's process holds
 its CPU time is opsbot's share of a digest (in one process, the fake's request threads and JSON
 encoding were counted as opsbot's). Seeds every Deployment rolled out with its Ready pods, writes
 a kubeconfig, prints one JSON line when ready (URL, port, kubeconfig, cluster), then answers one
-command per stdin line: ``requests`` prints a JSON object with the number of requests received
-and their count per resource, ``clear`` forgets them and prints ``ok``. Exits when stdin closes
+command per stdin line: ``requests`` prints a JSON object with the number of requests received,
+their count per resource and the fake's CPU seconds so far (what serving the digest cost the fake,
+by difference), ``clear`` forgets the requests and prints its CPU seconds. Exits when stdin closes
 (or when killed).
 
 Run: .venv/bin/python benchmarks/digest_fleet.py --namespaces 20 --per-namespace 100 --kubeconfig /tmp/kc
@@ -78,10 +79,10 @@ def populate(server: FakeKubernetesServer, namespaces: int, per_namespace: int, 
 
 
 def request_counts(server: FakeKubernetesServer) -> dict[str, Any]:
-    """How many requests the fake has received, and how many per resource (the path's last segment)."""
+    """How many requests the fake has received, how many per resource (the path's last segment), and its CPU seconds so far."""
     requests = server.requests
     per_kind = Counter(request.path.rsplit("/", 1)[-1] for request in requests)
-    return {"requests": len(requests), "per_kind": dict(sorted(per_kind.items()))}
+    return {"requests": len(requests), "per_kind": dict(sorted(per_kind.items())), "cpu_seconds": time.process_time()}
 
 
 def main() -> None:
@@ -111,7 +112,7 @@ def main() -> None:
                 print(json.dumps(request_counts(server)), flush=True)
             elif command == "clear":
                 server.clear_requests()
-                print("ok", flush=True)
+                print(json.dumps({"cpu_seconds": time.process_time()}), flush=True)
             else:
                 print(json.dumps({"error": f"unknown command {command!r}: expected 'requests' or 'clear'"}), flush=True)
 
