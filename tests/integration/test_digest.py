@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from bot.audit.events import Actor, EventType
 from bot.backends import Backends
+from bot.backends.kubernetes.client import LIST_PAGE_SIZE
 from bot.catalog.catalog import Catalog, load_catalog
 from bot.catalog.config import Environment, KubernetesAccess, KubernetesTarget, OpsbotConfig, Service
 from bot.catalog.grammar import vocabulary_of
@@ -342,6 +343,22 @@ def test_digest_api_calls_grow_with_namespaces_not_services(tmp_path: Path, sqli
     assert one == three == 2  # one list of Deployments and one list of Pods for the namespace
     assert two_namespaces == 4
     assert [item.state for item in content.health] == ["healthy"] * 3
+
+
+def test_a_namespace_bigger_than_a_page_is_read_page_by_page_and_every_pod_counts(tmp_path: Path, sqlite_url: str) -> None:
+    """Lists are read ``LIST_PAGE_SIZE`` items at a time, so memory is bounded by a page, and nothing past a page is lost."""
+    with FakeKubernetesServer(auto_tick=False) as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", contexts=["prod"])
+        server.add_deployment(
+            cluster="prod", namespace="shop", name="checkout", image=f"{REGISTRY}/checkout:1", replicas=LIST_PAGE_SIZE + 1
+        )
+        calls, content = digest_calls(server, kube_config(kubeconfig, {"checkout": ("shop", "checkout")}), sqlite_url)
+        requests = server.requests
+
+    assert calls == 3  # one list of Deployments, two pages of Pods
+    assert all(request.query.get("limit") == str(LIST_PAGE_SIZE) for request in requests)
+    [checkout] = content.health
+    assert (checkout.state, checkout.ready, checkout.available) == ("healthy", LIST_PAGE_SIZE + 1, LIST_PAGE_SIZE + 1)
 
 
 # -- pure assembly -----------------------------------------------------------------------------

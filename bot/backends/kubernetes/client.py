@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import urllib3
 import yaml
 
+from bot.backends.kubernetes.bulk_json import loads_paused
 from bot.backends.kubernetes.errors import KubeRef, config_error, kube_errors
 from bot.backends.kubernetes.impersonation import Impersonation, RepeatedHeaders, forbidden_text
 from bot.catalog.config import EksCluster, KubernetesAccess, KubernetesTarget
@@ -225,8 +226,9 @@ class ClusterApi:
 
         The raw JSON is parsed directly (``_preload_content=False``): building the generated
         client's models and converting them back to dicts cost most of a big digest's time (see
-        docs/benchmarks.md), and nothing here needs the models. Pages keep one response in memory
-        at a time, however big the namespace.
+        docs/benchmarks.md), and nothing here needs the models; it is parsed with the garbage
+        collector paused (``bulk_json``). Pages keep one response in memory at a time, however big
+        the namespace.
         """
         items: list[dict[str, Any]] = []
         token: str | None = None
@@ -235,7 +237,7 @@ class ClusterApi:
                 namespace, label_selector=label_selector, limit=LIST_PAGE_SIZE, _continue=token,
                 _request_timeout=self._timeout, _preload_content=False, _headers=self._headers(),
             )  # fmt: skip
-            page = json.loads(response.data)
+            page = loads_paused(response.data)
             items.extend(item for item in page.get("items") or [] if isinstance(item, dict))
             token = (page.get("metadata") or {}).get("continue") or None
             if token is None:

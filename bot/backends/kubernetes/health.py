@@ -15,6 +15,7 @@ from typing import Any
 from bot.backends.kubernetes.client import ClusterApi, cluster_name
 from bot.backends.kubernetes.rollout import (
     TIMED_OUT_REASON,
+    RolloutStatus,
     find_condition,
     revision_of,
     rollout_status,
@@ -101,11 +102,12 @@ def deployment_health(ref: TargetRef, target: KubernetesTarget, deployment: Mapp
     status = deployment.get("status") or {}
     reasons = tuple(_reasons(deployment, pods))
     revision = revision_of(deployment)
+    rollout = rollout_status(deployment)  # once: the state and the details both read it
     return ServiceHealth(
         service=ref.service,
         env=ref.env,
         target=target.describe(),
-        state=health_state(deployment, pods),
+        state=health_state(deployment, pods, rollout=rollout),
         desired=_optional_int((deployment.get("spec") or {}).get("replicas")),
         ready=int(status.get("readyReplicas") or 0),
         updated=int(status.get("updatedReplicas") or 0),
@@ -114,19 +116,20 @@ def deployment_health(ref: TargetRef, target: KubernetesTarget, deployment: Mapp
         revision=str(revision) if revision is not None else None,
         restarts=sum(pod_restarts(pod) for pod in pods),
         reasons=reasons,
-        details={"rollout": rollout_status(deployment).message},
+        details={"rollout": rollout.message},
     )
 
 
-def health_state(deployment: Mapping[str, Any], pods: list[dict[str, Any]]) -> HealthState:
+def health_state(deployment: Mapping[str, Any], pods: list[dict[str, Any]], *, rollout: RolloutStatus | None = None) -> HealthState:
     """failed > degraded (crash loops) > progressing > degraded (short of desired) > healthy.
 
     A rollout past its progress deadline is ``failed`` (kubectl treats it as an error);
     crash-looping pods are ``degraded`` even mid-rollout, since waiting will not fix them;
     an unfinished rollout is ``progressing``; a finished one short of the desired
-    available replicas is ``degraded``.
+    available replicas is ``degraded``. ``rollout``: the Deployment's ``rollout_status``, when
+    the caller has it already (a digest judges thousands of Deployments).
     """
-    status = rollout_status(deployment)
+    status = rollout if rollout is not None else rollout_status(deployment)
     if status.failed:
         return "failed"
     if crash_looping(pods):
