@@ -73,7 +73,15 @@ TARGETS: dict[str, Target] = {
     "signatures": Target("bot/slack/signatures.py", ("tests/unit/test_signature_refusals.py",)),
     "claims": Target("bot/runs/claims.py", ("tests/integration/test_target_locks.py",)),
     "grammar": Target("bot/catalog/grammar.py", ("tests/unit/test_grammar.py",)),
-    "parser": Target("commands/parser.py", ("tests/unit/test_grammar.py", "tests/unit/test_fuzz_parser_injection.py")),
+    "parser": Target(
+        "commands/parser.py",
+        (
+            "tests/unit/test_grammar.py",
+            "tests/unit/test_fuzz_parser_injection.py",
+            "tests/unit/test_forms.py",
+            "tests/integration/test_can_i.py",
+        ),
+    ),
 }
 
 KILLED = {1, 3, 36, 37, 24, -24, 152, 255}  # failed tests, pytest internal error, timeouts, type check
