@@ -14,8 +14,8 @@ from typing import Any
 from bot.audit.events import Actor
 from bot.messages import MessageRef
 from bot.slack.modals import Submission, read_submission
+from bot.slack.payloads import field_mapping, field_slack_id, field_url
 
-_SLACK_ID = re.compile(r"^[A-Z0-9]{2,32}$")
 _MESSAGE_TS = re.compile(r"^\d{1,12}\.\d{1,8}$")
 _REQUEST_TITLE = re.compile(r"^\S*\s*#(\d{1,10}) ")
 """opsbot's request messages start ``#12 deploy …`` (``bot.requests.views.request_title``), after a state icon in blocks."""
@@ -56,8 +56,8 @@ class Shortcut:
 
 
 def actor_of(body: Mapping[str, Any]) -> Actor | None:
-    user = _mapping(body.get("user"))
-    user_id = _slack_id(user.get("id"))
+    user = field_mapping(body.get("user"))
+    user_id = field_slack_id(user.get("id"))
     if user_id is None:
         return None
     name = user.get("username") or user.get("name")
@@ -66,18 +66,18 @@ def actor_of(body: Mapping[str, Any]) -> Actor | None:
 
 def form_submission(body: Mapping[str, Any]) -> FormSubmission | None:
     actor = actor_of(body)
-    submission = read_submission(_mapping(body.get("view")))
+    submission = read_submission(field_mapping(body.get("view")))
     if actor is None or submission is None:
         return None
     urls = body.get("response_urls")
     first = urls[0] if isinstance(urls, list) and urls and isinstance(urls[0], Mapping) else {}
-    return FormSubmission(actor, submission, _url(first.get("response_url")))
+    return FormSubmission(actor, submission, field_url(first.get("response_url")))
 
 
 def form_change(body: Mapping[str, Any], picked: str | None) -> FormChange | None:
     """A ``block_actions`` payload from inside one of opsbot's modals."""
     actor = actor_of(body)
-    view = _mapping(body.get("view"))
+    view = field_mapping(body.get("view"))
     view_id = view.get("id")
     if actor is None or not isinstance(view_id, str) or not view_id:
         return None
@@ -88,7 +88,7 @@ def form_change(body: Mapping[str, Any], picked: str | None) -> FormChange | Non
 def suggestion_query(body: Mapping[str, Any]) -> tuple[str, Submission] | None:
     """What was typed in an ``external_select``, and the form it is in."""
     typed = body.get("value", "")
-    submission = read_submission(_mapping(body.get("view")))
+    submission = read_submission(field_mapping(body.get("view")))
     if not isinstance(typed, str) or submission is None:
         return None
     return typed[:MAX_SUGGESTION_QUERY_CHARS], submission
@@ -102,12 +102,12 @@ def shortcut(body: Mapping[str, Any]) -> Shortcut | None:
         return None
     if body.get("type") != "message_action":
         return Shortcut(callback, actor, trigger)
-    channel = _slack_id(_mapping(body.get("channel")).get("id"))
-    message = _mapping(body.get("message"))
+    channel = field_slack_id(field_mapping(body.get("channel")).get("id"))
+    message = field_mapping(body.get("message"))
     ts = message.get("ts") or body.get("message_ts")
     if channel is None or not isinstance(ts, str) or not _MESSAGE_TS.match(ts):
         return None
-    return Shortcut(callback, actor, trigger, MessageRef(channel, ts), _request_number(message), _url(body.get("response_url")))
+    return Shortcut(callback, actor, trigger, MessageRef(channel, ts), _request_number(message), field_url(body.get("response_url")))
 
 
 def _request_number(message: Mapping[str, Any]) -> int | None:
@@ -115,23 +115,9 @@ def _request_number(message: Mapping[str, Any]) -> int | None:
     texts = [message.get("text")]
     blocks = message.get("blocks")
     if isinstance(blocks, list) and blocks and isinstance(blocks[0], Mapping):
-        texts.append(_mapping(blocks[0].get("text")).get("text"))
+        texts.append(field_mapping(blocks[0].get("text")).get("text"))
     for text in texts:
         match = _REQUEST_TITLE.match(text) if isinstance(text, str) else None
         if match is not None:
             return int(match.group(1))
-    return None
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _slack_id(value: object) -> str | None:
-    return value if isinstance(value, str) and _SLACK_ID.match(value) else None
-
-
-def _url(value: object) -> str | None:
-    if isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) <= 2_000:
-        return value
     return None

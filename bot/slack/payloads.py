@@ -67,9 +67,9 @@ class PayloadProblem:
 
 def parse_slash_command(body: Mapping[str, Any]) -> SlashCommand | PayloadProblem:
     """A slash-command form → ``Invocation``, with Slack's HTML escaping undone."""
-    user_id = _slack_id(body.get("user_id"))
-    channel = _slack_id(body.get("channel_id"))
-    response_url = _url(body.get("response_url"))
+    user_id = field_slack_id(body.get("user_id"))
+    channel = field_slack_id(body.get("channel_id"))
+    response_url = field_url(body.get("response_url"))
     text = body.get("text", "")
     if user_id is None or channel is None:
         return PayloadProblem(
@@ -97,11 +97,11 @@ def parse_slash_command(body: Mapping[str, Any]) -> SlashCommand | PayloadProble
 
 def parse_block_action(body: Mapping[str, Any]) -> ButtonClick | PayloadProblem:
     """A ``block_actions`` payload → ``Click`` on one of opsbot's buttons."""
-    user = _mapping(body.get("user"))
-    user_id = _slack_id(user.get("id"))
-    container = _mapping(body.get("container"))
-    channel = _slack_id(_mapping(body.get("channel")).get("id")) or _slack_id(container.get("channel_id"))
-    response_url = _url(body.get("response_url"))
+    user = field_mapping(body.get("user"))
+    user_id = field_slack_id(user.get("id"))
+    container = field_mapping(body.get("container"))
+    channel = field_slack_id(field_mapping(body.get("channel")).get("id")) or field_slack_id(container.get("channel_id"))
+    response_url = field_url(body.get("response_url"))
     home_view = home_view_of(body)
 
     def problem(message: str, detail: str) -> PayloadProblem:
@@ -137,8 +137,8 @@ def parse_block_action(body: Mapping[str, Any]) -> ButtonClick | PayloadProblem:
 
 def home_view_of(body: Mapping[str, Any]) -> str | None:
     """The App Home view a ``block_actions`` payload came from (``view.type == "home"``), if it did."""
-    container = _mapping(body.get("container"))
-    view = _mapping(body.get("view"))
+    container = field_mapping(body.get("container"))
+    view = field_mapping(body.get("view"))
     if container.get("type") != "view" or view.get("type") != "home":
         return None
     view_id = view.get("id")
@@ -147,10 +147,10 @@ def home_view_of(body: Mapping[str, Any]) -> str | None:
 
 def home_opened_by(body: Mapping[str, Any]) -> str | None:
     """Who opened the *Home* tab in an ``app_home_opened`` event (None for the Messages tab, or if unreadable)."""
-    event = _mapping(body.get("event"))
+    event = field_mapping(body.get("event"))
     if event.get("type") != "app_home_opened" or event.get("tab") != "home":
         return None
-    return _slack_id(event.get("user"))
+    return field_slack_id(event.get("user"))
 
 
 def undecodable_click(body: bytes) -> PayloadProblem | None:
@@ -177,18 +177,20 @@ def undecodable_click(body: bytes) -> PayloadProblem | None:
 
 def foreign_workspace(body: Mapping[str, Any], team_id: str) -> PayloadProblem:
     """A command or click from a workspace this bot's token does not belong to: refuse, and say so."""
-    user = _mapping(body.get("user"))
-    user_id = _slack_id(body.get("user_id")) or _slack_id(user.get("id"))
-    container = _mapping(body.get("container"))
+    user = field_mapping(body.get("user"))
+    user_id = field_slack_id(body.get("user_id")) or field_slack_id(user.get("id"))
+    container = field_mapping(body.get("container"))
     channel = (
-        _slack_id(body.get("channel_id")) or _slack_id(_mapping(body.get("channel")).get("id")) or _slack_id(container.get("channel_id"))
+        field_slack_id(body.get("channel_id"))
+        or field_slack_id(field_mapping(body.get("channel")).get("id"))
+        or field_slack_id(container.get("channel_id"))
     )
     return PayloadProblem(
         "opsbot serves one Slack workspace and this came from another, so nothing was done.",
         detail=f"a request from workspace {team_id!r:.40}",
         user_id=user_id,
         channel=channel,
-        response_url=_url(body.get("response_url")),
+        response_url=field_url(body.get("response_url")),
     )
 
 
@@ -198,9 +200,9 @@ def user_workspace(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
     ``block_actions`` carry it as ``user.team_id`` (and ``enterprise.id`` on Enterprise Grid); a slash
     command names the invoking user's workspace in ``team_id`` (and ``enterprise_id``).
     """
-    user = _mapping(body.get("user"))
-    team = _slack_id(user.get("team_id")) if user else _slack_id(body.get("team_id"))
-    enterprise = _slack_id(_mapping(body.get("enterprise")).get("id")) or _slack_id(body.get("enterprise_id"))
+    user = field_mapping(body.get("user"))
+    team = field_slack_id(user.get("team_id")) if user else field_slack_id(body.get("team_id"))
+    enterprise = field_slack_id(field_mapping(body.get("enterprise")).get("id")) or field_slack_id(body.get("enterprise_id"))
     return team, enterprise
 
 
@@ -219,8 +221,8 @@ def foreign_user(body: Mapping[str, Any], team_id: str) -> PayloadProblem:
 
 def changed_user_group(body: Mapping[str, Any]) -> str | None:
     """The ``S…`` id a ``subteam_members_changed`` / ``subteam_updated`` event is about (None if unreadable)."""
-    event = _mapping(body.get("event"))
-    return _slack_id(event.get("subteam_id")) or _slack_id(_mapping(event.get("subteam")).get("id"))
+    event = field_mapping(body.get("event"))
+    return field_slack_id(event.get("subteam_id")) or field_slack_id(field_mapping(event.get("subteam")).get("id"))
 
 
 def first_action(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -264,7 +266,7 @@ def _message_ref(body: Mapping[str, Any], container: Mapping[str, Any], channel:
     """The clicked message, unless it was ephemeral (those cannot be updated)."""
     if container.get("is_ephemeral") is True:
         return None
-    ts = container.get("message_ts") or _mapping(body.get("message")).get("ts")
+    ts = container.get("message_ts") or field_mapping(body.get("message")).get("ts")
     if not isinstance(ts, str) or not _MESSAGE_TS.match(ts):
         return None
     return MessageRef(channel=channel, ts=ts)
@@ -280,15 +282,16 @@ def _form_payload(body: bytes) -> Mapping[str, Any] | None:
     return payload if isinstance(payload, Mapping) else None
 
 
-def _mapping(value: object) -> Mapping[str, Any]:
+def field_mapping(value: object) -> Mapping[str, Any]:
+    """A payload field read as an object ({} when Slack sent something else); the field readers are shared by every payload parser here."""
     return value if isinstance(value, Mapping) else {}
 
 
-def _slack_id(value: object) -> str | None:
+def field_slack_id(value: object) -> str | None:
     return value if isinstance(value, str) and _SLACK_ID.match(value) else None
 
 
-def _url(value: object) -> str | None:
+def field_url(value: object) -> str | None:
     if isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) <= 2_000:
         return value
     return None
