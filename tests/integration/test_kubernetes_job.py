@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.audit.events import Actor
 from bot.catalog.catalog import load_catalog
 from bot.errors import ConfigError
 from bot.messages import ButtonAction, MessageRef
@@ -29,8 +28,8 @@ from bot.store.models import AuditEventRow, RequestRow
 from bot.store.states import RequestState
 from fakes.kubernetes import ApiRequest, FakeKubernetesServer, Grant
 from tests.doubles import RecordingNotifier, RecordingReplier
+from tests.integration.request_flow import APPROVER, REQUESTER, approve_and_finish, ask
 
-REQUESTER, APPROVER = Actor("U0REQ", "requester"), Actor("U0A00", "approver0")
 MIGRATE_IMAGE = "registry.example.com/shop/checkout-migrate:7.1"
 CONFIG = """\
 users: {U0REQ: requester, U0A00: approver0}
@@ -129,26 +128,6 @@ def app(tmp_path: Path, kube: FakeKubernetesServer, database_url: str) -> Iterat
     application, notifier = make_app(tmp_path, kube, database_url)
     yield application, notifier
     application.close()
-
-
-def ask(app: OpsbotCore, text: str) -> RequestRow:
-    reply = RecordingReplier()
-    app.front_door.handle_command(Invocation(REQUESTER, "C0OPS", text), reply)
-    with app.database.reading() as session:
-        row = session.scalars(select(RequestRow).order_by(RequestRow.id.desc())).first()
-    assert row is not None and row.state == RequestState.PENDING_APPROVAL, reply.messages
-    return row
-
-
-def approve_and_finish(app: OpsbotCore, row: RequestRow) -> RequestRow:
-    value = f"{row.id}:{row.params_hash[:16]}:{row.plan_hash[:16]}"
-    click = Click(APPROVER, "C0OPS", ButtonAction.APPROVE, value, MessageRef.from_dict(row.message_ref))
-    app.front_door.handle_click(click, RecordingReplier())
-    assert app.wait_idle(timeout=60)
-    with app.database.reading() as session:
-        done = session.get(RequestRow, row.id)
-    assert done is not None
-    return done
 
 
 def thread_text(notifier: RecordingNotifier) -> str:

@@ -22,27 +22,25 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 from werkzeug import Request, Response
 
-from bot.audit.events import Actor
 from bot.backends.gitops import github_credentials
 from bot.backends.gitops.github import GitHubClient
 from bot.catalog.catalog import load_catalog
 from bot.errors import ConfigError
-from bot.messages import ButtonAction, MessageRef
 from bot.requests.builtins import BUILTIN_SPECS
-from bot.requests.invocation import Click, Invocation
+from bot.requests.invocation import Invocation
 from bot.serve.wiring import OpsbotCore, build_core
 from bot.settings import Settings
 from bot.store import audit as audit_store
 from bot.store.migrate import upgrade
-from bot.store.models import AuditEventRow, RequestRow
+from bot.store.models import AuditEventRow
 from bot.store.states import RequestState
 from fakes.github import FakeGitHub
 from fakes.github.actions import Workflow, workflows
 from tests.doubles import RecordingNotifier, RecordingReplier
 from tests.integration.gitops_support import make_origin
+from tests.integration.request_flow import REQUESTER, approve_and_finish, ask
 
 TOKEN = "ghs_test_token_0123456789"
-REQUESTER, APPROVER = Actor("U0REQ", "requester"), Actor("U0A00", "approver0")
 CONFIG = """\
 users: {U0REQ: requester, U0A00: approver0}
 groups:
@@ -124,27 +122,6 @@ def app(tmp_path: Path, github: FakeGitHub, database_url: str) -> Iterator[tuple
     application, notifier = make_app(tmp_path, github, database_url)
     yield application, notifier
     application.close()
-
-
-def ask(app: OpsbotCore, text: str) -> RequestRow:
-    reply = RecordingReplier()
-    app.front_door.handle_command(Invocation(REQUESTER, "C0OPS", text), reply)
-    with app.database.reading() as session:
-        row = session.scalars(select(RequestRow).order_by(RequestRow.id.desc())).first()
-    assert row is not None and row.state == RequestState.PENDING_APPROVAL, reply.messages
-    return row
-
-
-def approve_and_finish(app: OpsbotCore, row: RequestRow) -> RequestRow:
-    value = f"{row.id}:{row.params_hash[:16]}:{row.plan_hash[:16]}"
-    app.front_door.handle_click(
-        Click(APPROVER, "C0OPS", ButtonAction.APPROVE, value, MessageRef.from_dict(row.message_ref)), RecordingReplier()
-    )
-    assert app.wait_idle(timeout=60)
-    with app.database.reading() as session:
-        done = session.get(RequestRow, row.id)
-    assert done is not None
-    return done
 
 
 def run_urls(github: FakeGitHub) -> list[str]:
