@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -36,12 +37,18 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.ack import free_port, stop, wait_ready  # noqa: E402
 from benchmarks.fake_services import DEFAULT_POSTGRES, SECRET, USERS, opsbot_pod, postgres_schema  # noqa: E402
+from benchmarks.process_cpu import CpuMeter  # noqa: E402
 from tests.integration.slack_support import block_actions_payload, form_payload, signed_headers  # noqa: E402
 
 CHANNEL = "C0OPS"
 REQUESTERS = ["U0ALICE", "U0DAVE"]
 APPROVERS = ["U0BOB", "U0CAROL"]
 IN_FLIGHT = 64
+COMMAND_WORK_EVENTS = (
+    "command_received", "command_rejected", "denied", "approval_requested", "answered",
+    "approval_given", "approval_refused", "approved", "started",
+)  # fmt: skip
+"""What the post-ack work of commands and clicks writes; a run's later steps wait on the cluster, not on opsbot."""
 """Connections sending at once: at 200/s that leaves room for acks up to 300 ms before requests wait to leave."""
 
 
@@ -83,6 +90,7 @@ class Load:
         self.failures: list[str] = []
         self.busy: Counter[str] = Counter()
         self.version = 0
+        self.last_answer_at = 0.0
         self.pending: list[tuple[int, str, str, str]] = []
         self.database = psycopg.connect(postgres, options=f"-csearch_path={schema}", autocommit=True)
 
@@ -117,6 +125,7 @@ class Load:
             self.failures.append(f"{kind}: {type(error).__name__}")
             return
         self.latencies.append((time.perf_counter() - due) * 1000)
+        self.last_answer_at = time.time()
         self.status[status] += 1
         self.sent[kind] += 1
         if b"busy" in text:
@@ -203,15 +212,17 @@ def run(workdir: Path, args: argparse.Namespace, schema: str, database_url: str)
         try:
             wait_ready(f"http://127.0.0.1:{port}/healthz")
             load = Load("127.0.0.1", port, args.postgres, schema)
+            cpu = CpuMeter({"opsbot": server.pid, "fakes": pod.fakes.pid, "generator": os.getpid()}, alone=["generator"])
             started = time.perf_counter()
+            cpu.start()
             asyncio.run(load.run(args.seconds, args.rate))
-            report(load, time.perf_counter() - started, args, schema, pod.env, workdir)
+            report(load, time.perf_counter() - started, args, schema, pod.env, workdir, cpu)
         finally:
             stop(server)
             print(f"load: fakes answered {pod.fakes_counts()}")
 
 
-def report(load: Load, elapsed: float, args: argparse.Namespace, schema: str, env: dict[str, str], workdir: Path) -> None:
+def report(load: Load, elapsed: float, args: argparse.Namespace, schema: str, env: dict[str, str], workdir: Path, cpu: CpuMeter) -> None:
     result: dict[str, object] = {}
     total = sum(load.sent.values()) + len(load.failures)
     non_200 = sum(count for status, count in load.status.items() if status != 200) + len(load.failures)
@@ -226,6 +237,28 @@ def report(load: Load, elapsed: float, args: argparse.Namespace, schema: str, en
     drain_started = time.monotonic()
     events, states = drained_counts(load, schema)
     result["drained_seconds"] = round(time.monotonic() - drain_started)
+    used = cpu.stop()  # the sending window and the drain, not the checks below
+    wall = elapsed + time.monotonic() - drain_started
+    print(
+        f"load: CPU seconds over the {wall:.0f} s of sending and draining (2 cores = {2 * wall:.0f} CPU s): "
+        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in used.items())
+    )
+    handled = sum(load.sent.values())
+    if handled:
+        print(f"load: opsbot CPU per request of the mix {1000 * used['opsbot'] / handled:.2f} ms (sending and draining)")
+        result["opsbot_cpu_ms_per_request"] = round(1000 * used["opsbot"] / handled, 2)
+    result["cpu_seconds"] = used
+    last_work, last_event = load.database.execute(
+        "SELECT extract(epoch FROM max(at) FILTER (WHERE event = ANY(%s))), extract(epoch FROM max(at)) FROM audit_events",
+        (list(COMMAND_WORK_EVENTS),),
+    ).fetchone() or (None, None)
+    if last_work is not None and load.last_answer_at:
+        work_drained, all_drained = float(last_work) - load.last_answer_at, float(last_event) - load.last_answer_at
+        print(
+            f"load: the commands' and clicks' post-ack work ended {work_drained:.1f} s after the last answer; "
+            f"the last audit event (runs waiting on the cluster's rollouts included) {all_drained:.1f} s after"
+        )
+        result.update(work_drained_seconds=round(work_drained, 1), last_event_seconds=round(all_drained, 1))
     runbook_commands = load.sent["status"] + load.sent["deploy"]
     shed = load.database.execute(
         "SELECT count(*) FROM audit_events WHERE event = 'command_rejected' AND outcome = 'busy' "
