@@ -43,6 +43,12 @@ RUNBOOK_RULES = {
     ("", "pods"): {"get", "list", "watch"},
 }
 """Everything the runbook actions do in Kubernetes (bot/backends/kubernetes/client.py), and nothing more."""
+JOB_RULES = {
+    ("batch", "jobs"): {"create", "get", "delete"},
+    ("batch", "cronjobs"): {"get"},
+    ("", "pods/log"): {"get"},
+}
+"""What ``kubernetes.job`` adds (its ``cluster_access``), only where a runbook runs Jobs."""
 
 SECRET_FILES = {
     "SLACK_BOT_TOKEN_FILE": ("slack", "SLACK_BOT_TOKEN"),
@@ -86,6 +92,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "serviceAccount": {"automountToken": False},
     },
     "impersonate": {"rbac": {"impersonate": {"enabled": True, "users": [], "groups": ["opsbot:developers", "opsbot:platform-oncall"]}}},
+    "whole-namespaces-jobs": {"rbac": {"targets": [], "namespaces": ["shop"], "jobs": True}, "ingress": {"api": True}},
+    "cluster-wide-jobs": {"rbac": {"targets": [], "namespaces": [], "clusterWide": True, "jobs": True}},
+    "targets-without-jobs": {"rbac": {"targets": [{"namespace": "shop", "deployments": ["checkout"]}]}},
 }
 """Value sets that switch every branch of the templates, each on top of deploy/manifests-values.yaml."""
 
@@ -230,12 +239,73 @@ def rule_set(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     return rules
 
 
+def runs_jobs(values: dict[str, Any], namespace: str | None) -> bool:
+    """Whether the values grant Jobs in ``namespace`` (None: the ClusterRole or every namespace of ``rbac.namespaces``)."""
+    rbac = values["rbac"]
+    if rbac["targets"]:
+        return any(target.get("jobs", False) for target in rbac["targets"] if target["namespace"] == namespace)
+    return bool(rbac.get("jobs", False))
+
+
 def test_roles_grant_exactly_what_the_runbooks_need(rendered: dict[str, list[dict[str, Any]]]) -> None:
     for variant, objects in rendered.items():
+        values = merged(BASE_VALUES, VARIANTS[variant])
         for role in of_kind(objects, "Role") + of_kind(objects, "ClusterRole"):
             if role["metadata"]["name"].endswith("-impersonate"):
                 continue  # its own test below
-            assert rule_set(role) == RUNBOOK_RULES, f"{variant}: {role['kind']} {role['metadata']['name']}"
+            expected = RUNBOOK_RULES | (JOB_RULES if runs_jobs(values, role["metadata"].get("namespace")) else {})
+            assert rule_set(role) == expected, f"{variant}: {role['kind']} {role['metadata']['name']}"
+
+
+def test_job_rules_come_only_with_a_runbook_that_runs_jobs_and_name_only_its_cronjobs(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    for role in of_kind(rendered["manifests"], "Role"):
+        cronjob_rules = [rule for rule in role["rules"] if rule["resources"] == ["cronjobs"]]
+        assert cronjob_rules == [{"apiGroups": ["batch"], "resources": ["cronjobs"], "resourceNames": ["db-migrate"], "verbs": ["get"]}]
+    for variant in ("targets-without-jobs", "whole-namespaces", "cluster-wide"):
+        for role in of_kind(rendered[variant], "Role") + of_kind(rendered[variant], "ClusterRole"):
+            assert not any("batch" in rule["apiGroups"] or "pods/log" in rule["resources"] for rule in role["rules"]), variant
+
+
+def test_opsbot_rbac_grants_jobs_only_when_a_runbook_runs_them(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli.main import main
+
+    config = tmp_path / "opsbot.yaml"
+    config.write_text(BASE_VALUES["config"]["opsbotYaml"], encoding="utf-8")
+    runbooks = tmp_path / "runbooks"
+    runbooks.mkdir()
+    for runbook in sorted((REPO / "runbooks").glob("*.yaml")):
+        if runbook.name != "migrate.yaml":
+            (runbooks / runbook.name).write_text(runbook.read_text(encoding="utf-8"), encoding="utf-8")
+    env = {"OPSBOT_CONFIG": str(config), "OPSBOT_RUNBOOKS_DIR": str(runbooks)}
+
+    without = yaml.safe_load(CliRunner().invoke(main, ["rbac", "--format", "values"], env=env).output)
+    assert all(set(target) == {"namespace", "deployments"} for target in without["rbac"]["targets"])
+
+    (runbooks / "migrate.yaml").write_text((REPO / "runbooks" / "migrate.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    printed = [doc for doc in yaml.safe_load_all(CliRunner().invoke(main, ["rbac"], env=env).output) if doc]
+    for role in of_kind(printed, "Role"):
+        assert rule_set(role) == RUNBOOK_RULES | JOB_RULES
+    with_jobs = yaml.safe_load(CliRunner().invoke(main, ["rbac", "--format", "values"], env=env).output)
+    assert all(target["jobs"] is True and target["cronjobs"] == ["db-migrate"] for target in with_jobs["rbac"]["targets"])
+
+
+def test_opsbot_rbac_refuses_a_catalog_whose_runbooks_do_not_load(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli.main import main
+
+    config = tmp_path / "opsbot.yaml"
+    config.write_text(BASE_VALUES["config"]["opsbotYaml"], encoding="utf-8")
+    runbooks = tmp_path / "runbooks"
+    runbooks.mkdir()
+    (runbooks / "broken.yaml").write_text("name: broken\nsteps: []\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["rbac"], env={"OPSBOT_CONFIG": str(config), "OPSBOT_RUNBOOKS_DIR": str(runbooks)})
+    assert result.exit_code != 0
+    assert "broken.yaml" in result.output and "Traceback" not in result.output
 
 
 def test_the_impersonate_grant_names_exactly_the_groups_and_the_request_extra(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -306,7 +376,9 @@ def test_no_service_account_token_when_every_target_uses_a_kubeconfig(tmp_path: 
         "services:\n  web:\n    environments:\n      prod:\n        kubernetes: {context: prod, namespace: web, deployment: web}\n",
         encoding="utf-8",
     )
-    result = CliRunner().invoke(main, ["rbac", "--format", "values", "--context", "prod"], env={"OPSBOT_CONFIG": str(config)})
+    (tmp_path / "runbooks").mkdir()  # the built-in commands only
+    env = {"OPSBOT_CONFIG": str(config), "OPSBOT_RUNBOOKS_DIR": str(tmp_path / "runbooks")}
+    result = CliRunner().invoke(main, ["rbac", "--format", "values", "--context", "prod"], env=env)
     assert yaml.safe_load(result.output)["serviceAccount"] == {"automountToken": False}
     spec = one(rendered["socket-mode-kubeconfig-only"], "Deployment")["spec"]["template"]["spec"]
     assert spec["automountServiceAccountToken"] is False
@@ -393,6 +465,12 @@ def test_service_and_ingress_reach_the_pods_and_expose_only_slack_events(rendere
     paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
     assert [(path["path"], path["backend"]["service"]["name"]) for path in paths] == [("/slack/events", service["metadata"]["name"])]
     assert ingress["spec"]["tls"][0]["secretName"] == "opsbot-tls"
+
+
+def test_the_inbound_api_is_routed_only_when_asked_for(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    ingress = one(rendered["whole-namespaces-jobs"], "Ingress")
+    paths = [(path["path"], path["pathType"]) for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    assert paths == [("/slack/events", "Exact"), ("/api/v1/", "Prefix")]
 
 
 def test_service_links_are_off_so_a_service_named_opsbot_cannot_override_opsbot_port(rendered: dict[str, list[dict[str, Any]]]) -> None:
