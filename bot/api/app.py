@@ -238,10 +238,10 @@ class InboundApi:
                 finished_at=linked.finished_at, result=linked.result,
                 approvals=[Approval(user=vote.user_id, decision=vote.decision, at=vote.created_at) for vote in votes],
             )  # fmt: skip
-        return RequestStatus(
-            id=row.id, client=row.client, state=linked.state if linked is not None else row.state, detail=plain(row.detail),
-            created_at=row.created_at, request=request,
-        )  # fmt: skip
+        state, detail = (linked.state, row.detail) if linked is not None else (api_store.shown_state(row, self._clock()), row.detail)
+        if state == api_store.LOST:
+            detail = LOST_DETAIL
+        return RequestStatus(id=row.id, client=row.client, state=state, detail=plain(detail), created_at=row.created_at, request=request)
 
     # -- POST /hooks/alertmanager -----------------------------------------------------------------
 
@@ -309,6 +309,13 @@ class InboundApi:
     @staticmethod
     def _refusal(caller: Caller, outcome: str, reason: str) -> AuditEvent:
         return actor_event(EventType.COMMAND_REJECTED, Actor.client(caller.name), outcome=outcome, reason=reason[:300])
+
+
+LOST_DETAIL = (
+    "opsbot stopped before it finished taking this request (a restart or a crash after the 202). "
+    "It may or may not have become a request: look in the channel it names (`/ops history` or `/ops approvals` there) "
+    "before asking again, with a new Idempotency-Key."
+)
 
 
 async def _http_problem(request: Request, error: Exception) -> Response:

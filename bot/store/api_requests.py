@@ -7,7 +7,7 @@ fails and its sender is shown the first one.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +17,18 @@ from bot.store.models import ApiRequestRow
 
 ACCEPTED = "accepted"
 """Handed to an executor, not yet settled; every other state is final."""
+LOST = "lost"
+"""Shown, never stored: ``accepted`` for longer than ``SETTLE_DEADLINE`` (the executor died with it)."""
+SETTLE_DEADLINE = timedelta(minutes=10)
+"""Longer than any plan may take (each backend call has its own timeout); an executor that has not
+settled a request by then died with it, and nothing else ever will. A late settle still wins."""
+
+
+def shown_state(row: ApiRequestRow, now: datetime) -> str:
+    """The state a client is shown: ``lost`` once an ``accepted`` request is past ``SETTLE_DEADLINE``."""
+    if row.state == ACCEPTED and now - row.created_at > SETTLE_DEADLINE:
+        return LOST
+    return row.state
 
 
 def insert(

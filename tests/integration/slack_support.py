@@ -241,18 +241,25 @@ class RunningServer:
 def serve_opsbot(settings: Settings, *, core_factory: CoreFactory = default_core) -> Iterator[RunningServer]:
     """Run ``build_server(settings)`` under uvicorn on a free port until the block ends."""
     app = build_server(settings, core_factory=core_factory)
+    with serve_asgi(app, **uvicorn_options(settings)) as http:
+        yield RunningServer(base_url=str(http.base_url).rstrip("/"), bot=app.state.serving, http=http)
+
+
+@contextlib.contextmanager
+def serve_asgi(app: Any, **options: Any) -> Iterator[httpx.Client]:
+    """``app`` under uvicorn on a free port of 127.0.0.1 until the block ends: a client for it, over real HTTP."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="on", access_log=False, log_config=None, **uvicorn_options(settings))
+    config = uvicorn.Config(app, lifespan="on", access_log=False, log_config=None, **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="opsbot-test-server", daemon=True)
     thread.start()
     try:
         _wait_until_started(server, thread)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            yield RunningServer(base_url=f"http://127.0.0.1:{port}", bot=app.state.serving, http=http)
+            yield http
     finally:
         server.should_exit = True
         thread.join(timeout=60)
