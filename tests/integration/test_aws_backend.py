@@ -32,11 +32,8 @@ import pytest
 
 from bot.backends import Backends
 from bot.backends.aws import AwsBackend
-from bot.backends.aws.actions import (
-    AsgScale,
-    AsgScaleArgs,
-    AsgStatus,
-    AsgStatusArgs,
+from bot.backends.aws.asg_actions import AsgScale, AsgScaleArgs, AsgStatus, AsgStatusArgs
+from bot.backends.aws.ecs_actions import (
     EcsDeploy,
     EcsDeployArgs,
     EcsRollback,

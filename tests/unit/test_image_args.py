@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bot.backends.aws.actions import EcsDeployArgs
+from bot.backends.aws.ecs_actions import EcsDeployArgs
 from bot.backends.images import ImageChoiceArgs
 from bot.backends.kubernetes.rollout_actions import SetImageArgs
 
