@@ -9,7 +9,10 @@ fresh schema), then sends `--rate` requests/s for `--seconds`: 40 % `help`,
 by on-call on pending requests. Afterwards it checks and prints: HTTP errors (non-200 or no
 answer), ack latency percentiles, that every runbook command has its `command_received` audit
 event and every click its approval event, that no request is left `running`, and that the
-audit chain verifies. Not a test: it measures and reports.
+audit chain verifies; and who used the two cores (CPU seconds of opsbot, the fakes and the
+generator, from /proc: benchmarks/process_cpu.py) and when the commands' and clicks' post-ack
+work ended (the last audit event they write, against the last answer). Not a test: it measures
+and reports.
 """
 
 from __future__ import annotations
