@@ -63,11 +63,17 @@ class FakeRepo:
         return done.stdout.strip() or None if done.returncode == 0 else None
 
 
+FAKE_GITHUB_LOGIN = "release-bot"
+"""The account behind the fake's token: the author of the pull requests opened with it."""
+
+
 class GitHubState:
     """Repositories, tokens and routes; ``handle`` answers one request."""
 
-    def __init__(self, token: str, base_url: Callable[[], str]) -> None:
-        self.tokens = {token}
+    def __init__(self, token: str, base_url: Callable[[], str], *, login: str = FAKE_GITHUB_LOGIN) -> None:
+        self.tokens = {token: login}
+        self.caller = login
+        """The login of the token the request being answered came with (what GitHub records as a pull request's ``user``)."""
         self.repos: dict[str, FakeRepo] = {}
         self.routes: list[tuple[str, re.Pattern[str], Route]] = []
         self.lock = threading.Lock()
@@ -86,6 +92,7 @@ class GitHubState:
         token = auth.split(" ", 1)[1].strip() if " " in auth else ""
         if token not in self.tokens:
             return GitHubError(401, "Bad credentials").reply()
+        login = self.tokens[token]
         for method, pattern, route in self.routes:
             found = pattern.match(request.path)
             if found is None:
@@ -96,6 +103,7 @@ class GitHubState:
             if method != request.method:
                 continue
             with self.lock:
+                self.caller = login
                 try:
                     return route(self, repo, request, found.groupdict())
                 except GitHubError as error:

@@ -41,6 +41,7 @@ def create_pull(state: GitHubState, repo: FakeRepo, request: JsonRequest, _param
         "html_url": state.html_url(repo, "pull", number), "url": f"{state.base_url()}/repos/{repo.slug}/pulls/{number}",
         "head": {"ref": head, "sha": head_sha}, "base": {"ref": base, "sha": base_sha},
         "merged": False, "mergeable": True, "merge_commit_sha": None, "merged_at": None,
+        "user": {"login": state.caller, "type": "User"},
     }  # fmt: skip
     repo.pulls[number] = pull
     return JsonReply(201, pull)

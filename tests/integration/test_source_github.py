@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.backends.source.github import RefNotFound, SourceClient, SourceUnreachable
-from fakes.github import FakeGitHub
+from fakes.github import FAKE_GITHUB_LOGIN, FakeGitHub
 from tests.integration.source_support import TOKEN, SourceRepo, make_source
 
 
@@ -50,7 +50,7 @@ def test_an_unknown_tag_is_404(github: FakeGitHub, source: SourceRepo) -> None:
 
 def test_the_pull_request_of_a_commit_is_found_merged(github: FakeGitHub, source: SourceRepo) -> None:
     pulls = client(github).pulls_of(source.sha("coupons"))
-    assert [(pull.number, pull.title, pull.merged) for pull in pulls] == [(1, "Add coupons", True)]
+    assert [(pull.number, pull.title, pull.author, pull.merged) for pull in pulls] == [(1, "Add coupons", FAKE_GITHUB_LOGIN, True)]
     assert client(github).pulls_of(source.sha("v1.4.2")) == []
 
 

@@ -26,7 +26,7 @@ from bot.shell.render import to_text
 from bot.store.migrate import upgrade
 from bot.store.models import AuditEventRow, RequestRow
 from bot.store.states import RequestState
-from fakes.github import FakeGitHub
+from fakes.github import FAKE_GITHUB_LOGIN, FakeGitHub
 from fakes.kubernetes import FakeKubernetesServer
 from fakes.oci_registry import FakeOciRegistry
 from tests.doubles import RecordingNotifier, RecordingReplier
@@ -140,7 +140,7 @@ def test_the_approval_message_lists_the_commits_pull_requests_image_and_checks(w
     assert "What's changing:" in text
     assert "commits `v1.4.1`...`v1.4.2`: 4 commits" in text
     assert "Fix rounding — dana" in text and "Coupons: model — erin" in text
-    assert "#1 Add coupons" in text
+    assert f"#1 Add coupons — {FAKE_GITHUB_LOGIN}" in text, "a pull request is named with who opened it"
     assert f"full compare v1.4.1...v1.4.2 ({world.github.url}/acme/checkout/compare/v1.4.1...v1.4.2)" in text
     assert f"image in registry: {world.digest}\n    `shop/checkout:1.4.2` is there" in text
     assert "checks: success" in text and "all 1 green on `v1.4.2`" in text
