@@ -202,6 +202,11 @@ def test_can_i_carries_the_runbook_command_it_asks_about(example_catalog: Catalo
     assert parsed == CommandRequest(command="can-i", params={"command": "deploy"}, builtin=True, subject=deploy)
 
 
+def test_a_built_in_command_is_marked_built_in_so_it_runs_without_a_runbook(example_catalog: Catalog) -> None:
+    parsed = parse_command("history checkout", example_catalog.commands, example_catalog.vocabulary)
+    assert parsed == CommandRequest(command="history", params={"service": "checkout", "env": None, "limit": 10}, builtin=True)
+
+
 @pytest.mark.parametrize(
     ("text", "params"),
     [
@@ -262,3 +267,15 @@ def test_in_stands_for_to_only_where_to_names_an_environment() -> None:
     with pytest.raises(UsageError) as caught:
         parse_command("promote checkout in canary", {"promote": promote}, SHOP)
     assert caught.value.user_message == "Did not understand 'in' here; expected 'to'."
+
+
+def test_values_come_in_the_order_the_usage_writes_them_whatever_order_they_are_declared_in() -> None:
+    """A request's title lists its values in this order (``#12 rollback checkout 7 1a2b3c4 in production``)."""
+    rollback = CommandSpec(
+        name="rollback",
+        description="Roll back",
+        usage="rollback {service} [to {revision}] [at {commit}]",
+        parameters={"commit": Param(), "revision": Param(type="int"), "service": SERVICE, "note": Param(default="-")},
+    )
+    parsed = parse_command("rollback checkout to 7 at 1a2b3c4", {"rollback": rollback}, SHOP)
+    assert list(parsed.params.items()) == [("service", "checkout"), ("revision", 7), ("commit", "1a2b3c4"), ("note", "-")]
