@@ -72,20 +72,17 @@ def parse_arguments(spec: CommandSpec, tokens: list[Token], vocabulary: Vocabula
     """Bind ``key=value``/``--key value`` and positional words, then type-check every value."""
     elements = compile_usage(spec.usage)
     named, positional = split_named(spec, tokens)
-    positional = bind_env_preposition(spec, elements, positional)
-    bound, mismatch = match_usage(elements, positional, frozenset(named))
+    # A successful match has bound every required slot (or it was named), so nothing is missing here.
+    bound, mismatch = match_usage(elements, bind_env_preposition(spec, elements, positional), frozenset(named))
     if bound is None:
+        # The refusal quotes the words as typed (``in``, not the ``to`` it was read as).
         error = _mismatch_error(spec, positional, mismatch, frozenset(named))
         hint = _quoting_hint(tokens, positional, mismatch.position)
         raise UsageError(f"{error.user_message} {hint}", usage=spec.usage) if hint else error
-    raw = {**bound, **named}
-    missing = [slot for slot in required_slots(elements) if slot not in raw]
-    if missing:
-        raise UsageError(f"Missing {', '.join(missing)}.", usage=spec.usage)
     try:
-        params = _typed(spec, raw, vocabulary, slots(elements))
+        params = _typed(spec, {**bound, **named}, vocabulary, slots(elements))
     except UsageError as error:
-        raise UsageError(error.user_message, usage=error.usage or spec.usage) from None
+        raise UsageError(error.user_message, usage=spec.usage) from None
     return CommandRequest(command=spec.name, params=params, builtin=spec.builtin)
 
 
@@ -102,7 +99,8 @@ def bind_env_preposition(spec: CommandSpec, elements: tuple[Element, ...], token
     swapped: list[Token] = []
     for token in tokens:
         word = token.text.lower()
-        replaceable = not token.quoted and word in ENV_PREPOSITIONS and word != written and word not in literals
+        # ``written`` is itself one of the literals, so it is never replaced by itself.
+        replaceable = not token.quoted and word in ENV_PREPOSITIONS and word not in literals
         swapped.append(Token(written) if replaceable else token)
     return swapped
 
@@ -154,10 +152,10 @@ def _named_pair(spec: CommandSpec, tokens: list[Token], index: int) -> tuple[str
         return None, None
     text = token.text
     if text.startswith("--") and len(text) > 2:
-        key = text[2:].replace("-", "_").lower()
-        if "=" in key:
-            key, _, value = key.partition("=")
-            return _declared(spec, key), text.split("=", 1)[1]
+        flag, equals, value = text[2:].partition("=")
+        key = flag.replace("-", "_").lower()
+        if equals:
+            return _declared(spec, key), value
         if _usage_has_flag(spec, text):
             return None, None
         declared = _declared(spec, key)
@@ -170,6 +168,11 @@ def _named_pair(spec: CommandSpec, tokens: list[Token], index: int) -> tuple[str
 
 
 def _usage_has_flag(spec: CommandSpec, flag: str) -> bool:
+    """A flag the usage requires (``note {service} --reason {reason}``) is matched as a word in its place.
+
+    One inside an optional part (``[--reason {reason}]``) is not found here (its word is ``[--reason``): it is
+    read as a named value, which the matcher accepts anywhere by skipping the part whose slots are all named.
+    """
     return flag.lower() in spec.usage.lower().split()
 
 
@@ -183,15 +186,16 @@ def _declared(spec: CommandSpec, key: str) -> str:
 
 
 def _typed(spec: CommandSpec, raw: dict[str, str], vocabulary: Vocabulary, order: list[str]) -> dict[str, ParamValue]:
-    """Convert in usage order so ``env`` is checked against the already known ``service``."""
+    """Every declared parameter's value, in usage order (then the rest), with the service first.
+
+    The service comes first so ``env`` is checked against the service named, wherever the usage puts it.
+    """
     values: dict[str, ParamValue] = {}
     service: str | None = None
-    names = order + [name for name in spec.parameters if name not in order]
-    names.sort(key=lambda name: 0 if spec.parameters.get(name) and spec.parameters[name].type == "service" else 1)
+    place = {name: index for index, name in enumerate(order)}
+    names = sorted(spec.parameters, key=lambda name: (spec.parameters[name].type != "service", place.get(name, len(order))))
     for name in names:
-        parameter = spec.parameters.get(name)
-        if parameter is None:
-            continue
+        parameter = spec.parameters[name]
         if name in raw:
             value = convert_value(name, parameter, raw[name], vocabulary, service)
         elif parameter.type == "env":
@@ -210,8 +214,8 @@ def _quoting_hint(tokens: list[Token], positional: list[Token], position: int) -
     if not 0 <= position < len(positional):
         return None
     stray = positional[position]
-    index = next((i for i, token in enumerate(tokens) if token is stray), None)
-    if index is None or index == 0:
+    index = next(i for i, token in enumerate(tokens) if token is stray)  # the very token, not an equal one
+    if index == 0:
         return None
     previous = tokens[index - 1]
     rest = [stray.text]
@@ -238,8 +242,9 @@ def _mismatch_error(spec: CommandSpec, tokens: list[Token], mismatch: Mismatch, 
     if len(tokens) < len(needed) and mismatch.position >= len(tokens):
         missing = needed[len(tokens) :]
         return UsageError(f"Missing {', '.join(missing)}.", usage=spec.usage)
-    position = max(mismatch.position, 0)
-    expected = " or ".join(sorted(mismatch.expected)) or "something else"
+    # Every failed attempt notes what it expected, so a mismatch has a position and something expected.
+    position = mismatch.position
+    expected = " or ".join(sorted(mismatch.expected))
     if position < len(tokens):
         return UsageError(f"Did not understand {tokens[position].text!r} here; expected {expected}.", usage=spec.usage)
     return UsageError(f"The command ended early; expected {expected}.", usage=spec.usage)

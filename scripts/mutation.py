@@ -80,6 +80,7 @@ TARGETS: dict[str, Target] = {
             "tests/unit/test_fuzz_parser_injection.py",
             "tests/unit/test_forms.py",
             "tests/integration/test_can_i.py",
+            "tests/unit/test_parser_refusals.py",
         ),
     ),
 }
