@@ -30,19 +30,44 @@ class Mismatch:
             self.expected.add(expected)
 
 
-def match_usage(elements: tuple[Element, ...], tokens: list[Token], prebound: frozenset[str]) -> tuple[dict[str, str] | None, Mismatch]:
-    """Bind slots to tokens; slots in ``prebound`` (given as ``key=value``) take no word."""
+def match_usage(
+    elements: tuple[Element, ...], tokens: list[Token], prebound: frozenset[str], keywords: frozenset[str] = frozenset()
+) -> tuple[dict[str, str] | None, Mismatch]:
+    """Bind slots to tokens; slots in ``prebound`` (given as ``key=value``) take no word.
+
+    An unquoted token in ``keywords`` (the usage's own words) is never a slot's value: in
+    ``deploy checkout in`` the ``in`` is a word of the command, not the version, so the version is
+    missing. A value that really is such a word is typed in quotes.
+    """
     mismatch = Mismatch()
     budget = [MAX_MATCH_STEPS]
     work: list[Element] = list(elements)
-    result = _match(work, 0, tokens, 0, {}, prebound, mismatch, budget)
+    result = _match(work, 0, _Words(tokens, keywords), 0, {}, prebound, mismatch, budget)
     return result, mismatch
+
+
+@dataclass(frozen=True)
+class _Words:
+    """The tokens being matched and the words that may not be values."""
+
+    tokens: list[Token]
+    keywords: frozenset[str]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, position: int) -> Token:
+        return self.tokens[position]
+
+    def can_be_value(self, position: int) -> bool:
+        token = self.tokens[position]
+        return token.quoted or token.text.lower() not in self.keywords
 
 
 def _match(
     elements: list[Element],
     index: int,
-    tokens: list[Token],
+    tokens: _Words,
     position: int,
     bound: dict[str, str],
     prebound: frozenset[str],
@@ -67,7 +92,7 @@ def _match(
     if isinstance(element, Slot):
         if element.name in prebound:
             return _match(elements, index + 1, tokens, position, bound, prebound, mismatch, budget)
-        if position < len(tokens):
+        if position < len(tokens) and tokens.can_be_value(position):
             bound[element.name] = tokens[position].text
             found = _match(elements, index + 1, tokens, position + 1, bound, prebound, mismatch, budget)
             if found is not None:
@@ -83,7 +108,7 @@ def _match_group(
     group: Group,
     elements: list[Element],
     index: int,
-    tokens: list[Token],
+    tokens: _Words,
     position: int,
     bound: dict[str, str],
     prebound: frozenset[str],

@@ -73,10 +73,11 @@ def parse_arguments(spec: CommandSpec, tokens: list[Token], vocabulary: Vocabula
     elements = compile_usage(spec.usage)
     named, positional = split_named(spec, tokens)
     # A successful match has bound every required slot (or it was named), so nothing is missing here.
-    bound, mismatch = match_usage(elements, bind_env_preposition(spec, elements, positional), frozenset(named))
+    keywords = command_words(spec, elements)
+    bound, mismatch = match_usage(elements, bind_env_preposition(spec, elements, positional), frozenset(named), keywords)
     if bound is None:
         # The refusal quotes the words as typed (``in``, not the ``to`` it was read as).
-        error = _mismatch_error(spec, positional, mismatch, frozenset(named))
+        error = _mismatch_error(spec, positional, mismatch, frozenset(named), keywords)
         hint = _quoting_hint(tokens, positional, mismatch.position)
         raise UsageError(f"{error.user_message} {hint}", usage=spec.usage) if hint else error
     try:
@@ -103,6 +104,14 @@ def bind_env_preposition(spec: CommandSpec, elements: tuple[Element, ...], token
         replaceable = not token.quoted and word in ENV_PREPOSITIONS and word not in literals
         swapped.append(Token(written) if replaceable else token)
     return swapped
+
+
+def command_words(spec: CommandSpec, elements: tuple[Element, ...]) -> frozenset[str]:
+    """The usage's own words, and ``in``/``to`` where either reads as the word before ``{env}``: never values unquoted."""
+    words = set(_literal_words(elements))
+    if _word_before_env(spec, elements) is not None:
+        words.update(ENV_PREPOSITIONS)
+    return frozenset(words)
 
 
 def _word_before_env(spec: CommandSpec, elements: tuple[Element, ...]) -> str | None:
@@ -231,13 +240,20 @@ def _quoting_hint(tokens: list[Token], positional: list[Token], position: int) -
     return None
 
 
+def _only_values(expected: set[str]) -> bool:
+    """Whether a mismatch expected only values (``<version>``), no word of the command."""
+    return all(item.startswith("<") for item in expected)
+
+
 def _unknown_command(word: str, specs: Mapping[str, CommandSpec]) -> UsageError:
     suggestion = did_you_mean(word, specs)
     hint = f" Did you mean `{suggestion}`?" if suggestion else ""
     return UsageError(f"Unknown command {word!r}.{hint} Commands: {known_list(specs)}. Try `help`.")
 
 
-def _mismatch_error(spec: CommandSpec, tokens: list[Token], mismatch: Mismatch, prebound: frozenset[str]) -> UsageError:
+def _mismatch_error(
+    spec: CommandSpec, tokens: list[Token], mismatch: Mismatch, prebound: frozenset[str], keywords: frozenset[str]
+) -> UsageError:
     needed = [slot for slot in required_slots(compile_usage(spec.usage)) if slot not in prebound]
     if len(tokens) < len(needed) and mismatch.position >= len(tokens):
         missing = needed[len(tokens) :]
@@ -245,6 +261,10 @@ def _mismatch_error(spec: CommandSpec, tokens: list[Token], mismatch: Mismatch, 
     # Every failed attempt notes what it expected, so a mismatch has a position and something expected.
     position = mismatch.position
     expected = " or ".join(sorted(mismatch.expected))
+    stray = tokens[position] if position < len(tokens) else None
+    if stray is not None and not stray.quoted and stray.text.lower() in keywords and _only_values(mismatch.expected):
+        names = ", ".join(sorted(name.strip("<>") for name in mismatch.expected))
+        return UsageError(f"Missing {names} before {stray.text!r}.", usage=spec.usage)
     if position < len(tokens):
         return UsageError(f"Did not understand {tokens[position].text!r} here; expected {expected}.", usage=spec.usage)
     return UsageError(f"The command ended early; expected {expected}.", usage=spec.usage)

@@ -44,6 +44,11 @@ def check(catalog: Catalog, case: Refusal) -> None:
 MISSING: list[Refusal] = [
     ("deploy", "Missing service, version.", DEPLOY),
     ("deploy checkout", "Missing version.", DEPLOY),
+    # A word of the command is never read as a value: `deploy checkout in` is not a deploy of version "in" (or "to").
+    ("deploy checkout in", "Missing version before 'in'.", DEPLOY),
+    ("deploy checkout to production", "Missing version before 'to'.", DEPLOY),
+    ("deploy checkout in production", "Missing version before 'in'.", DEPLOY),
+    ("migrate checkout to in staging", "Missing version before 'in'.", MIGRATE),
     ("deploy version=1.4.2", "Missing service.", DEPLOY),
     ("migrate checkout", "Missing version.", MIGRATE),
     ("show", "Missing request.", "show {request}"),
@@ -279,3 +284,8 @@ def test_values_come_in_the_order_the_usage_writes_them_whatever_order_they_are_
     )
     parsed = parse_command("rollback checkout to 7 at 1a2b3c4", {"rollback": rollback}, SHOP)
     assert list(parsed.params.items()) == [("service", "checkout"), ("revision", 7), ("commit", "1a2b3c4"), ("note", "-")]
+
+
+def test_a_quoted_word_of_the_command_is_a_value(example_catalog: Catalog) -> None:
+    parsed = parse_command('deploy checkout "to" in staging', example_catalog.commands, example_catalog.vocabulary)
+    assert (parsed.params["version"], parsed.env) == ("to", "staging")
