@@ -1,8 +1,8 @@
 """Where each setting comes from: an explicit argument, then ``NAME``, then the file ``NAME_FILE`` names.
 
-The README's configuration reference promises this order and that names are matched without
-regard to case (docs/operations.md mounts Secrets as files). These tests read real environment
-variables and files, as a pod would give them.
+The README's configuration reference promises every setting from the environment or, for a
+Kubernetes Secret mount, from a file (``NAME_FILE=/path``); names match whatever their case.
+These tests read real environment variables and files, as a pod would give them.
 """
 
 from __future__ import annotations
