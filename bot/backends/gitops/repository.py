@@ -108,6 +108,8 @@ class GitRemote:
 
     def tag(self, name: str) -> str | None:
         """The commit a tag of the remote names (fetched into the cache), or None when there is no such tag."""
+        from dulwich.objects import Tag
+
         client, path = self._client()
         repo = self._cache()
         refs = self._call(lambda: client.get_refs(path).refs, "read the tags of")
@@ -119,8 +121,6 @@ class GitRemote:
                 lambda: client.fetch(path, repo, determine_wants=lambda _refs, depth=None: [] if _has(repo, sha) else [sha]),
                 "fetch from",
             )
-        from dulwich.objects import Tag
-
         obj = repo[sha]
         while isinstance(obj, Tag):
             obj = repo[obj.object[1]]
