@@ -2,27 +2,40 @@
 
 Why a ``*_FILE`` variant for every setting: Kubernetes mounts Secrets as files, and
 a token in a file never shows up in ``kubectl describe pod`` or ``/proc/*/environ``.
+
+Why a plain pydantic model reading ``os.environ`` itself, not pydantic-settings: every setting
+is one scalar variable, and importing pydantic-settings (asyncio, dotenv, its command-line
+parser) cost every ``opsbot`` command about 40 ms of its start-up (docs/benchmarks.md, start-up).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 MIN_AUDIT_KEY_CHARS = 32
 S3_LOCATION = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
 
 
-class Settings(BaseSettings):
-    """Every environment variable opsbot reads; see the README's configuration reference."""
+class Settings(BaseModel):
+    """Every environment variable opsbot reads; see the README's configuration reference.
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
+    ``Settings()`` reads the environment: an explicit argument (``Settings(OPSBOT_PORT=8080)`` or
+    ``Settings(port=8080)``) wins, then the variable ``NAME``, then the file ``NAME_FILE`` names;
+    names are matched whatever their case. A value that does not validate raises pydantic's
+    ``ValidationError`` titled ``Settings``, located by the variable's name (``bot.cli.fail``).
+    """
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, validate_default=True)
+
+    def __init__(self, **given: Any) -> None:
+        super().__init__(**_from_environment(type(self).model_fields, given))
 
     slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
@@ -112,18 +125,6 @@ class Settings(BaseSettings):
         """The audit chain's HMAC key as bytes (None: the chain is plain SHA-256)."""
         return self.audit_key.get_secret_value().encode("utf-8") if self.audit_key is not None else None
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Explicit arguments win, then ``NAME``, then ``NAME_FILE``."""
-        return (init_settings, env_settings, FileVariableSource(settings_cls))
-
     def safe_summary(self) -> dict[str, str]:
         """Settings as they may appear in logs: secrets say only whether they are set."""
         summary: dict[str, str] = {}
@@ -138,26 +139,30 @@ class Settings(BaseSettings):
         return summary
 
 
-class FileVariableSource(PydanticBaseSettingsSource):
-    """Reads ``<ALIAS>_FILE`` variables: the value is the file's content, stripped."""
+def _from_environment(fields: Mapping[str, FieldInfo], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Each field's value by its variable name: the argument given (by variable or field name), ``NAME``, or ``NAME_FILE``'s content.
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        alias = field.alias or field_name
-        path = _environ_case_insensitive(f"{alias}_FILE")
-        if path is None:
-            return None, field_name, False
-        try:
-            return Path(path).read_text(encoding="utf-8").strip(), field_name, False
-        except OSError as error:
-            raise ValueError(f"{alias}_FILE={path}: cannot read the file ({error.strerror})") from None
+    A field found nowhere is left out, so it takes its default; arguments that name no field are ignored.
+    """
+    environ = {key.upper(): value for key, value in os.environ.items()}
+    values: dict[str, Any] = {}
+    for name, field in fields.items():
+        alias = field.alias or name
+        if alias in given or name in given:
+            values[alias] = given[alias] if alias in given else given[name]
+        elif alias.upper() in environ:
+            values[alias] = environ[alias.upper()]
+        elif f"{alias}_FILE".upper() in environ:
+            values[alias] = _file_content(f"{alias}_FILE", environ[f"{alias}_FILE".upper()])
+    return values
 
-    def __call__(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for field_name, field in self.settings_cls.model_fields.items():
-            value, key, _ = self.get_field_value(field, field_name)
-            if value is not None:
-                values[field.alias or key] = value
-        return values
+
+def _file_content(variable: str, path: str) -> str:
+    """The stripped text of the file a ``*_FILE`` variable names (a mounted Secret ends with a newline)."""
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ValueError(f"{variable}={path}: cannot read the file ({error.strerror})") from None
 
 
 def redact_database_url(url: str) -> str:
@@ -168,11 +173,3 @@ def redact_database_url(url: str) -> str:
     credentials, _, location = rest.rpartition("@")
     user = credentials.split(":", 1)[0]
     return f"{scheme}://{user}:***@{location}"
-
-
-def _environ_case_insensitive(name: str) -> str | None:
-    wanted = name.upper()
-    for key, value in os.environ.items():
-        if key.upper() == wanted:
-            return value
-    return None

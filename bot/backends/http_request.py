@@ -22,9 +22,8 @@ import urllib.parse
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import urllib3
 from pydantic import Field, field_validator
 
 from bot.catalog.actions import Action, ActionArgs, Change, StepContext, StepResult
@@ -33,6 +32,9 @@ from bot.catalog.durations import Duration
 from bot.catalog.runbooks import TEMPLATE_REFERENCE
 from bot.errors import ActionFailed
 from bot.redaction import redact
+
+if TYPE_CHECKING:
+    import urllib3
 
 EXCERPT_CHARS = 300
 RETRY_ON_STATUS = (429, 500, 502, 503, 504)
@@ -185,6 +187,8 @@ def _signature(sign: HmacSignature, body: bytes) -> dict[str, str]:
 
 
 def _send(ctx: StepContext, args: HttpRequestArgs, url: str, body: bytes, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+    import urllib3  # here, not at the top: `opsbot validate` registers this action without the HTTP client (~25 ms of imports)
+
     retry = urllib3.Retry(
         total=args.retries, connect=args.retries, read=args.retries, status=args.retries, redirect=0,
         backoff_factor=0.5, backoff_max=MAX_BACKOFF_SECONDS, status_forcelist=RETRY_ON_STATUS, allowed_methods=None,

@@ -58,3 +58,12 @@ def test_validate_loads_no_database_or_cloud_client() -> None:
 
     assert "bot.catalog.catalog" in loaded, "validate really ran"
     assert loaded.isdisjoint({"sqlalchemy", "kubernetes", "boto3", "botocore.session", "dulwich.client", "slack_bolt", "slack_sdk"})
+
+
+def test_validate_loads_no_http_git_or_yaml_editing_library() -> None:
+    """The action modules give validate their argument models; the libraries that carry out a step load when one runs."""
+    loaded = modules_loaded_by("validate")
+    clients = {"urllib3", "urllib.request", "http.client", "dulwich", "ruamel", "botocore"}
+
+    assert "bot.backends.http_request" in loaded and "bot.backends.gitops.change_actions" in loaded, "the actions were registered"
+    assert loaded.isdisjoint(clients), sorted(loaded & clients)

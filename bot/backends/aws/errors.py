@@ -13,20 +13,14 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
-
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    CredentialRetrievalError,
-    HTTPClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ProfileNotFound,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from typing import TYPE_CHECKING, Literal
 
 from bot.errors import ActionFailed, TemporaryActionError
+
+if TYPE_CHECKING:
+    # botocore is imported where an error is mapped, not here: `opsbot validate` imports the AWS
+    # actions for their argument models and never calls AWS (docs/benchmarks.md, start-up).
+    from botocore.exceptions import BotoCoreError, ClientError
 
 ResourceKind = Literal["ecs", "asg"]
 
@@ -86,6 +80,8 @@ class AwsResource:
 @contextmanager
 def aws_errors(resource: AwsResource) -> Iterator[None]:
     """The mapping boundary: botocore errors in the block leave as ``ActionFailed``."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         yield
     except ClientError as error:
@@ -142,6 +138,15 @@ def from_client_error(error: ClientError, resource: AwsResource) -> ActionFailed
 
 def from_botocore_error(error: BotoCoreError, resource: AwsResource) -> ActionFailed:
     """Errors before or without an AWS response: network, credentials, local config."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import (
+        CredentialRetrievalError,
+        HTTPClientError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
+
     where = resource.describe()
     if isinstance(error, BotoConnectionError | HTTPClientError):
         return TemporaryActionError(f"could not reach AWS in {resource.region} for {where}: {error}; try again.", details=repr(error))

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import ssl
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +96,9 @@ class ArgoCdClient:
         return path
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        import urllib.error  # the stdlib HTTP client loads with a first request, not with the gitops actions (`opsbot validate`)
+        import urllib.request
+
         if self._token is None:
             raise ActionFailed(f"no Argo CD token is configured for {self.where}; set OPSBOT_ARGOCD_TOKEN_FILE (docs/gitops.md)")
         base, _, query = path.partition("?")

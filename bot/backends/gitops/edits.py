@@ -14,13 +14,16 @@ import difflib
 import io
 import re
 from dataclasses import dataclass
-from typing import Any
-
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
+from typing import TYPE_CHECKING, Any
 
 from bot.catalog.config import GitopsTarget
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
+# ruamel.yaml (~10 ms of imports) loads in the helpers below, when a file is read or changed: the
+# gitops actions import this module, and `opsbot validate` imports them for their argument models.
 
 
 class EditError(ValueError):
@@ -86,6 +89,8 @@ def unified_diff(before: str, after: str, path: str) -> str:
 
 
 def _yaml() -> YAML:
+    from ruamel.yaml import YAML
+
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap a long line in the rare dump path
@@ -93,6 +98,8 @@ def _yaml() -> YAML:
 
 
 def _load(text: str, target: GitopsTarget) -> Any:
+    from ruamel.yaml.error import YAMLError
+
     try:
         return _yaml().load(text)
     except YAMLError as error:
@@ -100,6 +107,8 @@ def _load(text: str, target: GitopsTarget) -> Any:
 
 
 def _kustomize_entry(document: Any, target: GitopsTarget) -> CommentedMap:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
     images = document.get("images") if isinstance(document, CommentedMap) else None
     if not isinstance(images, CommentedSeq):
         raise EditError(f"{target.path} has no kustomize images: list")
@@ -111,6 +120,8 @@ def _kustomize_entry(document: Any, target: GitopsTarget) -> CommentedMap:
 
 
 def _field_parent(document: Any, target: GitopsTarget) -> tuple[CommentedMap, str]:
+    from ruamel.yaml.comments import CommentedMap
+
     assert target.field is not None
     *parents, key = target.field.split(".")
     node = document
@@ -167,6 +178,8 @@ def _closing_quote(rest: str, quote: str) -> int:
 
 def _reads_as_string(value: str) -> bool:
     """Whether ``value`` written plain stays a string (``1.5`` or ``true`` would not)."""
+    from ruamel.yaml import YAML
+
     loaded = YAML(typ="safe").load(f"v: {value}\n")
     return isinstance(loaded, dict) and isinstance(loaded.get("v"), str) and loaded["v"] == value
 
@@ -181,6 +194,8 @@ def _replace_digest(entry: CommentedMap, tag: str) -> None:
 
 
 def _dump_changed(document: Any, target: GitopsTarget, change: Any) -> str:
+    from ruamel.yaml.error import YAMLError
+
     change()
     out = io.StringIO()
     yaml = _yaml()

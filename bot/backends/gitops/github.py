@@ -9,9 +9,7 @@ The Actions calls read a workflow, dispatch it, list and read its runs, and canc
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
 from bot.backends.gitops.github_auth import API_VERSION, GitHubCredentials
@@ -61,6 +59,9 @@ class GitHubClient:
         self._request("POST", f"/repos/{self.slug}/actions/runs/{run_id}/cancel")
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        import urllib.error  # the stdlib HTTP client loads with a first request, not with the gitops actions (`opsbot validate`)
+        import urllib.request
+
         token = self._credentials.token_for(self._base)
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self._base + path, data=data, method=method)  # noqa: S310 - the configured API URL

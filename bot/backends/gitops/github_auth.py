@@ -13,8 +13,6 @@ import base64
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -90,6 +88,9 @@ def app_jwt(app: GitHubApp, now: float) -> str:
 
 
 def _installation_token(api_url: str, app: GitHubApp) -> tuple[str, float]:
+    import urllib.error  # the stdlib HTTP client loads with a first request, not with the gitops actions (`opsbot validate`)
+    import urllib.request
+
     url = f"{api_url.rstrip('/')}/app/installations/{app.installation_id}/access_tokens"
     request = urllib.request.Request(url, data=b"{}", method="POST")  # noqa: S310 - the configured API URL
     request.add_header("Authorization", f"Bearer {app_jwt(app, time.time())}")

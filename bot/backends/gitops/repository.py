@@ -21,14 +21,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
-from dulwich.object_store import tree_lookup_path
-from dulwich.objects import Blob, Commit, ObjectID, Tag, Tree
-from dulwich.repo import Repo
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import ActionFailed, TemporaryActionError
+
+if TYPE_CHECKING:
+    from dulwich.objects import ObjectID
+    from dulwich.repo import Repo
+
+# dulwich (~30 ms of imports) loads in the methods that reach a repository, not with this module:
+# `opsbot validate` imports the gitops actions for their argument models and never touches git.
 
 
 class BranchMoved(ActionFailed):
@@ -106,6 +108,8 @@ class GitRemote:
 
     def tag(self, name: str) -> str | None:
         """The commit a tag of the remote names (fetched into the cache), or None when there is no such tag."""
+        from dulwich.objects import Tag
+
         client, path = self._client()
         repo = self._cache()
         refs = self._call(lambda: client.get_refs(path).refs, "read the tags of")
@@ -124,6 +128,9 @@ class GitRemote:
 
     def read(self, commit: str, path: str) -> str | None:
         """The file's text at ``commit`` (None when it does not exist there)."""
+        from dulwich.object_store import tree_lookup_path
+        from dulwich.objects import Blob
+
         repo = self._cache()
         try:
             tree = repo[commit.encode()].tree  # type: ignore[attr-defined]
@@ -137,6 +144,8 @@ class GitRemote:
 
     def history(self, head: str, path: str, limit: int = 200) -> Iterator[LoggedCommit]:
         """Commits that changed ``path``, newest first (what ``git log -- path`` lists)."""
+        from dulwich.objects import ObjectID
+
         repo = self._cache()
         for entry in repo.get_walker(include=[ObjectID(head.encode())], paths=[path.encode()], max_entries=limit):
             commit = entry.commit
@@ -150,6 +159,8 @@ class GitRemote:
 
     def commit_file(self, *, parent: str, path: str, text: str, message: str, identity: Identity) -> str:
         """A new commit on ``parent`` whose only change is ``path`` → ``text`` (stored in the cache, not pushed)."""
+        from dulwich.objects import Blob, Commit, ObjectID
+
         repo = self._cache()
         store = repo.object_store
         blob = Blob.from_string(text.encode("utf-8"))
@@ -218,6 +229,8 @@ class GitRemote:
         return client, path.encode() if isinstance(path, str) else path
 
     def _cache(self) -> Repo:
+        from dulwich.repo import Repo
+
         if self._repo is None:
             with self._lock:
                 if self._repo is None:
@@ -229,6 +242,8 @@ class GitRemote:
         return self._repo
 
     def _call(self, call: Any, verb: str) -> Any:
+        from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+
         try:
             return call()
         except ActionFailed:
@@ -246,6 +261,8 @@ class GitRemote:
 
 
 def _has(repo: Repo, sha: bytes) -> bool:
+    from dulwich.objects import ObjectID
+
     try:
         repo.object_store[ObjectID(sha)]
     except KeyError:
@@ -259,6 +276,8 @@ def _ref(branch: str) -> bytes:
 
 def _put_blob(repo: Repo, tree_id: ObjectID, parts: list[bytes], blob_id: ObjectID) -> ObjectID:
     """The id of ``tree_id`` with the file at ``parts`` replaced (trees above it rewritten, others shared)."""
+    from dulwich.objects import Tree
+
     tree = repo[tree_id]
     assert isinstance(tree, Tree)
     new_tree = Tree()
@@ -276,6 +295,8 @@ def _put_blob(repo: Repo, tree_id: ObjectID, parts: list[bytes], blob_id: Object
 
 
 def _empty_tree(repo: Repo) -> ObjectID:
+    from dulwich.objects import Tree
+
     tree = Tree()
     repo.object_store.add_object(tree)
     return tree.id

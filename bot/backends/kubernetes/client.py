@@ -22,7 +22,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import urllib3
 import yaml
 
 from bot.backends.kubernetes.bulk_json import loads_paused
@@ -32,9 +31,10 @@ from bot.catalog.config import EksCluster, KubernetesAccess, KubernetesTarget
 from bot.errors import ActionFailed
 
 if TYPE_CHECKING:
-    # The generated client (and boto3, for EKS) are imported when a cluster is first reached,
+    # The generated client, urllib3 (and boto3, for EKS) are imported when a cluster is first reached,
     # not when an action module is: `opsbot validate` loads every action's arguments and
     # never calls a cluster (docs/benchmarks.md, start-up).
+    import urllib3
     from kubernetes import client as k8s
 
 IN_CLUSTER = "in-cluster"
@@ -61,6 +61,8 @@ def _retries() -> urllib3.Retry:
     A 429/503 with ``Retry-After`` is handed back rather than slept on, so it becomes a
     ``TemporaryActionError`` and ``wait_rollout`` (or the runner) decides what to do.
     """
+    import urllib3
+
     return urllib3.Retry(total=2, connect=2, read=0, status=0, redirect=0, other=0, respect_retry_after_header=False)
 
 

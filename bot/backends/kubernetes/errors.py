@@ -21,12 +21,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import urllib3.exceptions
 import yaml
 
 from bot.errors import ActionFailed, TemporaryActionError
 
 if TYPE_CHECKING:  # imported where an error is caught: importing the client costs ~0.5 s (bot.backends.kubernetes.client)
+    import urllib3.exceptions
     from kubernetes.client.exceptions import ApiException
     from kubernetes.config.config_exception import ConfigException
 
@@ -82,7 +82,8 @@ def kube_errors(verb: str, ref: KubeRef, *, forbidden: Callable[[str | None], st
     ``forbidden`` words a 403 for an impersonated call (who was refused what), given the
     cluster's own message: the person asking must learn it is *their* RBAC that refused.
     """
-    from kubernetes.client.exceptions import ApiException  # already loaded: a call is being made
+    import urllib3.exceptions  # both already loaded: a call is being made
+    from kubernetes.client.exceptions import ApiException
 
     try:
         yield
@@ -154,6 +155,8 @@ def _is_timeout(exc: BaseException) -> bool:
     urllib3 2 makes ``NewConnectionError`` a ``ConnectTimeoutError`` for backwards
     compatibility, so a refused connection must be ruled out first.
     """
+    import urllib3.exceptions
+
     reason = getattr(exc, "reason", None)
     for candidate in (exc, reason):
         if isinstance(candidate, urllib3.exceptions.NewConnectionError):

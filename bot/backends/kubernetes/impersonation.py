@@ -19,8 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from urllib3 import HTTPHeaderDict
-
 from bot.catalog.identity import RequesterIdentity
 
 USER_HEADER = "Impersonate-User"
@@ -73,6 +71,8 @@ class RepeatedHeaders:
 def _expanded(headers: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     if not headers or not any(isinstance(value, list) for value in headers.values()):
         return headers
+    from urllib3 import HTTPHeaderDict  # loaded already: a request is being sent (`opsbot validate` never imports it)
+
     expanded = HTTPHeaderDict()
     for key, value in headers.items():
         for item in value if isinstance(value, list) else [value]:
