@@ -228,6 +228,8 @@ def test_cancelling_a_running_deploy_stops_it_and_rolls_back(app: tuple[OpsbotCo
     ops, _ = app
     ops.front_door.handle_command(Invocation(ALICE, "C0OPS", "deploy checkout 1.4.3-broken to staging"), RecordingReplier())
     row = running_request(ops)
+    # Cancelled once the new image is set (a cancel before that changes nothing and has nothing to roll back).
+    wait_until(lambda: image(kube) == f"{IMAGE}:1.4.3-broken" or None, timeout=60, what="the new image to be set")
     reply = RecordingReplier()
     ops.front_door.handle_command(Invocation(ALICE, "C0OPS", f"cancel {row.id}"), reply)
     assert "Stopping" in reply.last
