@@ -132,7 +132,7 @@ def _instructions(name: str, requests: int, text: str) -> float:
 def asyncio_run(coroutine: Awaitable[dict[str, float]]) -> dict[str, float]:
     import uvloop
 
-    return uvloop.run(coroutine)  # type: ignore[arg-type,no-any-return]
+    return uvloop.run(coroutine)  # type: ignore[arg-type]
 
 
 async def measure_one(name: str, requests: int, text: str, warmup: int, *, profile: bool) -> dict[str, float]:
@@ -146,7 +146,7 @@ async def measure_one(name: str, requests: int, text: str, warmup: int, *, profi
             module = __import__(module_name, fromlist=[factory])
             app: Asgi = getattr(module, factory)()
             bodies = [_signed(text) for _ in range(warmup + requests)]
-            async with _lifespan(app):
+            async with Lifespan(app):
                 for request in bodies[:warmup]:
                     await _post(app, *request)
                 profiler = cProfile.Profile(time.process_time) if profile else None  # CPU, not wall: a loaded machine adds no time
@@ -223,7 +223,7 @@ async def _post(app: Asgi, body: bytes, headers: list[tuple[bytes, bytes]]) -> N
         raise RuntimeError(f"answered {status}: {sent[1:]}")
 
 
-class _lifespan:
+class Lifespan:
     """The ASGI lifespan as uvicorn drives it: startup before the first request, shutdown after the last."""
 
     def __init__(self, app: Asgi) -> None:
