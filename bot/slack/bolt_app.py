@@ -159,7 +159,8 @@ class SlackBot:
         except Exception as error:  # noqa: BLE001 - as Bolt's listener runner: logged with an id, HTTP 500
             await self.listeners.on_error(error, form)
             return BoltResponse(status=500, body="")
-        return ack.response or BoltResponse(status=200, body="")
+        # A listener that returned without acking is acked empty, as Bolt's listener runner does.
+        return ack.response if ack.response is not None else await ack()
 
     def is_signed_by_slack(self, body: bytes, headers: Mapping[str, str]) -> bool:
         """Slack's request signature, checked before Bolt sees the body.
