@@ -372,6 +372,8 @@ def start_ack_only(port: int, workers: int, database_url: str, slack: RemoteSlac
     """opsbot's HTTP workers exactly as ``opsbot serve`` runs them, handing jobs to ``sink``."""
     command = uvicorn_command("bot.serve.asgi:create_app", port, workers)
     env = opsbot_environment(slack, database_url, workdir / "prometheus-ack-only", OPSBOT_EXECUTOR_SOCKET=sink.path)
+    # Its own schema when it runs without the opsbot servers (``--servers bare,ack-only``): wait_drained reads it.
+    subprocess.run([sys.executable, "-m", "bot.cli.main", "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
     return launch(command, env, workdir / "ack-only.log", f"http://127.0.0.1:{port}/healthz")
 
 

@@ -69,15 +69,16 @@ def build_server(settings: Settings, *, core_factory: CoreFactory = default_core
     if socket_mode:
         assert settings.slack_app_token is not None
         socket = build_socket_mode_handler(serving.slack.bolt, settings.slack_app_token.get_secret_value())
-    routes: list[BaseRoute] = [
+    routes: list[BaseRoute] = []
+    if not socket_mode:  # first: Starlette tries the routes in order, and this one takes nearly every request
+        routes.append(
+            Route(SLACK_EVENTS_PATH, slack_events_endpoint(serving, body_timeout=settings.body_timeout_seconds), methods=["POST"])
+        )
+    routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", Readiness(serving, socket).endpoint, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    if not socket_mode:
-        routes.append(
-            Route(SLACK_EVENTS_PATH, slack_events_endpoint(serving, body_timeout=settings.body_timeout_seconds), methods=["POST"])
-        )
     if serving.api is not None:
         routes.append(Mount(API_PREFIX, app=serving.api.app()))  # the inbound API (docs/api.md), in either mode
     server = Starlette(routes=routes, lifespan=_lifespan(serving, socket))

@@ -10,6 +10,9 @@ Choices that keep the 3-second ack honest:
   startup in a thread (``SlackBot.check_token``) and authorize every request from memory.
 - Two clients: Bolt's ``AsyncWebClient`` is only there because Bolt wants one; the work
   after the ack uses one sync ``WebClient`` with 429 retries in worker threads.
+- Slash commands over HTTP skip Bolt's dispatch (``SlackBot.answer``): for a command, every
+  step of it is either done by opsbot already (the signature, the workspace guard) or does
+  nothing (authorize from memory, events-only middleware), and it was most of an ack's CPU.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import extract_enterprise_id, extract_team_id
+from slack_bolt.response import BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
@@ -35,9 +40,18 @@ from bot.settings import Settings
 from bot.slack.form_jobs import AUDIT_SHORTCUT, ROLLBACK_SHORTCUT
 from bot.slack.form_listeners import RUNBOOK_SHORTCUT, FormListeners
 from bot.slack.jobs import Handoff
-from bot.slack.listeners import ANY_ACTION, OPS_COMMAND, BlockActionsGuard, SlackListeners, WorkspaceGuard, delivery_id
+from bot.slack.listeners import (
+    ANY_ACTION,
+    OPS_COMMAND,
+    BlockActionsGuard,
+    SlackListeners,
+    WorkspaceGuard,
+    delivery_id,
+    signed_delivery_id,
+)
 from bot.slack.modals import FIELD_ACTION, FORM_CALLBACK
 from bot.slack.notifier import api_base_url
+from bot.slack.payloads import slash_command_form
 from bot.slack.rate_limits import PersonRateLimits
 from bot.slack.signatures import RefusalLog, signature_refusal_reason
 from commands.parser import CommandRequest
@@ -106,10 +120,13 @@ class SlackBot:
         self._refusals = RefusalLog()
 
     async def answer(self, body: bytes, headers: Mapping[str, str], client: str) -> SlackAnswer:
-        """``POST /slack/events``: the signature, then Bolt; what to send back to Slack."""
+        """``POST /slack/events``: the signature, then the slash command or Bolt; what to send back to Slack."""
         if not self.is_signed_by_slack(body, headers):
             self._refusals.refused(signature_refusal_reason(headers, time.time()), client)
             return SlackAnswer(401, b'{"error":"invalid request"}', "application/json")
+        form = slash_command_form(body, headers.get("content-type"))
+        if form is not None and form.get("command") == OPS_COMMAND:
+            return _slack_answer(await self._answer_command(form, headers))
         try:
             response = await self.bolt.async_dispatch(AsyncBoltRequest(body=body.decode("utf-8"), headers=dict(headers)))
         except Exception as error:
@@ -120,8 +137,30 @@ class SlackBot:
             logger.debug("Bolt's decoding error", exc_info=True)
             self.listeners.answer_undecodable(body)
             return SlackAnswer(400, b'{"error":"malformed request"}', "application/json")
-        content_type = response.first_headers_without_set_cookie().get("content-type", "text/plain;charset=utf-8")
-        return SlackAnswer(response.status, response.body.encode("utf-8"), content_type)
+        return _slack_answer(response)
+
+    async def _answer_command(self, form: dict[str, str], headers: Mapping[str, str]) -> BoltResponse:
+        """``/ops``, signed, over HTTP: what Bolt's dispatch would answer, without the dispatch.
+
+        For a slash command, Bolt's ssl_check, url_verification, self-event and function-token
+        middleware do nothing (``ssl_check`` bodies are not commands here: they go to Bolt), its
+        signature check is off (done above), and ``authorize`` answers from memory for a listener
+        that never calls Slack. What is left is kept: the workspace guard, then the listener, its
+        ack in Bolt's own ``AsyncAck`` (the same JSON), its errors to the same handler (HTTP 500).
+        Measured with benchmarks/ack_cpu.py: Bolt's dispatch was most of an ack's CPU.
+        """
+        refusal = self.listeners.refusal_for_workspace(form, team_id=extract_team_id(form), enterprise_id=extract_enterprise_id(form))
+        if refusal is not None:
+            return refusal
+        ack = AsyncAck()  # type: ignore[no-untyped-call]
+        delivery = signed_delivery_id(headers.get("x-slack-signature"), headers.get("x-slack-request-timestamp"))
+        try:
+            await self.listeners.on_command(ack, form, delivery)
+        except Exception as error:  # noqa: BLE001 - as Bolt's listener runner: logged with an id, HTTP 500
+            await self.listeners.on_error(error, form)
+            return BoltResponse(status=500, body="")
+        # A listener that returned without acking is acked empty, as Bolt's listener runner does.
+        return ack.response if ack.response is not None else await ack()
 
     def is_signed_by_slack(self, body: bytes, headers: Mapping[str, str]) -> bool:
         """Slack's request signature, checked before Bolt sees the body.
@@ -224,7 +263,7 @@ def configure(app: AsyncApp, listeners: SlackListeners) -> None:
     """
 
     async def ops_command(ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest) -> None:
-        await listeners.on_command(ack, body, request)
+        await listeners.on_command(ack, body, delivery_id(request))  # Socket Mode (HTTP commands skip Bolt: SlackBot.answer)
 
     async def button_clicked(ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest) -> None:
         await listeners.on_block_action(ack, body, request)
@@ -266,6 +305,11 @@ def configure_forms(app: AsyncApp, forms: FormListeners) -> None:
     app.options(re.compile("^" + re.escape(FIELD_ACTION)))(versions_asked)
     for callback_id in (RUNBOOK_SHORTCUT, ROLLBACK_SHORTCUT, AUDIT_SHORTCUT):
         app.shortcut(callback_id)(shortcut_used)
+
+
+def _slack_answer(response: BoltResponse) -> SlackAnswer:
+    content_type = response.first_headers_without_set_cookie().get("content-type", "text/plain;charset=utf-8")
+    return SlackAnswer(response.status, response.body.encode("utf-8"), content_type)
 
 
 def _str_or_none(value: object) -> str | None:

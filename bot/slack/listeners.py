@@ -98,15 +98,15 @@ class SlackListeners:
         self._home: tuple[str | None, str | None] | None = None
         self._busy_log = ThrottledWarning(logger)
 
-    async def on_command(self, ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest) -> None:
-        """``/ops <text>``: parse, hand the work to the pool, ack with what happens next."""
-        parsed = parse_slash_command(body)
+    async def on_command(self, ack: AsyncAck, body: dict[str, Any], delivery: str | None) -> None:
+        """``/ops <text>``: parse, hand the work to the pool, ack with what happens next (``delivery``: see ``delivery_id``)."""
+        parsed = parse_slash_command(body, delivery=delivery)
         if isinstance(parsed, PayloadProblem):
             record_command("unknown", "bad_payload")
             logger.warning("unusable slash command payload: %s", parsed.detail)
             await ack_privately(ack, parsed.user_message)
             return
-        invocation = dataclasses.replace(parsed.invocation, delivery=delivery_id(request))
+        invocation = parsed.invocation
         if not await self._within_rate(ack, invocation):
             return
         target = ReplyTarget(invocation.actor.user_id, invocation.channel, parsed.response_url)
@@ -204,6 +204,19 @@ class SlackListeners:
         if home_team is None or team_id == home_team:
             return False
         return not (home_enterprise is not None and enterprise_id == home_enterprise)
+
+    def refusal_for_workspace(self, body: dict[str, Any], *, team_id: str | None, enterprise_id: str | None) -> BoltResponse | None:
+        """The answer to a request from another workspace or by a person of another organisation; None to go on.
+
+        ``team_id`` and ``enterprise_id`` are the request's, as Bolt's context reads them from the body.
+        """
+        if team_id and self.is_foreign(team_id=team_id, enterprise_id=enterprise_id):
+            return self.refuse_foreign(body, team_id)
+        # In a Slack Connect channel the request is this workspace's, but the person may belong to another organisation.
+        user_team, user_enterprise = user_workspace(body)
+        if user_team and self.is_foreign(team_id=user_team, enterprise_id=user_enterprise or enterprise_id):
+            return self.refuse_foreign_user(body, user_team)
+        return None
 
     def refuse_foreign(self, body: dict[str, Any], team_id: str) -> BoltResponse:
         """Ack a request from another workspace without acting on it, and tell its person why."""
@@ -322,14 +335,8 @@ class WorkspaceGuard(AsyncMiddleware):
         resp: BoltResponse,
         next: Callable[[], Awaitable[BoltResponse]],
     ) -> BoltResponse:
-        team_id, enterprise_id = req.context.team_id, req.context.enterprise_id
-        if team_id and self._listeners.is_foreign(team_id=team_id, enterprise_id=enterprise_id):
-            return self._listeners.refuse_foreign(req.body, team_id)
-        # In a Slack Connect channel the request is this workspace's, but the person may belong to another organisation.
-        user_team, user_enterprise = user_workspace(req.body)
-        if user_team and self._listeners.is_foreign(team_id=user_team, enterprise_id=user_enterprise or enterprise_id):
-            return self._listeners.refuse_foreign_user(req.body, user_team)
-        return await next()
+        refusal = self._listeners.refusal_for_workspace(req.body, team_id=req.context.team_id, enterprise_id=req.context.enterprise_id)
+        return refusal if refusal is not None else await next()
 
 
 def refusal_in_form(body: dict[str, Any], text: str) -> BoltResponse | None:
@@ -346,8 +353,11 @@ def delivery_id(request: AsyncBoltRequest) -> str | None:
     replica (``FrontDoor`` → ``bot.store.replays``) and drops a second delivery. Socket Mode
     requests carry no signature (the WebSocket itself is authenticated): None.
     """
-    signature = _header(request, "x-slack-signature")
-    timestamp = _header(request, "x-slack-request-timestamp")
+    return signed_delivery_id(_header(request, "x-slack-signature"), _header(request, "x-slack-request-timestamp"))
+
+
+def signed_delivery_id(signature: str | None, timestamp: str | None) -> str | None:
+    """``delivery_id`` from the two signature headers themselves (None without them)."""
     if not signature or not timestamp:
         return None
     return hashlib.sha256(f"{timestamp}:{signature}".encode()).hexdigest()

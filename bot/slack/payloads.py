@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 from bot.audit.events import Actor
 from bot.messages import ButtonAction, MessageRef
@@ -65,8 +65,23 @@ class PayloadProblem:
     response_url: str | None = None
 
 
-def parse_slash_command(body: Mapping[str, Any]) -> SlashCommand | PayloadProblem:
-    """A slash-command form → ``Invocation``, with Slack's HTML escaping undone."""
+def slash_command_form(body: bytes, content_type: str | None) -> dict[str, str] | None:
+    """The fields of a slash command posted over HTTP, decoded as Bolt decodes a form; None for anything else.
+
+    Anything else is an interactivity payload (``payload=…``), an Events API delivery (JSON), or
+    Slack's ``ssl_check``: those stay Bolt's to decode and dispatch. Unlike Bolt, a command whose
+    text contains the word "payload" is still a command (Bolt decodes any such body as ``{}``).
+    """
+    if body.startswith((b"payload=", b"{")) or content_type == "application/json":
+        return None
+    form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    if "command" not in form or "payload" in form or "ssl_check" in form:
+        return None
+    return form
+
+
+def parse_slash_command(body: Mapping[str, Any], *, delivery: str | None = None) -> SlashCommand | PayloadProblem:
+    """A slash-command form → ``Invocation`` (``delivery``: its replay id), with Slack's HTML escaping undone."""
     user_id = field_slack_id(body.get("user_id"))
     channel = field_slack_id(body.get("channel_id"))
     response_url = field_url(body.get("response_url"))
@@ -92,7 +107,7 @@ def parse_slash_command(body: Mapping[str, Any]) -> SlashCommand | PayloadProble
             response_url=response_url,
         )
     actor = Actor(user_id=user_id, name=_name(body.get("user_name"), user_id))
-    return SlashCommand(Invocation(actor=actor, channel=channel, text=unescape(text).strip()), response_url)
+    return SlashCommand(Invocation(actor=actor, channel=channel, text=unescape(text).strip(), delivery=delivery), response_url)
 
 
 def parse_block_action(body: Mapping[str, Any]) -> ButtonClick | PayloadProblem:

@@ -186,6 +186,24 @@ def test_a_usage_error_is_answered_in_the_ack_and_audited_after_it(server: Runni
     assert 'opsbot_commands_total{command="touch",outcome="usage_error"}' in metrics_text(server)
 
 
+def test_a_command_whose_text_says_payload_is_parsed_like_any_other(server: RunningServer, slack: FakeSlackApi) -> None:
+    # Bolt decodes any form body containing "payload" as an interactivity payload: this one became {} and a 404.
+    response = server.slack_user(slack, REQUESTER).command("touch payload-api v2 in")
+
+    assert response.status_code == 200
+    assert response.json()["text"].startswith("The command ended early; expected &lt;env&gt;.")
+
+
+def test_slacks_ssl_check_is_answered_and_nothing_runs(server: RunningServer, slack: FakeSlackApi) -> None:
+    body = urlencode({"ssl_check": "1", "token": "legacy-verification-token", "command": "/ops", "text": ""}).encode()
+
+    response = server.post_signed(body)
+
+    assert (response.status_code, response.text) == (200, "")
+    server.wait_idle()
+    assert audit_events(server) == [] and not slack.calls_to(RESPONSE_URL_CALL)
+
+
 def test_user_text_is_unescaped_before_parsing_and_escaped_again_when_shown(server: RunningServer, slack: FakeSlackApi) -> None:
     response = server.slack_user(slack, REQUESTER).command("touch svc <!channel>")
 

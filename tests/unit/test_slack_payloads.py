@@ -14,6 +14,7 @@ from bot.slack.payloads import (
     home_opened_by,
     parse_block_action,
     parse_slash_command,
+    slash_command_form,
     unescape,
 )
 
@@ -24,6 +25,32 @@ COMMAND = {
     "text": "deploy checkout 1.4.2 &lt;beta&gt; &amp;&amp; more",
     "response_url": "https://hooks.slack.com/commands/T1/2/3",
 }
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "form"),
+    [
+        (b"command=%2Fops&text=help&team_id=T1", None, {"command": "/ops", "text": "help", "team_id": "T1"}),
+        (b"command=%2Fops&text=deploy+payload-api", None, {"command": "/ops", "text": "deploy payload-api"}),
+        (b"command=%2Fops&text=", "application/x-www-form-urlencoded", {"command": "/ops", "text": ""}),
+        (b"payload=%7B%22type%22%3A%22block_actions%22%7D", None, None),
+        (b'{"type": "url_verification", "challenge": "x"}', "application/json", None),
+        (b"command=%2Fops&text=help", "application/json", None),
+        (b"ssl_check=1&command=%2Fops&token=x", None, None),
+        (b"text=help&payload=x", None, None),
+        (b"text=help&user_id=U1", None, None),
+        (b"", None, None),
+    ],
+)
+def test_only_a_slash_command_posted_as_a_form_is_decoded_as_one(body: bytes, content_type: str | None, form: object) -> None:
+    # Everything else (clicks, events, Slack's ssl_check) stays Bolt's to decode and answer.
+    assert slash_command_form(body, content_type) == form
+
+
+def test_the_replay_id_is_part_of_the_invocation() -> None:
+    parsed = parse_slash_command(COMMAND, delivery="abc")
+
+    assert isinstance(parsed, SlashCommand) and parsed.invocation.delivery == "abc"
 
 
 def click_body(**overrides: Any) -> dict[str, Any]:
