@@ -29,7 +29,7 @@ from bot.catalog.actions import StepContext, StepResult
 from bot.catalog.catalog import Catalog
 from bot.catalog.identity import IdentityMap
 from bot.catalog.runbooks import Runbook
-from bot.errors import ActionCancelled, ActionFailed, OpsbotError, StepTimeout
+from bot.errors import ActionCancelled, ActionFailed, OpsbotError, StepTimeout, TargetChanged
 from bot.logs import log_context
 from bot.metrics import record_run
 from bot.runs.claims import Admission, Claimed, NotStarted, claim
@@ -290,6 +290,8 @@ class RunEngine:
                 current.summary = message
                 self._audit(row, EventType.STEP_FAILED, outcome=type(error).__name__, step=current.title, error=message)
             _skip_rest(run)
+            if isinstance(error, TargetChanged) and not mutated:
+                return RequestState.NOT_STARTED, message  # refused before anything changed, like a stale plan
             if isinstance(error, ActionCancelled):
                 return self._stopped(row, base, rollback_point if mutated else None, current, progress)
             if rollback_point is not None and mutated:
@@ -358,6 +360,9 @@ class RunEngine:
             result = step.action.run(base, step.args)
         except StepTimeout as error:
             raise StepTimeout(f"step {view.title!r} timed out: {error.user_message}") from error
+        finally:
+            if step.action.mutating:
+                base.plan_reads.clear()  # the plan check's reads describe the target before this step, not after
         view.state, view.summary = "done", result.summary
         recorded = {"data": result.data} if result.data else {}  # e.g. a gitops step's commit SHA, PR URL, synced revision
         self._audit(row, EventType.STEP_FINISHED, outcome="ok", step=view.title, summary=result.summary, **recorded)
