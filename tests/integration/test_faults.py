@@ -22,7 +22,7 @@ import json
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -248,7 +248,7 @@ def test_an_api_server_that_stays_down_fails_the_deploy_and_says_the_rollback_fa
     assert_chain_verifies(app)
 
 
-def someone_else_patches(kube: FakeKubernetesServer, patch: dict[str, object]) -> None:
+def someone_else_patches(kube: FakeKubernetesServer, patch: Mapping[str, object]) -> None:
     """Another client's strategic merge PATCH of the Deployment (a colleague's kubectl), straight into the fake."""
     answer = kube.handle(
         ApiRequest(
@@ -382,8 +382,12 @@ def test_a_429_on_the_approval_post_is_retried_after_retry_after_and_the_request
 
 
 def run_ended(server: RunningServer) -> RequestState | None:
+    """The request's final state once its run is over and has told the board (None before)."""
     state = RequestState(request_row(server).state)
-    return state if state in FINAL_STATES else None
+    if state not in FINAL_STATES:
+        return None
+    assert server.opsbot.engine.wait_idle(timeout=10), "the run recorded its end but did not finish"
+    return state
 
 
 @contextlib.contextmanager
@@ -653,6 +657,7 @@ def test_postgresql_gone_for_longer_than_a_lease_ends_the_run_interrupted_never_
 
         clock.advance(SHORT_LEASE * 2)
         interrupted = app.engine.recover()
+        assert app.wait_idle(timeout=10)
 
         row = last_request(app)
         assert interrupted == [row.id] and row.state == RequestState.INTERRUPTED
