@@ -95,9 +95,12 @@ class RequestBoard:
         """Send the redraws still queued (briefly), then stop drawing."""
         self._draws.close()
 
-    def _draw(self, row: RequestRow, run: RunView | None = None) -> None:
+    def _draw(self, row: RequestRow, run: RunView | None = None, *, then: Callable[[], None] | None = None) -> None:
+        """Queue the redraw; ``then`` follows it (at once when the request has no message)."""
         if row.message_ref is not None:
-            self._draws.submit(row, run)
+            self._draws.submit(row, run, then=then)
+        elif then is not None:
+            then()
 
     def _draw_now(self, row: RequestRow, run: RunView | None) -> None:
         """On a drawing thread: the votes as stored now, the row and run as they were when the draw was asked for."""
@@ -152,17 +155,22 @@ class RequestBoard:
     def run_finished(self, row: RequestRow, run: RunView) -> None:
         with self._lock:
             self._last_drawn.pop(row.id, None)
-        self.redraw(row, run)
+        self._tell_home(row)
         # The incident channel hears about failures that touched a service, not about a Stop, a run
-        # refused at its start, or a read-only step that could not reach a cluster.
+        # refused at its start, or a read-only step that could not reach a cluster; after the message says so.
         if row.state in (RequestState.FAILED, RequestState.ROLLED_BACK) and run.touched:
-            self.announce(row, failure_announcement(row))
+            self._draw(row, run, then=lambda: self.announce(row, failure_announcement(row)))
+        else:
+            self._draw(row, run)
 
     def run_not_started(self, row: RequestRow) -> None:
         self.redraw(row)
 
     def run_interrupted(self, row: RequestRow) -> None:
-        self.redraw(row)
+        self._tell_home(row)
+        self._draw(row, then=lambda: self._tell_interrupted(row))
+
+    def _tell_interrupted(self, row: RequestRow) -> None:
         self.note(row, f"⚠️ Interrupted: {escape(row.result or '')}.")
         self.announce(
             row,

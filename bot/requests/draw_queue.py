@@ -46,6 +46,8 @@ Draw = Callable[[RequestRow, RunView | None], None]
 class _Job:
     row: RequestRow
     run: RunView | None
+    then: tuple[Callable[[], None], ...] = ()
+    """What to do once this draw is sent (an incident announcement follows the message's final state)."""
 
 
 class DrawQueue:
@@ -61,10 +63,13 @@ class DrawQueue:
         self._changed = threading.Condition()
         self._closed = False
 
-    def submit(self, row: RequestRow, run: RunView | None = None) -> None:
-        """Queue a draw of ``row`` (and a copy of ``run`` as it is now), replacing an older one still waiting."""
+    def submit(self, row: RequestRow, run: RunView | None = None, *, then: Callable[[], None] | None = None) -> None:
+        """Queue a draw of ``row`` (and a copy of ``run`` as it is now), replacing an older one still waiting.
+
+        ``then`` runs on the drawing thread once the draw is sent (or failed), in the order asked.
+        """
         final = RequestState(row.state) in FINAL_STATES
-        job = _Job(row, run.snapshot() if run is not None else None)
+        snapshot = run.snapshot() if run is not None else None
         with self._changed:
             if self._closed:
                 return
@@ -72,7 +77,9 @@ class DrawQueue:
                 return  # the request's end is already queued or drawn: this older state must not follow it
             if final:
                 self._remember_final(row.id)
-            self._waiting[row.id] = job  # an older waiting draw keeps its place in line, with the newest state
+            earlier = self._waiting.get(row.id)
+            follow = (earlier.then if earlier is not None else ()) + ((then,) if then is not None else ())
+            self._waiting[row.id] = _Job(row, snapshot, follow)  # an older waiting draw keeps its place in line
             self._start_threads()
             self._changed.notify()
 
@@ -120,6 +127,11 @@ class DrawQueue:
                 self._draw(job.row, job.run)
             except Exception:
                 logger.exception("could not draw the message of request %s", job.row.id)
+            try:
+                for follow in job.then:
+                    follow()
+            except Exception:
+                logger.exception("could not finish what follows the message of request %s", job.row.id)
             finally:
                 with self._changed:
                     self._drawing.discard(job.row.id)
