@@ -134,6 +134,15 @@ class TemporaryActionError(ActionFailed):
     temporary = True
 
 
+class TargetChanged(ActionFailed):
+    """The target changed between the run's plan check and its change, so the change was not made.
+
+    A step raises it when the target refused its write as stale (a resourceVersion precondition)
+    and what it acts on moved meanwhile (someone else's deploy): the approved plan no longer
+    describes what would happen. Before any change, the run ends ``not_started``.
+    """
+
+
 class ActionCancelled(OpsbotError):
     """The run was cancelled by a user or hit its deadline."""
 

@@ -98,6 +98,11 @@ class StepContext:
     """(user id, name) of the people whose approvals let this run start (gitops commits name them)."""
     notes: dict[str, Any] = field(default_factory=dict)
     """What a step leaves for later steps of the same run (the commit a gitops sync must wait for)."""
+    plan_reads: dict[str, Any] = field(default_factory=dict)
+    """What the run's plan check read (a backend's key → the object as read), so the rollback point and the
+    first change need not read it again. The run engine empties it once a mutating step has run: nothing
+    may act on a read from before a change. A step that uses one must send its write against it (a
+    precondition), because the object can still change between the check and the write."""
     clock: Callable[[], float] = time.monotonic
     identity: RequesterIdentity | None = None
     """Who the cloud sees: the requester (impersonation, source identity), or None to act as opsbot."""

@@ -82,7 +82,7 @@ def approve(
     try:
         with database.transaction() as session:
             row = _pending(session, request_id, actor, now)
-            _check_where(session, row, where, actor, shown)
+            _check_where(session, row, where, actor, shown, now)
             _check_approver(row, groups, actor, shown)
             if not request_store.record_vote(
                 session,
@@ -127,7 +127,7 @@ def reject(
     try:
         with database.transaction() as session:
             row = _pending(session, request_id, actor, now)
-            _check_where(session, row, where, actor, shown)
+            _check_where(session, row, where, actor, shown, now)
             if actor.user_id != row.requester_id:
                 _check_approver(row, groups, actor, shown)
             request_store.record_vote(
@@ -174,7 +174,7 @@ def cancel(
             row = request_store.get_request(session, request_id)
             if row is None:
                 raise RequestNotFound(f"There is no request #{request_id}.")
-            _check_where(session, row, where, actor, shown)
+            _check_where(session, row, where, actor, shown, now)
             may_stop = actor.user_id == row.requester_id or groups.is_member(actor.user_id, tuple(row.approver_groups))
             state = RequestState(row.state)
             if state == RequestState.PENDING_APPROVAL:
@@ -256,7 +256,7 @@ def _pending(session: Any, request_id: int, actor: Actor, now: datetime) -> Requ
     return row
 
 
-def _check_where(session: Any, row: RequestRow, where: ClickedAt | None, actor: Actor, shown: str | None) -> None:
+def _check_where(session: Any, row: RequestRow, where: ClickedAt | None, actor: Actor, shown: str | None, now: datetime) -> None:
     """A button counts only on the request's own message (that channel, that message), or on the clicker's App Home.
 
     A copy of the buttons (another app's message, a forwarded payload, another channel) must not
@@ -268,6 +268,9 @@ def _check_where(session: Any, row: RequestRow, where: ClickedAt | None, actor: 
     the value that binds the request's current parameters and plan (a home redrawn a moment ago
     may show an older plan; an edited payload any plan at all). Who may decide is checked after
     this, the same way for both places.
+
+    A click that beat the store of the message's ts says where the message is: it is stored with
+    the decision (in its transaction, no extra round trip), so the run can redraw it.
     """
     if where is None:
         return
@@ -278,6 +281,8 @@ def _check_where(session: Any, row: RequestRow, where: ClickedAt | None, actor: 
     if stored is not None and where.message == stored:
         return
     if stored is None and where.channel == row.channel:
+        if where.message is not None and where.message.channel == row.channel:
+            request_store.set_fields(session, row.id, now, message_ref=where.message.as_dict())
         return
     home = f"<#{row.channel}>" if stored is None else f"its message in <#{stored.channel}>"
     raise WrongMessage(f"That button is not where #{row.id} was asked; decide it from {home}.", markup=True)

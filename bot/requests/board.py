@@ -7,6 +7,10 @@ The run engine reports to the board through ``RunObserver`` and never writes tex
 Every time the board draws a request for a change of its state (created, decided, started,
 ended; not for a progress line), it also tells the App Home (``bot.requests.app_home``), which
 republishes the homes that request concerns: one observer point for both surfaces.
+
+Redraws happen on the board's own threads (``bot.requests.draw_queue``): a run, or a click,
+never waits for Slack to redraw a message; the newest state is drawn and the final one last.
+Only the first post waits, because its answer says where the message lives.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from bot.catalog.catalog import Catalog
 from bot.messages import Message, MessageRef, Notifier, escape, mention
 from bot.requests.app_home import AppHome
 from bot.requests.approvals import votes_of
+from bot.requests.draw_queue import DrawQueue
 from bot.requests.views import STATE_WORDS, request_message
 from bot.runs.run_view import RunView
 from bot.store import requests as request_store
@@ -57,6 +62,7 @@ class RequestBoard:
         self._retry_seconds = retry_seconds
         self._last_drawn: dict[int, float] = {}
         self._lock = threading.Lock()
+        self._draws = DrawQueue(self._draw_now)
 
     # -- drawing ------------------------------------------------------------------------
 
@@ -81,7 +87,23 @@ class RequestBoard:
         if self._home is not None:
             self._home.request_changed(row)
 
-    def _draw(self, row: RequestRow, run: RunView | None = None) -> None:
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Until every redraw asked for so far has been sent."""
+        return self._draws.wait_idle(timeout)
+
+    def close(self) -> None:
+        """Send the redraws still queued (briefly), then stop drawing."""
+        self._draws.close()
+
+    def _draw(self, row: RequestRow, run: RunView | None = None, *, then: Callable[[], None] | None = None) -> None:
+        """Queue the redraw; ``then`` follows it (at once when the request has no message)."""
+        if row.message_ref is not None:
+            self._draws.submit(row, run, then=then)
+        elif then is not None:
+            then()
+
+    def _draw_now(self, row: RequestRow, run: RunView | None) -> None:
+        """On a drawing thread: the votes as stored now, the row and run as they were when the draw was asked for."""
         ref = MessageRef.from_dict(row.message_ref)
         if ref is None:
             return
@@ -133,17 +155,22 @@ class RequestBoard:
     def run_finished(self, row: RequestRow, run: RunView) -> None:
         with self._lock:
             self._last_drawn.pop(row.id, None)
-        self.redraw(row, run)
+        self._tell_home(row)
         # The incident channel hears about failures that touched a service, not about a Stop, a run
-        # refused at its start, or a read-only step that could not reach a cluster.
+        # refused at its start, or a read-only step that could not reach a cluster; after the message says so.
         if row.state in (RequestState.FAILED, RequestState.ROLLED_BACK) and run.touched:
-            self.announce(row, failure_announcement(row))
+            self._draw(row, run, then=lambda: self.announce(row, failure_announcement(row)))
+        else:
+            self._draw(row, run)
 
     def run_not_started(self, row: RequestRow) -> None:
         self.redraw(row)
 
     def run_interrupted(self, row: RequestRow) -> None:
-        self.redraw(row)
+        self._tell_home(row)
+        self._draw(row, then=lambda: self._tell_interrupted(row))
+
+    def _tell_interrupted(self, row: RequestRow) -> None:
         self.note(row, f"⚠️ Interrupted: {escape(row.result or '')}.")
         self.announce(
             row,

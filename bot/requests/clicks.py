@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from bot.errors import ApprovalExpired, ApprovalRefused, RequestNotFound
-from bot.messages import ButtonAction, Message, MessageRef, Replier, escape
+from bot.messages import ButtonAction, Message, Replier, escape
 from bot.metrics import record_approval
 from bot.requests import builtin_watch
 from bot.requests.approvals import ClickedAt, approve, cancel, reject
@@ -18,7 +18,6 @@ from bot.requests.desk import Desk
 from bot.requests.intake import Intake
 from bot.requests.invocation import Click
 from bot.runs.engine import RunEngine
-from bot.store import requests as request_store
 from bot.store.models import RequestRow
 from bot.store.states import RequestState
 
@@ -61,7 +60,7 @@ class Clicks:
             return
         logger.info("request #%s approved", request_id, extra={"outcome": "approved", "runbook": outcome.request.runbook})
         # Claimed here, not in the run pool: a target locked meanwhile is said at the click, not after "about to start".
-        refused = self._engine.start(outcome.request.id)
+        refused = self._engine.start(outcome.request.id, policy_just_asked=True)
         if refused is not None:
             reply.private(Message.plain(f"Approved, but #{request_id} did not start: {escape(refused.result or '')}"))
 
@@ -101,21 +100,11 @@ class Clicks:
         request_id = request_id_of(click.value)
         if request_id is None:
             raise RequestNotFound("That button does not belong to a request opsbot knows; it may come from another app.")
-        self._remember_message(request_id, click.message)
         return request_id
 
     def _redraw_if_expired(self, refusal: ApprovalRefused, request_id: int) -> None:
         if isinstance(refusal, ApprovalExpired):
             self._desk.board.redraw_by_id(request_id)
-
-    def _remember_message(self, request_id: int, ref: MessageRef | None) -> None:
-        """A click can beat the store of its message's ts; the click itself says where the message is."""
-        if ref is None:
-            return
-        with self._desk.database.transaction() as session:
-            row = request_store.get_request(session, request_id)
-            if row is not None and row.message_ref is None and ref.channel == row.channel:
-                request_store.set_fields(session, request_id, self._desk.clock(), message_ref=ref.as_dict())
 
 
 def _where(click: Click) -> ClickedAt:

@@ -35,11 +35,13 @@ Admission = Callable[[RequestRow, Sequence[str]], str | None]
 
 @dataclass(frozen=True)
 class Claimed:
-    """A request this runner moved to ``running``, with what it will run."""
+    """A request this runner moved to ``running``, with what it will run and whose approvals let it."""
 
     row: RequestRow
     runbook: Runbook
     steps: list[PreparedStep]
+    approvers: tuple[tuple[str, str], ...] = ()
+    """(user id, name) of the valid approvals, read in the claim's transaction (gitops commits name them)."""
 
 
 @dataclass(frozen=True)
@@ -87,11 +89,10 @@ def claim(
             assert refused is not None
             return NotStarted(refused)
         audit_store.append_events(session, [request_event(row, EventType.STARTED, SYSTEM, outcome="started", runner=runner_id)], now)
-    assert runbook is not None
-    with database.reading() as session:
+        votes = request_store.valid_approvals(session, row.id, row.params_hash, row.plan_hash)
         fresh = request_store.get_request(session, request_id)
-    assert fresh is not None
-    return Claimed(fresh, runbook, steps)
+    assert runbook is not None and fresh is not None
+    return Claimed(fresh, runbook, steps, tuple((vote.user_id, vote.user_name) for vote in votes))
 
 
 def held_by_text(lock: TargetLockRow, now: datetime) -> str:

@@ -28,8 +28,7 @@ from bot.backends.source.whats_changing import image_moved
 from bot.catalog.actions import StepContext, StepResult
 from bot.catalog.catalog import Catalog
 from bot.catalog.identity import IdentityMap
-from bot.catalog.runbooks import Runbook
-from bot.errors import ActionCancelled, ActionFailed, OpsbotError, StepTimeout
+from bot.errors import ActionCancelled, ActionFailed, OpsbotError, StepTimeout, TargetChanged
 from bot.logs import log_context
 from bot.metrics import record_run
 from bot.runs.claims import Admission, Claimed, NotStarted, claim
@@ -128,14 +127,17 @@ class RunEngine:
         future.add_done_callback(self._forget)
         return future
 
-    def start(self, request_id: int) -> RequestRow | None:
+    def start(self, request_id: int, *, policy_just_asked: bool = False) -> RequestRow | None:
         """Claim the request here and now and run it in the pool; the refused request if it could not start.
 
         An approval click calls this so the approver hears at once why an approved request did
         not start (the target was locked meanwhile, the policy changed) instead of "about to start".
+        ``policy_just_asked``: the caller asked the policy for this request and its approvers a
+        moment ago (the approving vote's own transaction does, ``approvals.approve``), so the claim
+        does not ask it again.
         """
         with log_context(request_id=request_id, runner=self._runner_id):
-            claimed = self._claim(request_id)
+            claimed = self._claim(request_id, ask_policy=not policy_just_asked)
         if isinstance(claimed, NotStarted):
             return claimed.row
         if claimed is not None:
@@ -212,9 +214,10 @@ class RunEngine:
     def _run_claimed(self, claimed: Claimed) -> RequestState:
         row = claimed.row
         with log_context(request_id=row.id, runbook=row.runbook, user=row.requester_id, service=row.service, env=row.env):
-            return self._execute_claimed(row, claimed.runbook, claimed.steps)
+            return self._execute_claimed(claimed)
 
-    def _execute_claimed(self, row: RequestRow, runbook: Runbook, steps: list[PreparedStep]) -> RequestState:
+    def _execute_claimed(self, claimed: Claimed) -> RequestState:
+        row, steps = claimed.row, claimed.steps
         logger.info("run of request #%s started on %s", row.id, self._runner_id, extra={"outcome": "started"})
         run = RunView(steps=[StepView(step.spec.title) for step in steps])
         started = time.monotonic()
@@ -226,7 +229,7 @@ class RunEngine:
         )
         heartbeat.start()
         try:
-            state, result = self._run_steps(row, runbook, steps, run, cancel)
+            state, result = self._run_steps(claimed, run, cancel)
         finally:
             stop_heartbeat.set()
             heartbeat.join(timeout=5)
@@ -237,25 +240,21 @@ class RunEngine:
         self._observer.run_finished(final, run)
         return state
 
-    def _claim(self, request_id: int) -> Claimed | NotStarted | None:
+    def _claim(self, request_id: int, *, ask_policy: bool = True) -> Claimed | NotStarted | None:
         """approved → running with the target's lock (``bot.runs.claims``); a refusal is drawn at once."""
         claimed = claim(
             self._database, self._catalog, request_id=request_id, runner_id=self._runner_id, lease=self._timing.lease,
-            admission=self._admission, now=self._clock(),
+            admission=self._admission if ask_policy else None, now=self._clock(),
         )  # fmt: skip
         if isinstance(claimed, NotStarted):
             logger.info("request #%s not started: %s", request_id, claimed.row.result, extra={"outcome": "not_started"})
             self._observer.run_not_started(claimed.row)
         return claimed
 
-    def _run_steps(
-        self, row: RequestRow, runbook: Runbook, steps: list[PreparedStep], run: RunView, cancel: threading.Event
-    ) -> tuple[RequestState, str]:
+    def _run_steps(self, claimed: Claimed, run: RunView, cancel: threading.Event) -> tuple[RequestState, str]:
+        row, runbook, steps, approvers = claimed.row, claimed.runbook, claimed.steps, claimed.approvers
         run_deadline = time.monotonic() + runbook.timeout.total_seconds()
         progress = _ProgressLog(self, row, run)
-        with self._database.reading() as session:
-            approvals = request_store.valid_approvals(session, row.id, row.params_hash, row.plan_hash)
-            approvers = tuple((vote.user_id, vote.user_name) for vote in approvals)
         base = make_context(
             request_id=row.id, service=row.service, env=row.env, target=self._catalog.target(row.service, row.env),
             actor_id=row.requester_id, actor_name=row.requester_name, backends=self._backends,
@@ -290,6 +289,8 @@ class RunEngine:
                 current.summary = message
                 self._audit(row, EventType.STEP_FAILED, outcome=type(error).__name__, step=current.title, error=message)
             _skip_rest(run)
+            if isinstance(error, TargetChanged) and not mutated:
+                return RequestState.NOT_STARTED, message  # refused before anything changed, like a stale plan
             if isinstance(error, ActionCancelled):
                 return self._stopped(row, base, rollback_point if mutated else None, current, progress)
             if rollback_point is not None and mutated:
@@ -358,6 +359,9 @@ class RunEngine:
             result = step.action.run(base, step.args)
         except StepTimeout as error:
             raise StepTimeout(f"step {view.title!r} timed out: {error.user_message}") from error
+        finally:
+            if step.action.mutating:
+                base.plan_reads.clear()  # the plan check's reads describe the target before this step, not after
         view.state, view.summary = "done", result.summary
         recorded = {"data": result.data} if result.data else {}  # e.g. a gitops step's commit SHA, PR URL, synced revision
         self._audit(row, EventType.STEP_FINISHED, outcome="ok", step=view.title, summary=result.summary, **recorded)

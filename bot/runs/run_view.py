@@ -6,6 +6,7 @@ The engine fills a ``RunView`` and tells a ``RunObserver`` when it changes; the 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -36,6 +37,10 @@ class RunView:
     def add_progress(self, line: str) -> None:
         self.progress.append(line)
         del self.progress[:-MAX_PROGRESS_LINES]
+
+    def snapshot(self) -> RunView:
+        """A copy as of now, for an observer that draws it later on another thread while the run goes on."""
+        return dataclasses.replace(self, steps=[dataclasses.replace(step) for step in self.steps], progress=list(self.progress))
 
 
 class RunObserver(Protocol):

@@ -102,8 +102,8 @@ class OpsbotCore:
             self.scheduler.start()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Until the post-ack work and the runs it started are done (the shell waits before its next prompt)."""
-        return self.pool.wait_idle(timeout) and self.engine.wait_idle(timeout)
+        """Until the post-ack work, the runs it started and the messages they redraw are done (the shell waits before its next prompt)."""
+        return self.pool.wait_idle(timeout) and self.engine.wait_idle(timeout) and self.board.wait_idle(timeout)
 
     def close(self) -> None:
         if self.scheduler is not None:
@@ -111,6 +111,7 @@ class OpsbotCore:
         self.maintenance.stop()
         self.pool.shutdown(wait=True)
         self.engine.shutdown(wait=True)
+        self.board.close()
         self.home.close()
         self.audit_writer.close()
         if self.scheduler is not None:

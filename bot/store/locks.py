@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.store.inserts import insert_new
 from bot.store.models import TargetLockRow
 
 
@@ -35,26 +35,13 @@ def try_acquire(
         .where(TargetLockRow.service == service, TargetLockRow.env == env, TargetLockRow.expires_at <= now)
         .execution_options(synchronize_session=False)
     )
-    try:
-        with session.begin_nested():
-            session.add(
-                TargetLockRow(
-                    service=service,
-                    env=env,
-                    kind=kind,
-                    request_id=request_id,
-                    runbook=runbook,
-                    holder_id=holder_id,
-                    holder_name=holder_name,
-                    reason=reason,
-                    acquired_at=now,
-                    expires_at=expires_at,
-                )
-            )
-            session.flush()
-    except IntegrityError:
-        return current(session, service=service, env=env, now=now)
-    return None
+    lock = {
+        "service": service, "env": env, "kind": kind, "request_id": request_id, "runbook": runbook, "holder_id": holder_id,
+        "holder_name": holder_name, "reason": reason, "acquired_at": now, "expires_at": expires_at,
+    }  # fmt: skip
+    if insert_new(session, TargetLockRow, lock, key=["service", "env"]):
+        return None
+    return current(session, service=service, env=env, now=now)
 
 
 def current(session: Session, *, service: str, env: str, now: datetime) -> TargetLockRow | None:

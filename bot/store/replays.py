@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.store.inserts import insert_new
 from bot.store.models import SeenRequestRow
 
 KEEP_FOR = timedelta(minutes=10)  # longer than Slack's 5-minute signature window
@@ -20,13 +20,7 @@ KEEP_FOR = timedelta(minutes=10)  # longer than Slack's 5-minute signature windo
 
 def first_time_seen(session: Session, digest: str, now: datetime) -> bool:
     """True the first time ``digest`` is seen (it is recorded); False for a replay."""
-    try:
-        with session.begin_nested():
-            session.add(SeenRequestRow(digest=digest, seen_at=now))
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+    return insert_new(session, SeenRequestRow, {"digest": digest, "seen_at": now}, key=["digest"])
 
 
 def forget_old(session: Session, now: datetime) -> int:

@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.store.inserts import insert_new
 from bot.store.models import ApprovalRow, RequestRow
 from bot.store.states import RequestState
 
@@ -55,23 +55,11 @@ def record_vote(
     session: Session, *, request_id: int, user_id: str, user_name: str, decision: str, params_hash: str, plan_hash: str, now: datetime
 ) -> bool:
     """Insert one person's vote; False if they already voted (unique per request and person)."""
-    try:
-        with session.begin_nested():
-            session.add(
-                ApprovalRow(
-                    request_id=request_id,
-                    user_id=user_id,
-                    user_name=user_name,
-                    decision=decision,
-                    params_hash=params_hash,
-                    plan_hash=plan_hash,
-                    created_at=now,
-                )
-            )
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+    vote = {
+        "request_id": request_id, "user_id": user_id, "user_name": user_name, "decision": decision, "params_hash": params_hash,
+        "plan_hash": plan_hash, "created_at": now,
+    }  # fmt: skip
+    return insert_new(session, ApprovalRow, vote, key=["request_id", "user_id"])
 
 
 def valid_approvals(session: Session, request_id: int, params_hash: str, plan_hash: str) -> list[ApprovalRow]:

@@ -17,7 +17,7 @@ import socket
 import struct
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -26,7 +26,7 @@ from typing import Any, cast
 from fakes.kubernetes.api import DEFAULT_USER, KubeApi
 from fakes.kubernetes.controller import ControllerManager
 from fakes.kubernetes.exchange import ApiRequest, ApiResponse
-from fakes.kubernetes.faults import AccessPolicy, Fault, FaultPlan, ForbidRule, validate_fault_kind
+from fakes.kubernetes.faults import AccessPolicy, Fault, FaultPlan, ForbidRule, Interposition, validate_fault_kind
 from fakes.kubernetes.jobs import CRONJOBS, JOBS, pod_log_lines
 from fakes.kubernetes.json_values import JsonObject, deep_copy, dig
 from fakes.kubernetes.kubeconfig import DEFAULT_TOKEN, build_kubeconfig, cluster_url, write_kubeconfig
@@ -109,6 +109,9 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in self.headers.items():
             repeated[name.lower()] = (*repeated.get(name.lower(), ()), value)
         request = dispatcher.record(self.command, self.path, headers, body, repeated)
+        change = dispatcher.faults.interposed(self.command, self.path)
+        if change is not None:
+            change()
         fault = dispatcher.faults.take(self.command, self.path)
         if fault is not None and fault.status_code is None:
             self._misbehave(fault, dispatcher.stopping)
@@ -432,6 +435,14 @@ class FakeKubernetesServer:
         """
         fault = Fault(validate_fault_kind(kind), method, path_contains, times, hang_seconds, during_rollout=during_rollout)
         self.faults.add(fault)
+
+    def before_next(self, method: str, path_contains: str, change: Callable[[], None]) -> None:
+        """Make ``change`` (another client's write, e.g. through :meth:`handle`) just before the next matching request.
+
+        Only real requests match, never a dry run: ``before_next("PATCH", "/deployments/checkout", …)``
+        lands between opsbot's plan check and its PATCH.
+        """
+        self.faults.interpose(Interposition(change, method, path_contains))
 
     def clear_faults(self) -> None:
         """Drop pending faults."""

@@ -1,4 +1,4 @@
-"""Test-controlled misbehaviour: RBAC denials and transport faults.
+"""Test-controlled misbehaviour: RBAC denials, transport faults, and someone else's change mid-flight.
 
 Both are registries the test (or demo) edits while the server runs, so they
 are guarded by their own small locks rather than the store lock: a fault that
@@ -8,6 +8,7 @@ hangs a request must never block the controller.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 FAULT_KINDS = ("timeout", "reset")
@@ -105,12 +106,44 @@ def validate_fault_kind(kind: str) -> str:
     raise ValueError(f"unknown fault kind {kind!r}: use 'timeout', 'reset' or an HTTP code such as '500'")
 
 
+@dataclass(frozen=True)
+class Interposition:
+    """Another client's change, made just before the next matching request is served (once).
+
+    It reproduces the race a real cluster allows between a client's read and its write (a
+    colleague's ``kubectl set image``, the controller updating the status) without timing
+    anything: the test says which request it lands before. Dry runs never match.
+    """
+
+    action: Callable[[], None]
+    method: str
+    path_contains: str
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.method.upper() == method.upper() and self.path_contains in path and DRY_RUN_QUERY not in path
+
+
 class FaultPlan:
     """The queue of faults waiting to hit matching requests, first match wins."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._interpositions: list[Interposition] = []
+
+    def interpose(self, interposition: Interposition) -> None:
+        """Queue another client's change."""
+        with self._lock:
+            self._interpositions.append(interposition)
+
+    def interposed(self, method: str, path: str) -> Callable[[], None] | None:
+        """The change to make before this request, consuming it (the first matching one)."""
+        with self._lock:
+            for interposition in self._interpositions:
+                if interposition.matches(method, path):
+                    self._interpositions.remove(interposition)
+                    return interposition.action
+            return None
 
     def add(self, fault: Fault) -> None:
         """Queue a fault."""
@@ -118,9 +151,10 @@ class FaultPlan:
             self._faults.append(fault)
 
     def clear(self) -> None:
-        """Drop every pending fault."""
+        """Drop every pending fault and interposed change."""
         with self._lock:
             self._faults.clear()
+            self._interpositions.clear()
 
     def take(self, method: str, path: str) -> Fault | None:
         """Consume one use of the first fault matching this request."""

@@ -106,6 +106,7 @@ class FakeSlackApi(SlackCore):
         if server is None:
             return
         self.stopping.set()
+        self.release_all()
         server.shutdown()
         server.server_close()
         if thread is not None:
@@ -187,6 +188,28 @@ class FakeSlackApi(SlackCore):
         """Hold every answer to ``method`` for ``seconds`` (0 turns it off)."""
         with self.cond:
             self.delays[method] = seconds
+
+    def hold(self, method: str) -> None:
+        """Keep every answer to ``method`` back until ``release(method)``: Slack hanging, with no clock involved.
+
+        Calls are still recorded as they arrive (``status`` None while held), so a test can wait
+        for one to be in flight, check what the bot did meanwhile, then let Slack answer.
+        """
+        with self.cond:
+            self.holds.setdefault(method, threading.Event())
+
+    def release(self, method: str) -> None:
+        """Answer the held calls to ``method`` and every later one at once."""
+        with self.cond:
+            gate = self.holds.pop(method, None)
+        if gate is not None:
+            gate.set()
+
+    def release_all(self) -> None:
+        with self.cond:
+            gates, self.holds = list(self.holds.values()), {}
+        for gate in gates:
+            gate.set()
 
     def enable_realistic_rate_limits(self, per_second: float = 1.0, burst: int = 3) -> None:
         """Limit chat.postMessage per channel like Slack: ``per_second`` with a burst."""

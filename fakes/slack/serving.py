@@ -1,7 +1,7 @@
 """Request serving for the fake Slack server: routing, recording, faults.
 
 Every request is recorded on arrival (so in-flight calls are visible), may
-be held by a scripted delay outside the lock, and is then answered under
+be held by a scripted delay or hold outside the lock, and is then answered under
 the lock, which also wakes anyone in ``wait_for``. A bug in the fake itself
 answers HTTP 500 and is kept in ``server_errors`` rather than being lost in
 a handler thread.
@@ -39,6 +39,7 @@ class SlackCore:
         self.recorded: list[RecordedCall] = []
         self.faults = FaultScript()
         self.delays: dict[str, float] = {}
+        self.holds: dict[str, threading.Event] = {}
         self.buckets: ChannelBuckets | None = None
         self.hooks: dict[str, ResponseUrl] = {}
         self.server_errors: list[str] = []
@@ -162,11 +163,14 @@ class SlackCore:
             return call
 
     def _pause(self, method: str) -> None:
-        """Hold the answer for a scripted delay, without the lock; stop() cuts it short."""
+        """Hold the answer for a scripted delay, or until a hold is released, without the lock; stop() cuts both short."""
         with self.cond:
             seconds = self.delays.get(method, 0.0)
+            gate = self.holds.get(method)
         if seconds > 0:
             self.stopping.wait(seconds)
+        if gate is not None:
+            gate.wait()
 
 
 def _json_or_none(body: bytes) -> object:

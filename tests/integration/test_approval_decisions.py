@@ -278,3 +278,14 @@ def test_before_the_message_is_stored_the_channel_must_match(app: OpsbotCore, cl
     assert refused.value.user_message == f"That button is not where #{row.id} was asked; decide it from <#C0OPS>."
     approve(app.database, app.groups, request_id=row.id, actor=APPROVER, shown=shown(row), now=clock(), where=ClickedAt("C0OPS", None))
     assert stored(app, row.id).state == RequestState.APPROVED
+
+
+def test_a_click_that_beats_the_store_of_its_message_says_where_the_message_is(app: OpsbotCore, clock: FakeClock) -> None:
+    row = requested(app)
+    with app.database.transaction() as session:
+        request_store.set_fields(session, row.id, clock(), message_ref=None)
+    clicked = MessageRef("C0OPS", "1700000000.000100")
+
+    approve(app.database, app.groups, request_id=row.id, actor=APPROVER, shown=shown(row), now=clock(), where=ClickedAt("C0OPS", clicked))
+
+    assert MessageRef.from_dict(stored(app, row.id).message_ref) == clicked, "the run can redraw the message the click came from"

@@ -22,7 +22,7 @@ import json
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,8 +43,8 @@ from bot.settings import Settings
 from bot.store import audit as audit_store
 from bot.store.migrate import upgrade
 from bot.store.models import AuditEventRow, RequestRow
-from bot.store.states import RequestState
-from fakes.kubernetes import FakeKubernetesServer
+from bot.store.states import FINAL_STATES, RequestState
+from fakes.kubernetes import ApiRequest, FakeKubernetesServer
 from fakes.slack import FakeSlackApi
 from tests.conftest import EXAMPLE_CONFIG, POSTGRES_ADMIN_URL, RUNBOOKS
 from tests.doubles import STATE, FakeClock, RecordingNotifier, RecordingReplier
@@ -248,6 +248,86 @@ def test_an_api_server_that_stays_down_fails_the_deploy_and_says_the_rollback_fa
     assert_chain_verifies(app)
 
 
+def someone_else_patches(kube: FakeKubernetesServer, patch: Mapping[str, object]) -> None:
+    """Another client's strategic merge PATCH of the Deployment (a colleague's kubectl), straight into the fake."""
+    answer = kube.handle(
+        ApiRequest(
+            "PATCH", "/apis/apps/v1/namespaces/shop/deployments/checkout", "demo-staging",
+            headers={"content-type": "application/strategic-merge-patch+json"}, body=json.dumps(patch).encode(),
+        )
+    )  # fmt: skip
+    assert answer.status == 200, answer.body
+
+
+def deployment_calls(kube: FakeKubernetesServer) -> list[str]:
+    """What opsbot asked of the Deployment, in order: ``GET``, ``dry-run PATCH``, ``PATCH``."""
+    return [
+        f"{'dry-run ' if 'dryRun' in request.query else ''}{request.method}"
+        for request in kube.requests
+        if request.path.endswith("/deployments/checkout")
+    ]
+
+
+def test_a_deploy_reads_the_deployment_once_per_plan_and_not_again_before_its_patch(
+    kube_app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer
+) -> None:
+    app, _ = kube_app
+
+    row, _ = deploy(app, "1.4.2")
+
+    assert row.state == RequestState.SUCCEEDED, row.result
+    calls = deployment_calls(kube)
+    before_patch = calls[: calls.index("PATCH")]
+    assert before_patch == ["GET", "dry-run PATCH"] * 2, "the request's plan, then the run's check; nothing read again before the PATCH"
+    assert image(kube) == f"{IMAGE}:1.4.2"
+
+
+def test_someone_elses_deploy_between_the_plan_check_and_the_patch_is_never_overwritten(
+    kube_app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer
+) -> None:
+    app, notifier = kube_app
+    theirs = {"spec": {"template": {"spec": {"containers": [{"name": "checkout", "image": f"{IMAGE}:1.5.0"}]}}}}
+    kube.before_next("PATCH", "/deployments/checkout", lambda: someone_else_patches(kube, theirs))
+
+    row, _ = deploy(app, "1.4.2")
+
+    assert row.state == RequestState.NOT_STARTED, row.result
+    assert "changed since" in (row.result or "") and "nothing was changed" in (row.result or "").lower(), row.result
+    assert image(kube) == f"{IMAGE}:1.5.0", "their image stays: opsbot's PATCH was refused, not applied over it"
+    assert EventType.ROLLBACK_STARTED not in audit_story(app, row.id), "opsbot changed nothing, so it undoes nothing"
+    assert final_title(notifier).startswith("⛔"), final_title(notifier)
+    assert incident_posts(notifier) == [], "a refused start is not an incident"
+    assert_chain_verifies(app)
+
+
+def test_a_harmless_change_between_the_plan_check_and_the_patch_does_not_stop_the_deploy(
+    kube_app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer
+) -> None:
+    app, notifier = kube_app
+    kube.before_next("PATCH", "/deployments/checkout", lambda: someone_else_patches(kube, {"metadata": {"labels": {"team": "payments"}}}))
+
+    row, _ = deploy(app, "1.4.2")
+
+    assert row.state == RequestState.SUCCEEDED, row.result
+    assert image(kube) == f"{IMAGE}:1.4.2"
+    assert kube.deployment("demo-staging", "shop", "checkout")["metadata"]["labels"]["team"] == "payments"
+    assert final_title(notifier).startswith("✅")
+
+
+def test_a_broken_image_after_a_harmless_change_is_rolled_back_to_what_ran_before_the_patch(
+    kube_app: tuple[OpsbotCore, RecordingNotifier], kube: FakeKubernetesServer
+) -> None:
+    app, notifier = kube_app
+    kube.before_next("PATCH", "/deployments/checkout", lambda: someone_else_patches(kube, {"metadata": {"labels": {"team": "payments"}}}))
+
+    row, _ = deploy(app, "1.4.3-broken")
+
+    assert row.state == RequestState.ROLLED_BACK, row.result
+    assert image(kube) == f"{IMAGE}:1.4.1", "the template carries the image from before the PATCH again"
+    assert final_title(notifier).startswith("↩️")
+    assert_chain_verifies(app)
+
+
 # == Slack ========================================================================================
 
 REQUESTER, APPROVER = "U0REQ", "U0A00"
@@ -301,17 +381,78 @@ def test_a_429_on_the_approval_post_is_retried_after_retry_after_and_the_request
     assert_chain_verifies(server.opsbot)
 
 
-def test_message_not_found_on_an_update_mid_run_does_not_stop_the_run(server: RunningServer, slack: FakeSlackApi) -> None:
+def run_ended(server: RunningServer) -> RequestState | None:
+    """The request's final state once its run is over and has told the board (None before)."""
+    state = RequestState(request_row(server).state)
+    if state not in FINAL_STATES:
+        return None
+    assert server.opsbot.engine.wait_idle(timeout=10), "the run recorded its end but did not finish"
+    return state
+
+
+@contextlib.contextmanager
+def first_update_in_flight(server: RunningServer, slack: FakeSlackApi, text: str) -> Iterator[None]:
+    """Approve ``text``'s request with Slack holding every ``chat.update``; the block runs once the run's first redraw waits on Slack.
+
+    The run is held in its step until then, so what follows (the rest of the run) happens while
+    that redraw is in flight: no clock involved.
+    """
+    message = posted_request(server.opsbot, slack, text)
+    slack.hold("chat.update")
+    STATE.release.clear()
+    server.slack_user(slack, APPROVER).click(message, ButtonAction.APPROVE)
+    assert STATE.started.wait(10), "the run never reached its step"
+    slack.wait_for(lambda: [call for call in slack.calls_to("chat.update") if call.status is None], what="a redraw waiting on Slack")
+    STATE.release.set()
+    yield
+
+
+def test_a_slack_that_hangs_on_message_updates_never_holds_the_run_back(server: RunningServer, slack: FakeSlackApi) -> None:
     server.slack_user(slack, REQUESTER).command("touch svc v2 in production")
     message = posted_request(server.opsbot, slack, "touch svc v2")
-    slack.fail_next("chat.update", "message_not_found", times=2)
+    slack.hold("chat.update")
 
     server.slack_user(slack, APPROVER).click(message, ButtonAction.APPROVE)
 
+    assert wait_until(lambda: run_ended(server), what="the run to end while Slack hangs") == RequestState.SUCCEEDED
+    assert (STATE.runs, STATE.value) == (1, "v2")
+    updates = slack.calls_to("chat.update")
+    assert updates and all(call.status is None for call in updates), "every redraw so far still waits for Slack"
+    slack.release("chat.update")
     assert succeeded_message_text(slack, "touch svc v2")
     server.wait_idle()
-    assert [call.error for call in slack.calls_to("chat.update")][:2] == ["message_not_found", "message_not_found"]
-    assert request_row(server).state == RequestState.SUCCEEDED
+    assert request_story(server) == TOUCH_STORY
+
+
+def test_redraws_queued_behind_a_slow_slack_become_one_and_the_final_state_is_drawn_last(
+    server: RunningServer, slack: FakeSlackApi
+) -> None:
+    server.slack_user(slack, REQUESTER).command("touch svc v2 in production")
+    STATE.fail_with = "the value was refused"
+
+    with first_update_in_flight(server, slack, "touch svc v2"):
+        assert wait_until(lambda: run_ended(server), what="the run to end") == RequestState.FAILED
+        slack.release("chat.update")
+
+    final = slack.wait_for(lambda: "failed" in latest_message(slack, containing="touch svc v2").text, what="the message to say failed")
+    server.wait_idle()
+    assert final and "failed" in latest_message(slack, containing="touch svc v2").text, "nothing older was drawn after the end"
+    running, ended = [call.params["text"] for call in slack.calls_to("chat.update")]
+    assert "running" in str(running) and "failed" in str(ended), "the step's redraws waited and were replaced by the end"
+    assert len(slack.messages("C0INCIDENT")) == 1, "a failure that touched the service is still announced"
+
+
+def test_message_not_found_on_an_update_mid_run_does_not_stop_the_run(server: RunningServer, slack: FakeSlackApi) -> None:
+    server.slack_user(slack, REQUESTER).command("touch svc v2 in production")
+    slack.fail_next("chat.update", "message_not_found")
+
+    with first_update_in_flight(server, slack, "touch svc v2"):
+        assert wait_until(lambda: run_ended(server), what="the run to end") == RequestState.SUCCEEDED
+        slack.release("chat.update")
+
+    assert succeeded_message_text(slack, "touch svc v2")
+    server.wait_idle()
+    assert [call.error for call in slack.calls_to("chat.update")] == ["message_not_found", None], "the end is drawn after the failure"
     assert request_story(server) == TOUCH_STORY
     assert (STATE.runs, STATE.value) == (1, "v2")
     assert_chain_verifies(server.opsbot)
@@ -516,6 +657,7 @@ def test_postgresql_gone_for_longer_than_a_lease_ends_the_run_interrupted_never_
 
         clock.advance(SHORT_LEASE * 2)
         interrupted = app.engine.recover()
+        assert app.wait_idle(timeout=10)
 
         row = last_request(app)
         assert interrupted == [row.id] and row.state == RequestState.INTERRUPTED

@@ -173,6 +173,7 @@ def test_set_image_sends_a_strategic_merge_patch_of_only_the_named_container(
     sidecar = {"name": "proxy", "image": "envoy:1.30"}
     server.add_deployment(cluster=CLUSTER, namespace=NAMESPACE, name="checkout", image=OLD_IMAGE, replicas=2, extra_containers=[sidecar])
     server.clear_requests()
+    read_version = stored(server)["metadata"]["resourceVersion"]
 
     SetImage().run(make_ctx(), SetImageArgs(image=f"{REGISTRY}/checkout:2.0.0", container="checkout"))
 
@@ -180,7 +181,8 @@ def test_set_image_sends_a_strategic_merge_patch_of_only_the_named_container(
     assert patch.cluster == CLUSTER
     assert patch.path == f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/checkout"
     assert patch.content_type == STRATEGIC
-    assert patch.body == {"spec": {"template": {"spec": {"containers": [{"name": "checkout", "image": f"{REGISTRY}/checkout:2.0.0"}]}}}}
+    assert patch.body["spec"] == {"template": {"spec": {"containers": [{"name": "checkout", "image": f"{REGISTRY}/checkout:2.0.0"}]}}}
+    assert patch.body["metadata"] == {"resourceVersion": read_version}, "sent against the read, so a change meanwhile is refused"
     assert image_of(stored(server), "proxy") == "envoy:1.30"
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 
 from bot.backends.kubernetes.bulk_json import loads_paused
-from bot.backends.kubernetes.errors import KubeRef, config_error, kube_errors
+from bot.backends.kubernetes.errors import ChangedSinceRead, KubeRef, config_error, kube_errors
 from bot.backends.kubernetes.impersonation import Impersonation, RepeatedHeaders, forbidden_text
 from bot.catalog.config import EksCluster, KubernetesAccess, KubernetesTarget
 from bot.errors import ActionFailed
@@ -129,22 +129,39 @@ class ClusterApi:
         *,
         patch_type: PatchType,
         dry_run: bool = False,
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
         """PATCH a Deployment; ``dry_run`` asks the server to validate and return, not store.
+
+        ``resource_version`` (a strategic or merge patch only) makes it a write against that read:
+        the API server refuses it with 409 if the Deployment changed since (``ChangedSinceRead``),
+        the optimistic concurrency of ``kubectl apply`` and ``kubectl edit``.
 
         The content type is always given: v37 defaults to JSON patch, which a real
         server rejects for an object body.
         """
-        with self._calling("patch", self.ref(namespace, name), "patch", "deployments"):
-            result = self._apps.patch_namespaced_deployment(
-                name,
-                namespace,
-                body,
-                dry_run="All" if dry_run else None,
-                _content_type=_CONTENT_TYPES[patch_type],
-                _request_timeout=self._timeout,
-                _headers=self._headers(),
-            )
+        ref = self.ref(namespace, name)
+        if resource_version is not None:
+            if not isinstance(body, dict) or patch_type == "json":
+                raise ValueError("a resourceVersion precondition needs a strategic or merge patch")
+            body = {**body, "metadata": {**(body.get("metadata") or {}), "resourceVersion": resource_version}}
+        with self._calling("patch", ref, "patch", "deployments"):
+            from kubernetes.client.exceptions import ApiException  # already loaded: a call is being made
+
+            try:
+                result = self._apps.patch_namespaced_deployment(
+                    name,
+                    namespace,
+                    body,
+                    dry_run="All" if dry_run else None,
+                    _content_type=_CONTENT_TYPES[patch_type],
+                    _request_timeout=self._timeout,
+                    _headers=self._headers(),
+                )
+            except ApiException as exc:
+                if exc.status == 409 and resource_version is not None:
+                    raise ChangedSinceRead(f"{ref.describe()} changed since it was read (resourceVersion {resource_version})") from None
+                raise
         return self._as_dict(result)
 
     def patch_scale(self, namespace: str, name: str, replicas: int, *, dry_run: bool = False) -> dict[str, Any]:

@@ -52,6 +52,14 @@ _STATUS_WORDS = {
 _TEMPORARY_STATUSES = frozenset({409, 429})
 
 
+class ChangedSinceRead(ActionFailed):
+    """A write sent against a read (its ``resourceVersion`` as a precondition) found the object changed since: HTTP 409.
+
+    Not temporary: sending the same write again cannot succeed. The step reads the object again
+    and decides whether the change meanwhile matters (``SetImage``).
+    """
+
+
 @dataclass(frozen=True)
 class KubeRef:
     """What a call was about: ``deployment shop/checkout in cluster prod-eu``.

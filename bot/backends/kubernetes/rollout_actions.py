@@ -10,6 +10,7 @@ computed at approval time equals the one computed at run time.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -17,6 +18,7 @@ from pydantic import Field
 
 from bot.backends.images import ImageChoiceArgs, with_tag
 from bot.backends.kubernetes.drift_guard import drift_check
+from bot.backends.kubernetes.errors import ChangedSinceRead
 from bot.backends.kubernetes.health import container_images, primary_image
 from bot.backends.kubernetes.rollout import (
     RollbackChoice,
@@ -30,8 +32,11 @@ from bot.backends.kubernetes.step_support import (
     MAX_TEMPORARY_POLL_ERRORS,
     choose_container,
     cluster_api,
+    planned_deployment,
     read_deployment,
+    read_deployment_for_plan,
     replicas_text,
+    resource_version_of,
     retrying,
     spec_of,
     status_of,
@@ -47,7 +52,7 @@ from bot.catalog.actions import (
     StepResult,
 )
 from bot.catalog.config import KubernetesTarget, TargetKind
-from bot.errors import ActionFailed, StepTimeout, TemporaryActionError
+from bot.errors import ActionFailed, StepTimeout, TargetChanged, TemporaryActionError
 
 # --------------------------------------------------------------------------- set_image
 
@@ -94,7 +99,7 @@ class SetImage(Action[SetImageArgs]):
 
     def plan(self, ctx: StepContext, args: SetImageArgs) -> list[Change]:
         target = step_target(ctx)
-        deployment = read_deployment(ctx)
+        deployment = read_deployment_for_plan(ctx)
         guard = drift_check(deployment, target, ctx.service, ctx.env)
         change = image_change(deployment, target, args)
         result = cluster_api(ctx).patch_deployment(
@@ -105,11 +110,8 @@ class SetImage(Action[SetImageArgs]):
 
     def run(self, ctx: StepContext, args: SetImageArgs) -> StepResult:
         target = step_target(ctx)
-        change = image_change(retrying(ctx, lambda: read_deployment(ctx)), target, args)
-        ctx.check()
-        result = retrying(
-            ctx, lambda: cluster_api(ctx).patch_deployment(target.namespace, target.deployment, change.patch(), patch_type="strategic")
-        )
+        deployment = planned_deployment(ctx) or retrying(ctx, lambda: read_deployment(ctx))
+        change, result = _patch_image(ctx, target, args, deployment)
         verb = "unchanged" if change.before == change.after else f"{change.before} → {change.after}"
         return StepResult(
             summary=f"image {verb} (container {change.container} of {target.describe()})",
@@ -120,6 +122,51 @@ class SetImage(Action[SetImageArgs]):
                 "generation": (result.get("metadata") or {}).get("generation"),
             },
         )
+
+
+MAX_STALE_READS = 3
+"""Times ``set_image`` reads again after its PATCH was refused as stale by a change that does not matter to it."""
+
+
+def _patch_image(
+    ctx: StepContext, target: KubernetesTarget, args: SetImageArgs, deployment: dict[str, Any]
+) -> tuple[ImageChange, dict[str, Any]]:
+    """PATCH the image against ``deployment`` as read (its resourceVersion a precondition), reading again only if it moved.
+
+    The read is usually the run's plan check (``planned_deployment``): what the approver's plan
+    was compared with is exactly what the PATCH applies to, and the rollback point taken from
+    the same read is what ran before it. If anything changed since, the API server refuses the
+    PATCH (409); a new pod template (someone else's deploy) ends the step with nothing changed
+    (``TargetChanged``), while status, labels or replicas (the controller, an autoscaler) do not
+    matter to an image patch, which is sent again against a fresh read.
+    """
+    for _ in range(MAX_STALE_READS):
+        change = image_change(deployment, target, args)
+        ctx.check()
+        version = resource_version_of(deployment)
+        send = functools.partial(
+            cluster_api(ctx).patch_deployment, target.namespace, target.deployment, change.patch(), patch_type="strategic",
+            resource_version=version,
+        )  # fmt: skip
+        try:
+            result = retrying(ctx, send)
+        except ChangedSinceRead:
+            fresh = retrying(ctx, lambda: read_deployment(ctx))
+            _refuse_if_redeployed(deployment, fresh, target)
+            deployment = fresh
+            continue
+        return change, result
+    raise TemporaryActionError(f"{target.describe()} kept changing while opsbot tried to set its image; nothing was changed, try again")
+
+
+def _refuse_if_redeployed(read: dict[str, Any], fresh: dict[str, Any], target: KubernetesTarget) -> None:
+    """``TargetChanged`` if the pod template or its revision moved between the two reads."""
+    if spec_of(read).get("template") == spec_of(fresh).get("template") and revision_of(read) == revision_of(fresh):
+        return
+    raise TargetChanged(
+        f"{target.describe()} changed since the run checked its plan (its pod template is no longer the one the plan was made "
+        f"against: now {primary_image(fresh, target.container)}, revision {revision_of(fresh)}). Nothing was changed; request it again."
+    )
 
 
 # --------------------------------------------------------------------------- wait_rollout
@@ -324,7 +371,8 @@ class KubernetesRollback(RollbackSupport):
         self.poll_seconds = poll_seconds
 
     def capture(self, ctx: StepContext) -> dict[str, Any]:
-        deployment = read_deployment(ctx)
+        """What runs now: the plan check's read when there is one (``set_image`` patches against that very read)."""
+        deployment = planned_deployment(ctx) or read_deployment(ctx)
         return {"revision": revision_of(deployment), "image": primary_image(deployment, step_target(ctx).container)}
 
     def restore(self, ctx: StepContext, point: dict[str, Any]) -> StepResult:

@@ -39,6 +39,33 @@ def read_deployment(ctx: StepContext) -> dict[str, Any]:
     return cluster_api(ctx).read_deployment(target.namespace, target.deployment)
 
 
+def read_deployment_for_plan(ctx: StepContext) -> dict[str, Any]:
+    """Read the Deployment for a plan, and keep the read for the run (``StepContext.plan_reads``).
+
+    The run's plan check reads the Deployment just before the rollback point and the first change
+    need it: they take this read (``planned_deployment``) instead of two more round trips.
+    """
+    deployment = read_deployment(ctx)
+    ctx.plan_reads[_plan_read_key(step_target(ctx))] = deployment
+    return deployment
+
+
+def planned_deployment(ctx: StepContext) -> dict[str, Any] | None:
+    """The plan check's read of the Deployment, if nothing has changed the target since (the engine forgets it then)."""
+    found = ctx.plan_reads.get(_plan_read_key(step_target(ctx)))
+    return found if isinstance(found, dict) else None
+
+
+def resource_version_of(obj: dict[str, Any]) -> str | None:
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    return str(version) if version else None
+
+
+def _plan_read_key(target: KubernetesTarget) -> str:
+    cluster = target.eks.describe() if target.eks is not None else target.context
+    return f"kubernetes:{cluster}/{target.namespace}/deployments/{target.deployment}"
+
+
 T = TypeVar("T")
 
 
