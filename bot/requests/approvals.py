@@ -310,7 +310,8 @@ def _check_approver(row: RequestRow, groups: GroupDirectory, actor: Actor, shown
 
 
 def _groups(row: RequestRow) -> str:
-    return ", ".join(f"@{group}" for group in row.approver_groups) or "an approver group"
+    """``@approvers, @oncall``: a request waits for approval only with the groups its rule names (a rule with a count must name some)."""
+    return ", ".join(f"@{group}" for group in row.approver_groups)
 
 
 def _audit_refusal(database: Database, request_id: int, actor: Actor, refusal: ApprovalRefused, now: datetime) -> None:

@@ -126,4 +126,4 @@ def _prepare(catalog: Catalog, row: RequestRow, runbook: Runbook | None) -> tupl
         return None, prepare_steps(catalog, runbook, target, row.params)
     except (KeyError, OpsbotError) as error:
         message = error.user_message if isinstance(error, OpsbotError) else f"{row.service}/{row.env} is no longer in the catalog"
-        return f"{message}; nothing was changed", []
+        return f"{message.removesuffix('.')}; nothing was changed", []  # a step's complaint ends with a full stop

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, String, Table, bindparam, func, insert, select, type_coerce, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.audit.anchors import Anchor
@@ -147,8 +147,8 @@ def _time_text(database: Database) -> ColumnElement[str]:
     """SQL that renders ``at`` exactly as ``format_time`` does."""
     if database.is_postgresql:
         return func.to_char(func.timezone("UTC", _AUDIT_TABLE.c.at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-    # SQLAlchemy stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC, see UtcDateTime).
-    return func.replace(type_coerce(_AUDIT_TABLE.c.at, String), " ", "T") + "Z"
+    # SQLAlchemy stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC, see UtcDateTime): that text, read as is.
+    return func.replace(_AUDIT_TABLE.c.at, " ", "T") + "Z"
 
 
 def count_events(session: Session) -> int:

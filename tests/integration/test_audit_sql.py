@@ -182,6 +182,51 @@ def test_events_are_read_by_time_window_with_its_exact_edges(database: Database)
         assert [row.seq for row in audit_store.events_since(session, NOW - timedelta(seconds=1), services=["checkout"])] == [1, 3]
 
 
+def vacuum(database: Database, table: str) -> None:
+    """What PostgreSQL's autovacuum does in time: dead rows' space becomes free for the next inserts.
+
+    SQLite keeps audit_events in rowid order, and its rowid is the seq: nothing to do there.
+    """
+    if database.is_postgresql:
+        with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f"VACUUM {table}"))
+
+
+def test_the_log_is_read_in_chain_order_whatever_the_clocks_and_the_tables_layout(database: Database, database_url: str) -> None:
+    """Export, digests and verify read the chain by seq: neither by time nor in the order rows lie in the table.
+
+    Replicas' clocks differ by a little, so a later seq can carry an earlier time (read by the
+    time index, rows would come in time order). A replica that dies between its append and its
+    commit leaves dead rows on PostgreSQL; once vacuumed, the next append fills their place, so
+    the table's own order is no longer the chain's.
+    """
+    seconds = {1: 2, 2: 0, 3: 1, 4: 3}  # seq -> its time, NOW + seconds (two replicas, one a little ahead)
+
+    def appended(seq: int) -> None:
+        with database.transaction() as session:
+            assert audit_store.append_events(
+                session, [AuditEvent(EventType.LOCKED, "U0A", "a")], NOW + timedelta(seconds=seconds[seq])
+            ) == [seq]
+
+    appended(1)
+    appended(2)
+    with pytest.raises(ConnectionError), database.transaction() as session:
+        audit_store.append_events(session, [AuditEvent(EventType.UNLOCKED, "U0B", "b")], NOW)
+        raise ConnectionError("the replica died before its commit")
+    appended(3)
+    vacuum(database, "audit_events")
+    appended(4)
+    since = NOW - timedelta(minutes=1)
+    with database.reading() as session:
+        assert [row.seq for row in audit_store.events_between(session)] == [1, 2, 3, 4]
+        assert [row.seq for row in audit_store.events_between(session, since=since, until=NOW + timedelta(minutes=1))] == [1, 2, 3, 4]
+        assert [row.seq for row in audit_store.events_since(session, since)] == [1, 2, 3, 4]
+    report = audit_store.verify(database)
+    assert (report.broken, report.rows, report.last_seq) == (None, 4, 4)
+    code, output = verify_cli(database_url)
+    assert code == 0 and output.startswith("OK: 4 events, chain intact"), output
+
+
 def test_a_process_without_the_key_of_a_keyed_chain_refuses_to_append(database_url: str) -> None:
     keyed = Database(database_url, audit_key=b"k" * 40)
     upgrade(keyed)

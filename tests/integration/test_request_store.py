@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
+
 from bot.store import requests as request_store
 from bot.store.database import Database
 from bot.store.states import RequestState
@@ -115,6 +117,41 @@ def test_votes_count_only_approvals_of_these_parameters_and_this_plan(database: 
         every = request_store.votes(session, request_id)
     assert [row.user_id for row in valid] == ["U0A", "U0E"]
     assert [row.user_id for row in every] == ["U0A", "U0B", "U0C", "U0D", "U0E"]
+
+
+def vacuum(database: Database, table: str) -> None:
+    """What PostgreSQL's autovacuum does to a table in time: dead rows' space becomes free for the next inserts.
+
+    SQLite stores a table in rowid order (here the id), freed space or not: nothing to do there.
+    """
+    if database.is_postgresql:
+        with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f"VACUUM {table}"))
+
+
+def test_votes_are_listed_in_the_order_they_were_cast_even_where_a_refused_vote_left_space(database: Database) -> None:
+    """A vote refused as a second click leaves a dead row on PostgreSQL; once vacuumed, a later vote fills its place.
+
+    PostgreSQL returns rows in the order they lie in the table, not in id order, so only the
+    query's ``ORDER BY id`` keeps "who approved, in order" (the approved event, the board) true.
+    """
+    request_id = new_request(database, RequestState.PENDING_APPROVAL)
+
+    def vote(user: str) -> bool:
+        with database.transaction() as session:
+            return request_store.record_vote(
+                session, request_id=request_id, user_id=user, user_name=user.lower(), decision="approve",
+                params_hash="p" * 64, plan_hash="q" * 64, now=NOW,
+            )  # fmt: skip
+
+    assert vote("U0C")
+    assert not vote("U0C"), "a double click: refused, its row rolled back"
+    assert vote("U0A")
+    vacuum(database, "approvals")
+    assert vote("U0B")
+    with database.reading() as session:
+        assert [row.user_id for row in request_store.votes(session, request_id)] == ["U0C", "U0A", "U0B"]
+        assert [row.user_id for row in request_store.valid_approvals(session, request_id, "p" * 64, "q" * 64)] == ["U0C", "U0A", "U0B"]
 
 
 def test_listing_filters_newest_first_and_counts_by_state(database: Database) -> None:

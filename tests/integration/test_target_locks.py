@@ -8,6 +8,7 @@ run must not leave the target locked through the incident).
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,18 +17,20 @@ import pytest
 from sqlalchemy import select
 
 from bot.audit.events import Actor, EventType
-from bot.catalog.catalog import Catalog
+from bot.catalog.catalog import Catalog, load_catalog
 from bot.requests.approvals import approve
+from bot.requests.builtins import BUILTIN_SPECS
 from bot.requests.invocation import Invocation
 from bot.runs.claims import Admission, Claimed, NotStarted, claim, held_by_text
 from bot.serve.wiring import OpsbotCore
 from bot.store import locks as lock_store
+from bot.store import requests as request_store
 from bot.store.database import Database
 from bot.store.migrate import upgrade
 from bot.store.models import AuditEventRow, RequestRow, TargetLockRow
 from bot.store.states import RequestState
 from tests import doubles as core
-from tests.doubles import FakeClock, RecordingReplier, make_touch_app
+from tests.doubles import TOUCH_RUNBOOK, FakeClock, RecordingReplier, make_touch_app
 
 REQUESTER = Actor("U0REQ", "requester")
 APPROVER = Actor("U0A00", "approver0")
@@ -358,3 +361,99 @@ def test_held_by_text_names_a_person_without_a_reason_and_a_run_by_its_request()
         reason="", acquired_at=now, expires_at=now + timedelta(minutes=7),
     )  # fmt: skip
     assert held_by_text(run, now) == "svc/production is locked by request #12 (touch by requester, just now)."
+
+
+def catalog_with(app: OpsbotCore, tmp_path: Path, name: str, runbook: str) -> Catalog:
+    """The app's catalog with one runbook file added or replaced, as an edit of the runbooks folder and a reload would give."""
+    folder = tmp_path / "edited-runbooks"
+    shutil.copytree(tmp_path / "runbooks", folder, dirs_exist_ok=True)
+    (folder / f"{name}.yaml").write_text(runbook)
+    return load_catalog(tmp_path / "opsbot.yaml", folder, builtins=BUILTIN_SPECS, registry=core.test_registry())
+
+
+PEEK_RUNBOOK = """\
+name: peek
+description: Show a note; changes nothing.
+usage: peek {service} [in {env}]
+parameters:
+  service: {type: service}
+  env: {type: env}
+steps:
+  - name: Look
+    action: opsbot.note
+    args: {text: "looking at {service}"}
+timeout: 2m
+examples: [peek svc in production]
+"""
+
+
+def approved_peek(app: OpsbotCore, clock: FakeClock) -> int:
+    """An approved request of the read-only runbook (stored as intake stores one)."""
+    with app.database.transaction() as session:
+        row = request_store.create_request(
+            session, runbook="peek", service="svc", env="production", target_kind="kubernetes", params={},
+            params_hash="p" * 64, plan_hash="q" * 64, state=str(RequestState.APPROVED), requester_id="U0REQ",
+            requester_name="requester", channel="C0OPS", created_at=clock(), updated_at=clock(),
+        )  # fmt: skip
+        return row.id
+
+
+def test_a_read_only_runbook_never_takes_the_target_lock(app: OpsbotCore, clock: FakeClock, tmp_path: Path) -> None:
+    catalog = catalog_with(app, tmp_path, "peek", PEEK_RUNBOOK)
+    claimed = claim_now(app, clock, approved_peek(app, clock), catalog=catalog)
+    assert isinstance(claimed, Claimed) and [step.spec.title for step in claimed.steps] == ["Look"]
+    assert lock_on_svc(app, clock) is None, "a run that changes nothing leaves the target free"
+
+    with app.database.transaction() as session:
+        lock_store.try_acquire(
+            session, service="svc", env="production", kind="manual", holder_id="U0ALICE", holder_name="alice",
+            now=clock(), expires_at=clock() + timedelta(minutes=30), reason="db migration",
+        )  # fmt: skip
+    looked = claim_now(app, clock, approved_peek(app, clock), catalog=catalog)
+    assert isinstance(looked, Claimed), "a look at a locked target is not refused"
+    holder = lock_on_svc(app, clock)
+    assert holder is not None and holder.holder_name == "alice"
+
+
+def test_a_runbook_whose_step_no_longer_takes_the_approved_arguments_is_not_started(
+    app: OpsbotCore, clock: FakeClock, tmp_path: Path
+) -> None:
+    row = approved_touch(app, clock, "v2")
+    # Edited since the approval: a pause of `{value}` seconds first, which "v2" is not.
+    edited = TOUCH_RUNBOOK.replace("steps:\n", 'steps:\n  - name: Settle\n    action: opsbot.wait\n    args: {seconds: "{value}"}\n')
+    refused = claim_now(app, clock, row.id, catalog=catalog_with(app, tmp_path, "touch", edited))
+    assert isinstance(refused, NotStarted)
+    assert refused.row.result == (
+        "Step 'Settle': argument seconds: Input should be a valid number, unable to parse string as a number; nothing was changed"
+    )
+    assert lock_on_svc(app, clock) is None and core.STATE.runs == 0
+
+
+def test_a_second_read_of_a_lock_in_one_transaction_shows_what_another_committed_meanwhile_on_postgresql(
+    postgres_url: str, clock: FakeClock
+) -> None:
+    """``current`` reads the database, not the row the session already holds from an earlier read.
+
+    On PostgreSQL (READ COMMITTED) each statement sees what other transactions committed before
+    it, so a transaction that read the lock once (and still holds that row) and reads it again
+    must see the change: here the run that held the target ends and alice locks it, then alice
+    unlocks. (SQLite serialises writers and keeps one snapshot per transaction: it cannot happen there.)
+    """
+    database = Database(postgres_url)
+    upgrade(database)
+    try:
+        now = clock()
+        take(database, now, kind="run", request_id=7)
+        with database.transaction() as session:
+            first = lock_store.current(session, service="checkout", env="production", now=now)
+            assert first is not None and (first.kind, first.request_id) == ("run", 7)
+            with database.transaction() as other:
+                assert lock_store.release_for_request(other, service="checkout", env="production", request_id=7)
+            assert take(database, now, holder="alice") is None
+            again = lock_store.current(session, service="checkout", env="production", now=now)
+            assert again is not None and (again.kind, again.holder_name, again.request_id) == ("manual", "alice", None)
+            with database.transaction() as other:
+                assert lock_store.release_manual(other, service="checkout", env="production") is not None
+            assert lock_store.current(session, service="checkout", env="production", now=now) is None, "alice unlocked meanwhile"
+    finally:
+        database.dispose()
