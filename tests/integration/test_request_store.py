@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from bot.store import requests as request_store
@@ -129,8 +130,10 @@ def vacuum(database: Database, table: str) -> None:
             connection.execute(text(f"VACUUM {table}"))
 
 
-def test_votes_are_listed_in_the_order_they_were_cast_even_where_a_refused_vote_left_space(database: Database) -> None:
-    """A vote refused as a second click leaves a dead row on PostgreSQL; once vacuumed, a later vote fills its place.
+def test_votes_are_listed_in_the_order_they_were_cast_even_where_a_lost_vote_left_space(database: Database) -> None:
+    """A vote whose decision never committed (its replica died first) leaves a dead row on PostgreSQL.
+
+    Once vacuumed, a later vote fills its place.
 
     PostgreSQL returns rows in the order they lie in the table, not in id order, so only the
     query's ``ORDER BY id`` keeps "who approved, in order" (the approved event, the board) true.
@@ -145,7 +148,14 @@ def test_votes_are_listed_in_the_order_they_were_cast_even_where_a_refused_vote_
             )  # fmt: skip
 
     assert vote("U0C")
-    assert not vote("U0C"), "a double click: refused, its row rolled back"
+    with pytest.raises(ConnectionResetError), database.transaction() as session:
+        request_store.record_vote(
+            session, request_id=request_id, user_id="U0Z", user_name="u0z", decision="approve",
+            params_hash="p" * 64, plan_hash="q" * 64, now=NOW,
+        )  # fmt: skip
+        session.flush()
+        raise ConnectionResetError("the replica died before its commit")
+    assert not vote("U0C"), "a double click is refused"
     assert vote("U0A")
     vacuum(database, "approvals")
     assert vote("U0B")

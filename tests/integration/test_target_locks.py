@@ -251,6 +251,7 @@ def test_a_claim_starts_the_request_once_with_its_lease(app: OpsbotCore, clock: 
     assert (claimed.row.state, claimed.row.runner_id, claimed.row.started_at) == (RequestState.RUNNING, "runner-a", clock())
     assert claimed.row.lease_expires_at == clock() + LEASE
     assert claimed.runbook.name == "touch" and [step.spec.title for step in claimed.steps] == ["Touch"]
+    assert claimed.approvers == ((APPROVER.user_id, APPROVER.name),), "the run knows who approved (a gitops commit names them)"
     assert claim_now(app, clock, row.id) is None, "a second claim of a running request is not ours"
     assert claim_now(app, clock, 999) is None
     assert events(app, row.id).count(EventType.STARTED) == 1
