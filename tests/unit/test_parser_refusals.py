@@ -289,3 +289,17 @@ def test_values_come_in_the_order_the_usage_writes_them_whatever_order_they_are_
 def test_a_quoted_word_of_the_command_is_a_value(example_catalog: Catalog) -> None:
     parsed = parse_command('deploy checkout "to" in staging', example_catalog.commands, example_catalog.vocabulary)
     assert (parsed.params["version"], parsed.env) == ("to", "staging")
+
+
+def test_every_value_that_could_stand_before_a_word_of_the_command_is_named() -> None:
+    usage = "copy {service} [{source}] {target} [in {env}]"
+    copy = CommandSpec(
+        name="copy",
+        description="Copy a build",
+        usage=usage,
+        parameters={"service": SERVICE, "source": Param(), "target": Param(), "env": ENV},
+    )
+    assert parse_command("copy checkout b1 b2 in staging", {"copy": copy}, SHOP).params["target"] == "b2"
+    with pytest.raises(UsageError) as caught:
+        parse_command("copy checkout in staging", {"copy": copy}, SHOP)
+    assert (caught.value.user_message, caught.value.usage) == ("Missing source, target before 'in'.", usage)
