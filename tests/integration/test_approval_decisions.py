@@ -336,6 +336,28 @@ def test_a_click_that_beats_the_store_of_its_message_says_where_the_message_is(a
     assert MessageRef.from_dict(stored(app, row.id).message_ref) == clicked, "the run can redraw the message the click came from"
 
 
+@pytest.mark.parametrize("decision", ["reject", "cancel"])
+def test_a_reject_or_cancel_that_beats_the_store_of_its_message_records_where_and_when(
+    app: OpsbotCore, clock: FakeClock, decision: str
+) -> None:
+    row = requested(app)
+    with app.database.transaction() as session:
+        request_store.set_fields(session, row.id, clock(), message_ref=None)
+    clicked = MessageRef("C0OPS", "1700000000.000200")
+    clock.advance(timedelta(seconds=30))
+
+    if decision == "reject":
+        reject(
+            app.database, app.groups, request_id=row.id, actor=APPROVER, shown=shown(row), now=clock(), where=ClickedAt("C0OPS", clicked)
+        )
+    else:
+        cancel(app.database, app.groups, request_id=row.id, actor=REQUESTER, now=clock(), where=ClickedAt("C0OPS", clicked))
+
+    decided = stored(app, row.id)
+    assert MessageRef.from_dict(decided.message_ref) == clicked, "the message can be redrawn with the decision"
+    assert decided.updated_at == clock(), "the row says when it was decided"
+
+
 # -- a click on the App Home -----------------------------------------------------------------------------
 
 
