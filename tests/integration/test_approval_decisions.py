@@ -45,19 +45,6 @@ OTHER_APPROVER = Actor("U0A01", "approver1")
 OUTSIDER = Actor("U0OUT", "outsider")
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def app(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[OpsbotCore]:
-    application, _ = make_touch_app(tmp_path, database_url, clock)
-    upgrade(application.database)
-    yield application
-    application.close()
-
-
 def requested(app: OpsbotCore, value: str = "v2") -> RequestRow:
     reply = RecordingReplier()
     app.front_door.handle_command(Invocation(REQUESTER, "C0OPS", f"touch svc {value} in production"), reply)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,19 +23,6 @@ from tests import doubles as core
 from tests.doubles import FakeClock, RecordingReplier, make_touch_app
 
 REQUESTER = Actor("U0REQ", "requester")
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def app(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[OpsbotCore]:
-    application, _ = make_touch_app(tmp_path, database_url, clock)
-    upgrade(application.database)
-    yield application
-    application.close()
 
 
 def request_touch(app: OpsbotCore, value: str = "v2", actor: Actor = REQUESTER) -> RequestRow:

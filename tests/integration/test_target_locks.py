@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from bot.audit.events import Actor, EventType
@@ -30,24 +29,10 @@ from bot.store.migrate import upgrade
 from bot.store.models import AuditEventRow, RequestRow, TargetLockRow
 from bot.store.states import RequestState
 from tests import doubles as core
-from tests.doubles import TOUCH_RUNBOOK, FakeClock, RecordingReplier, make_touch_app
+from tests.doubles import TOUCH_RUNBOOK, FakeClock, RecordingReplier
 
 REQUESTER = Actor("U0REQ", "requester")
 APPROVER = Actor("U0A00", "approver0")
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def app(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[OpsbotCore]:
-    application, _ = make_touch_app(tmp_path, database_url, clock)
-    upgrade(application.database)
-    yield application
-    core.STATE.release.set()  # never leave a held run behind
-    application.close()
 
 
 def approved_touch(app: OpsbotCore, clock: FakeClock, value: str) -> RequestRow:
