@@ -13,25 +13,18 @@ from typing import Any
 
 from sqlalchemy import inspect
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.store.models import Base
 
 
 def insert_new(session: Session, model: type[Base], values: dict[str, Any], *, key: list[str]) -> bool:
-    """Insert a ``model`` row with ``values`` unless one with the same ``key`` columns exists; True if it was inserted."""
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        first_column = inspect(model).primary_key[0]
-        statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=key).returning(first_column)
-        # RETURNING, not rowcount: psycopg reports -1 for an ORM-level INSERT … ON CONFLICT.
-        return session.execute(statement).first() is not None
-    try:
-        with session.begin_nested():
-            session.add(model(**values))
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+    """Insert a ``model`` row with ``values`` unless one with the same ``key`` columns exists; True if it was inserted.
+
+    PostgreSQL and SQLite are the only databases opsbot accepts (``bot.store.database``), so there is no other path.
+    """
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    first_column = inspect(model).primary_key[0]
+    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=key).returning(first_column)
+    # RETURNING, not rowcount: psycopg reports -1 for an ORM-level INSERT … ON CONFLICT.
+    return session.execute(statement).first() is not None
